@@ -1,0 +1,30 @@
+"""jboat core: hook spec, operator bases, registry, ordering, configs, composition.
+
+Importing ``jboat_core`` never imports Jittor; operators import it when they compute.
+"""
+
+from .chain import finished, lower_point, passthrough, require_last, require_next
+from .config import SolverConfig, load_solver_config, parse_solver_config
+from .diffopt import DifferentiableAdam, DifferentiableOptimizer, DifferentiableSGD
+from .errors import (ChainError, ConfigError, JboatError, MetadataError, OperatorRuntimeError,
+                     PluginError, UnknownOperatorError)
+from .functional import FunctionalModel
+from .hypergradient import DynamicalSystem, DynamicsPlan, HyperGradient, HyperGradientOperator
+from .metadata import EmptyConfig
+from .ordering import default_gradient_order, validate_and_adjust_order, validate_composition
+from .registry import Registry, get_registry, set_registry
+from .sequential import SequentialHG, makes_functional_na_operation
+from .spec import API_VERSION, hookimpl, hookspec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "API_VERSION", "ChainError", "ConfigError", "DifferentiableAdam", "DifferentiableOptimizer",
+    "DifferentiableSGD", "DynamicalSystem", "DynamicsPlan", "EmptyConfig", "FunctionalModel",
+    "HyperGradient", "HyperGradientOperator", "JboatError", "MetadataError",
+    "OperatorRuntimeError", "PluginError", "Registry", "SequentialHG", "SolverConfig",
+    "UnknownOperatorError", "default_gradient_order", "finished", "get_registry", "hookimpl",
+    "hookspec", "load_solver_config", "lower_point", "makes_functional_na_operation",
+    "parse_solver_config", "passthrough", "require_last", "require_next", "set_registry",
+    "validate_and_adjust_order", "validate_composition",
+]

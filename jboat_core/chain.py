@@ -1,0 +1,77 @@
+"""The chaining protocol between hyper-gradient operators (no Jittor import).
+
+Pass-through operators hand the next one its keyword arguments; terminal operators return
+``{"upper_loss", "hyper_gradient_finished": True, "hyper_gradients", "ll_init_gradients"}``.
+These helpers keep that protocol in one place for built-in and third-party operators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import OperatorRuntimeError
+
+
+def require_last(op, next_operation) -> None:
+    """Raise unless ``op`` ends the chain (terminal operators)."""
+    if next_operation is not None:
+        raise OperatorRuntimeError(type(op).name, "chain", f"must be the last operator (role "
+                                   f"'terminal') but {next_operation!r} follows it")
+
+
+def require_next(op, next_operation, hyper_gradient_finished=False) -> None:
+    """Raise unless ``op`` is followed by another operator (modifiers)."""
+    if next_operation is None:
+        raise OperatorRuntimeError(type(op).name, "chain", "must be followed by another "
+                                   "operator (role 'modifier'), e.g. RAD or CG")
+    if hyper_gradient_finished:
+        raise OperatorRuntimeError(type(op).name, "chain", "received hyper_gradient_finished="
+                                   "True: a terminal operator ran before it")
+
+
+def lower_point(auxiliary_model, kwargs: Mapping[str, Any]) -> list:
+    """The lower-level weights at which to evaluate (``lower_model_params`` or newest)."""
+    params = kwargs.get("lower_model_params")
+    return list(params) if params is not None else auxiliary_model.parameters()
+
+
+def passthrough(ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter, kwargs,
+                **updates) -> dict:
+    """The next operator's keyword arguments: the current ones updated by ``updates``."""
+    out = {k: v for k, v in kwargs.items() if k != "next_operation"}
+    out.update(ll_feed_dict=ll_feed_dict, ul_feed_dict=ul_feed_dict,
+               auxiliary_model=auxiliary_model, max_loss_iter=max_loss_iter,
+               hyper_gradient_finished=False)
+    out.update(updates)
+    return out
+
+
+def lower_lr(op, kwargs: Mapping[str, Any]) -> float:
+    """eta, the lower-level learning rate: ``ll_lr`` passed by the solver, else
+    ``solver_config["lower_level_opt"].lr`` (upstream shape)."""
+    if kwargs.get("ll_lr") is not None:
+        return float(kwargs["ll_lr"])
+    cfg = op.solver_config
+    opt = cfg.get("lower_level_opt") if isinstance(cfg, Mapping) else None
+    if opt is not None:
+        return float(getattr(opt, "lr"))
+    raise OperatorRuntimeError(type(op).name, "config", "needs the lower-level learning rate: "
+                               "pass ll_lr=... to compute_gradients or lower_level_opt in "
+                               "solver_config")
+
+
+def finished(op, upper_loss, hyper_gradients, ll_init_gradients=None) -> dict:
+    """A terminal result, checking one gradient per ``ul_var`` with matching shape."""
+    grads = list(hyper_gradients)
+    name = type(op).name
+    if len(grads) != len(op.ul_var):
+        raise OperatorRuntimeError(name, "result", f"computed {len(grads)} hyper-gradients "
+                                   f"for {len(op.ul_var)} upper-level variables")
+    for i, (g, x) in enumerate(zip(grads, op.ul_var)):
+        if list(g.shape) != list(x.shape):
+            raise OperatorRuntimeError(name, "result", f"hyper-gradient {i} has shape "
+                                       f"{list(g.shape)} but ul_var[{i}] has {list(x.shape)}; "
+                                       "the differentiated variables do not mirror ul_var")
+    return {"upper_loss": upper_loss, "hyper_gradient_finished": True,
+            "hyper_gradients": grads, "ll_init_gradients": ll_init_gradients}

@@ -1,0 +1,65 @@
+"""Exceptions raised by jboat. Each message names the operator, the plugin distribution
+that supplied it, the rule that was broken and what to do about it."""
+
+from __future__ import annotations
+
+
+class JboatError(Exception):
+    """Base class of every jboat error."""
+
+
+class PluginError(JboatError):
+    """A plugin failed to load, declared bad metadata or conflicts with another plugin."""
+
+
+class MetadataError(PluginError):
+    """An operator class declares invalid metadata."""
+
+
+class UnknownOperatorError(JboatError, KeyError):
+    """An operator name that no loaded plugin registers."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ChainError(JboatError, ValueError):
+    """An invalid composition of operators.
+
+    Attributes
+    ----------
+    operator : str or None
+        The operator at fault.
+    rule : str
+        The identifier of the broken rule (e.g. ``"modifier-last"``).
+    choices : tuple of str
+        Valid alternatives, when there are any.
+    """
+
+    def __init__(self, message: str, *, operator: str | None = None, rule: str = "",
+                 choices: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.operator = operator
+        self.rule = rule
+        self.choices = tuple(choices)
+
+
+class ConfigError(JboatError, ValueError):
+    """A solver configuration that does not validate. ``str(err)`` is one ``loc: message``
+    line per problem."""
+
+    def __init__(self, lines: list[str], source: str | None = None):
+        self.lines = list(lines)
+        self.source = source
+        head = f"invalid jboat configuration{f' in {source}' if source else ''}:"
+        super().__init__("\n".join([head, *("  " + ln for ln in self.lines)]))
+
+
+class OperatorRuntimeError(JboatError, RuntimeError):
+    """A failure while an operator computes (non-scalar objective, NaN in the lower loop,
+    mismatched parameter lists...). The message names the operator and the step."""
+
+    def __init__(self, operator: str, step: str, message: str):
+        self.operator = operator
+        self.step = step
+        super().__init__(f"{operator}: {step}: {message}")

@@ -1,0 +1,193 @@
+"""Execution order and validity of operator chains, derived from declared metadata.
+
+No table of operator names lives here: the default order is built from the registered
+operators' ``stage`` and ``order``, and every rule below reads the operators' ``role``,
+``followed_by``, ``requires_any`` and ``conflicts``.
+
+Rules (identifier: meaning)
+---------------------------
+unknown-operator   every name must be registered (and present in ``gradient_order``)
+empty-chain        a chain needs at least one operator
+modifier-last      a ``modifier`` must be followed by another operator
+terminal-not-last  a ``terminal`` operator must end its chain (so two terminals never mix)
+followed-by        an ``either`` operator may only be followed by its ``followed_by`` stages
+requires           an operator's ``requires_any`` must meet the composition
+conflicts          an operator's ``conflicts`` must not appear in the composition
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from .errors import ChainError, UnknownOperatorError
+from .metadata import STAGES
+from .registry import OperatorRecord, Registry, get_registry
+
+
+def default_gradient_order(kind: str = "hypergradient",
+                           registry: Registry | None = None) -> list[list[str]]:
+    """Groups of operator names by stage (stage rank, then ``order``, then name).
+
+    With the built-ins this is ``[["PTT", "FOA", "RGT"], ["IAD", "RAD", "FD", "IGA"],
+    ["CG", "NS"]]``; a third-party operator slots in by its declared stage.
+    """
+    reg = registry or get_registry()
+    groups: list[list[str]] = [[] for _ in STAGES[kind]]
+    for rec in reg.records(kind):
+        groups[STAGES[kind].index(rec.cls.stage)].append(rec.name)
+    return [g for g in groups if g]
+
+
+def _canonical(names: Iterable[str], gradient_order: Sequence[Sequence[str]],
+               registry: Registry, kind: str) -> list[str]:
+    if isinstance(names, str):
+        names = [n for n in names.replace(",", " ").split() if n]
+    known = {n.upper(): n for group in gradient_order for n in group}
+    out: list[str] = []
+    for raw in names:
+        if not isinstance(raw, str):
+            raise ChainError(f"operator names must be strings, got {raw!r}",
+                             rule="unknown-operator", choices=tuple(known.values()))
+        name = known.get(raw.strip().upper())
+        if name is None:
+            choices = tuple(known.values())
+            hint = ""
+            try:
+                rec = registry.get(raw)
+                hint = f" ({raw!r} is a {rec.kind} operator, not a {kind} one)"
+            except UnknownOperatorError:
+                pass
+            raise ChainError(f"unknown {kind} operator {raw!r}{hint}; valid choices: "
+                             f"{', '.join(choices)}", operator=raw, rule="unknown-operator",
+                             choices=choices)
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def validate_and_adjust_order(custom_order, gradient_order=None, *, kind: str = "hypergradient",
+                              registry: Registry | None = None) -> list[str]:
+    """Validate a user's operator list and return it in execution order.
+
+    Parameters
+    ----------
+    custom_order : list of str (or a comma-separated string)
+        Operator names, any order, case-insensitive; duplicates appear once.
+    gradient_order : list of list of str, optional
+        Groups in execution order; default ``default_gradient_order(kind)``.
+    kind : {"hypergradient", "dynamics"}
+    registry : Registry, optional
+
+    Returns
+    -------
+    list of str
+        The canonical names, group by group.
+
+    Raises
+    ------
+    ChainError
+        One error per broken rule, naming the operator, the rule and the valid choices.
+    """
+    reg = registry or get_registry()
+    if gradient_order is None:
+        gradient_order = default_gradient_order(kind, reg)
+    names = _canonical(custom_order, gradient_order, reg, kind)
+    if not names:
+        first = [g[0] for g in gradient_order if g]
+        raise ChainError(f"the {kind} chain is empty; choose operators among "
+                         f"{', '.join(n for g in gradient_order for n in g)}",
+                         rule="empty-chain", choices=tuple(first))
+    rank = {n: (gi, i) for gi, group in enumerate(gradient_order) for i, n in enumerate(group)}
+    ordered = sorted(names, key=rank.__getitem__)
+    records = _records_or_none(ordered, reg)
+    if records is not None:
+        check_chain(records, reg)
+    return ordered
+
+
+def _records_or_none(names: list[str], reg: Registry) -> list[OperatorRecord] | None:
+    try:
+        return [reg.get(n) for n in names]
+    except UnknownOperatorError:
+        return None  # a custom gradient_order naming unregistered operators: order only
+
+
+def _desc(rec: OperatorRecord) -> str:
+    c = rec.cls
+    return (f"{c.name} (stage {c.stage!r}, role {c.role!r}, from {rec.origin.distribution} "
+            f"{rec.origin.version})")
+
+
+def check_chain(records: list[OperatorRecord], registry: Registry) -> None:
+    """Apply the role rules to one chain already in execution order."""
+    kind = records[0].kind
+    for i, rec in enumerate(records):
+        nxt = records[i + 1] if i + 1 < len(records) else None
+        c = rec.cls
+        if c.role == "modifier" and nxt is None:
+            finishers = tuple(r.name for r in registry.records(kind) if r.cls.role != "modifier")
+            raise ChainError(
+                f"{_desc(rec)} must be followed by another {kind} operator (rule "
+                f"modifier-last): it only prepares the computation. Add one of: "
+                f"{', '.join(finishers)}", operator=c.name, rule="modifier-last",
+                choices=finishers)
+        if nxt is None:
+            continue
+        if c.role == "terminal":
+            both = " two terminal operators:" if nxt.cls.role == "terminal" else ""
+            raise ChainError(
+                f"{_desc(rec)} must be the last operator of its chain but is followed by "
+                f"{nxt.name} (rule terminal-not-last;{both} each computes the whole "
+                f"hyper-gradient). Keep one of {c.name} and {nxt.name}",
+                operator=c.name, rule="terminal-not-last", choices=(c.name, nxt.name))
+        if c.role == "either" and nxt.cls.stage not in c.followed_by:
+            ok = tuple(r.name for r in registry.records(kind) if r.cls.stage in c.followed_by)
+            raise ChainError(
+                f"{_desc(rec)} may only be followed by an operator of stage "
+                f"{' or '.join(map(repr, c.followed_by))}, not by {_desc(nxt)} (rule "
+                f"followed-by). Use {c.name} last, or follow it with one of: {', '.join(ok)}",
+                operator=c.name, rule="followed-by", choices=ok)
+    check_composition(records, registry, kinds=(kind,))
+
+
+def _kind_of(name: str, registry: Registry) -> str | None:
+    try:
+        return registry.get(name).kind
+    except UnknownOperatorError:
+        return None
+
+
+def check_composition(records: list[OperatorRecord], registry: Registry,
+                      kinds: tuple[str, ...] = ("dynamics", "hypergradient")) -> None:
+    """Apply ``requires_any`` and ``conflicts`` over a composition, counting only the
+    required/conflicting operators of ``kinds`` (one chain, or both)."""
+    present = {r.name.upper() for r in records}
+    for rec in records:
+        c = rec.cls
+        required = {n.upper() for n in c.requires_any if _kind_of(n, registry) in kinds}
+        if required and not present & required:
+            raise ChainError(
+                f"{_desc(rec)} needs one of {', '.join(c.requires_any)} in the composition "
+                f"(rule requires). Add one of them, or remove {c.name}",
+                operator=c.name, rule="requires", choices=tuple(c.requires_any))
+        clash = [n for n in c.conflicts if n.upper() in present]
+        if clash:
+            raise ChainError(
+                f"{_desc(rec)} cannot be combined with {', '.join(clash)} (rule conflicts). "
+                f"Remove {c.name} or {', '.join(clash)}",
+                operator=c.name, rule="conflicts", choices=tuple(clash))
+
+
+def validate_composition(gm_op, na_op, registry: Registry | None = None
+                         ) -> tuple[list[str], list[str]]:
+    """Order and validate both chains, then the rules that span them.
+
+    Returns
+    -------
+    (gm_order, na_order)
+    """
+    reg = registry or get_registry()
+    gm = validate_and_adjust_order(gm_op, kind="dynamics", registry=reg)
+    na = validate_and_adjust_order(na_op, kind="hypergradient", registry=reg)
+    check_composition([reg.get(n) for n in gm + na], reg)
+    return gm, na

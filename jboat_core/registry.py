@@ -1,0 +1,248 @@
+"""Discovery of operators through the ``jboat`` entry-point group.
+
+One try/except per entry point: a plugin that fails to import, declares an incompatible
+API version or bad metadata becomes a reported ``PluginFailure`` (shown by
+``jboat list-ops``), never a crash, unless ``JBOAT_STRICT_PLUGINS=1``. Built-in operators
+come through the same group (the ``jboat`` distribution). Never imports Jittor.
+
+Environment
+-----------
+JBOAT_STRICT_PLUGINS=1
+    Re-raise the first plugin failure instead of reporting it.
+JBOAT_LOAD_PLUGINS=dist1,dist2
+    Load only entry points of these distributions (``jboat`` is the built-ins).
+JBOAT_DISABLE_PLUGINS=dist1,dist2
+    Skip entry points of these distributions.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+
+import pluggy
+
+from .errors import MetadataError, PluginError, UnknownOperatorError
+from .hypergradient import DynamicalSystem, HyperGradient
+from .metadata import STAGES, validate_metadata
+from .spec import API_VERSION, PROJECT_NAME, JboatHookSpec
+
+_KIND_OF_HOOK = {
+    "jboat_register_hypergradients": ("hypergradient", HyperGradient),
+    "jboat_register_dynamics": ("dynamics", DynamicalSystem),
+}
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an operator came from: entry point and distribution."""
+
+    entry_point: str
+    value: str
+    distribution: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"plugin {self.entry_point!r} ({self.distribution} {self.version})"
+
+
+@dataclass(frozen=True)
+class OperatorRecord:
+    """A registered operator class and where it came from."""
+
+    cls: type
+    origin: Origin
+
+    @property
+    def name(self) -> str:
+        return self.cls.name
+
+    @property
+    def kind(self) -> str:
+        return self.cls.kind
+
+    def as_dict(self) -> dict:
+        c = self.cls
+        return {
+            "name": c.name, "kind": c.kind, "stage": c.stage, "order": c.order,
+            "role": c.role, "followed_by": list(c.followed_by),
+            "needs_trajectory": c.needs_trajectory, "requires_any": list(c.requires_any),
+            "conflicts": list(c.conflicts), "summary": c.summary, "reference": c.reference,
+            "distribution": self.origin.distribution, "version": self.origin.version,
+            "entry_point": self.origin.entry_point,
+            "object": f"{c.__module__}:{c.__qualname__}",
+        }
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """A plugin (or one of its operators) that could not be registered."""
+
+    origin: Origin
+    error: str
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return {"entry_point": self.origin.entry_point, "value": self.origin.value,
+                "distribution": self.origin.distribution, "version": self.origin.version,
+                "error": self.error}
+
+
+def _csv_env(name: str) -> set[str] | None:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return None
+    return {_norm_dist(part) for part in raw.split(",") if part.strip()}
+
+
+def _norm_dist(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def _origin_of(ep) -> Origin:
+    dist = getattr(ep, "dist", None)
+    dname = getattr(dist, "name", None) or getattr(dist, "metadata", {}).get("Name", None)
+    return Origin(ep.name, getattr(ep, "value", "?"), dname or "unknown",
+                  getattr(dist, "version", None) or "?")
+
+
+@dataclass
+class Registry:
+    """Operators found through entry points, by kind and name.
+
+    Use ``Registry.load()`` (real entry points, honouring the environment switches) or
+    ``Registry.from_entry_points(eps)`` (explicit entry points, e.g. fakes in tests).
+    """
+
+    operators: dict[str, OperatorRecord] = field(default_factory=dict)
+    failures: list[PluginFailure] = field(default_factory=list)
+    conflicts: dict[str, list[OperatorRecord]] = field(default_factory=dict)
+    strict: bool = False
+
+    # -- loading -----------------------------------------------------------------
+    @classmethod
+    def load(cls, group: str = PROJECT_NAME, strict: bool | None = None) -> "Registry":
+        eps = importlib_metadata.entry_points(group=group)
+        only, disabled = _csv_env("JBOAT_LOAD_PLUGINS"), _csv_env("JBOAT_DISABLE_PLUGINS")
+        chosen = []
+        for ep in eps:
+            dist = _norm_dist(_origin_of(ep).distribution)
+            if (only is not None and dist not in only) or (disabled and dist in disabled):
+                continue
+            chosen.append(ep)
+        return cls.from_entry_points(chosen, strict=strict)
+
+    @classmethod
+    def from_entry_points(cls, entry_points: Iterable, strict: bool | None = None) -> "Registry":
+        if strict is None:
+            strict = os.environ.get("JBOAT_STRICT_PLUGINS", "") not in ("", "0")
+        reg = cls(strict=strict)
+        for ep in sorted(entry_points, key=lambda e: (_origin_of(e).distribution, e.name)):
+            reg._load_one(ep)
+        return reg
+
+    def _fail(self, origin: Origin, error: str, exc: BaseException | None = None) -> None:
+        if self.strict:
+            if exc is not None:
+                raise PluginError(f"{origin}: {error}") from exc
+            raise PluginError(f"{origin}: {error}")
+        detail = "".join(traceback.format_exception(exc)) if exc is not None else ""
+        self.failures.append(PluginFailure(origin, error, detail))
+
+    def _load_one(self, ep) -> None:
+        origin = _origin_of(ep)
+        try:
+            module = ep.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not fatal
+            self._fail(origin, f"import failed: {type(exc).__name__}: {exc}", exc)
+            return
+        declared = getattr(module, "JBOAT_API_VERSION", None)
+        if declared != API_VERSION:
+            self._fail(origin, f"declares JBOAT_API_VERSION={declared!r} but this jboat "
+                               f"implements API {API_VERSION}; install a plugin release built "
+                               f"for API {API_VERSION} (or set JBOAT_API_VERSION = "
+                               f"{API_VERSION} if you wrote it)")
+            return
+        pm = pluggy.PluginManager(PROJECT_NAME)
+        pm.add_hookspecs(JboatHookSpec)
+        try:
+            pm.register(module, name=ep.name)
+            pm.check_pending()
+        except Exception as exc:  # noqa: BLE001 - pluggy's validation message is kept
+            self._fail(origin, f"invalid hook implementation: {exc}", exc)
+            return
+        for hook_name, (kind, base) in _KIND_OF_HOOK.items():
+            for impl in getattr(pm.hook, hook_name).get_hookimpls():
+                try:
+                    impl.function(register=functools.partial(self._register, kind, base, origin))
+                except MetadataError as exc:
+                    self._fail(origin, str(exc), exc)
+                except Exception as exc:  # noqa: BLE001
+                    self._fail(origin, f"{hook_name} raised {type(exc).__name__}: {exc}", exc)
+
+    def _register(self, kind: str, base: type, origin: Origin, cls: type) -> None:
+        validate_metadata(cls, kind, base, str(origin))
+        record = OperatorRecord(cls, origin)
+        key = cls.name.upper()
+        if key in self.conflicts:
+            self.conflicts[key].append(record)
+        elif key in self.operators:
+            first = self.operators.pop(key)
+            self.conflicts[key] = [first, record]
+        else:
+            self.operators[key] = record
+            return
+        names = " and ".join(f"{r.cls.__module__}.{r.cls.__qualname__} from {r.origin}"
+                             for r in self.conflicts[key])
+        self._fail(origin, f"operator name {cls.name!r} is registered twice: {names}. "
+                           "Uninstall one of the distributions, or disable one with "
+                           "JBOAT_DISABLE_PLUGINS=<distribution>")
+
+    # -- queries -----------------------------------------------------------------
+    def get(self, name: str, kind: str | None = None) -> OperatorRecord:
+        """The record of operator ``name`` (case-insensitive)."""
+        key = str(name).upper()
+        if key in self.conflicts:
+            names = ", ".join(str(r.origin) for r in self.conflicts[key])
+            raise UnknownOperatorError(
+                f"operator {name!r} is ambiguous: registered by {names}. Disable one with "
+                "JBOAT_DISABLE_PLUGINS=<distribution>")
+        rec = self.operators.get(key)
+        if rec is None or (kind is not None and rec.kind != kind):
+            valid = ", ".join(self.names(kind)) or "(none loaded)"
+            what = f"{kind} operator" if kind else "operator"
+            raise UnknownOperatorError(
+                f"unknown {what} {name!r}; valid choices: {valid}. Run `jboat list-ops` to "
+                "see what is installed and which plugins failed to load")
+        return rec
+
+    def names(self, kind: str | None = None) -> list[str]:
+        return [r.name for r in self.records(kind)]
+
+    def records(self, kind: str | None = None) -> list[OperatorRecord]:
+        """Records sorted by (kind, stage rank, order, name)."""
+        recs = [r for r in self.operators.values() if kind is None or r.kind == kind]
+        return sorted(recs, key=lambda r: (r.kind, STAGES[r.kind].index(r.cls.stage),
+                                           r.cls.order, r.name))
+
+
+_DEFAULT: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, loaded from entry points on first use."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = Registry.load()
+    return _DEFAULT
+
+
+def set_registry(registry: Registry | None) -> Registry | None:
+    """Replace the process-wide registry (``None``: reload on next use); returns the old one."""
+    global _DEFAULT
+    old, _DEFAULT = _DEFAULT, registry
+    return old

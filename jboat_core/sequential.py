@@ -1,0 +1,107 @@
+"""Composition of hyper-gradient operators into one chain (the seed's ``SequentialHG``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import OperatorRuntimeError
+from .hypergradient import DynamicsPlan, HyperGradient
+from .ordering import validate_and_adjust_order
+from .registry import Registry, get_registry
+
+_CTOR_KEYS = ("ll_objective", "ul_objective", "ll_model", "ul_model", "ll_var", "ul_var",
+              "solver_config")
+
+
+class SequentialHG:
+    """Run hyper-gradient operators in order, passing each result to the next.
+
+    Parameters
+    ----------
+    ordered_instances : list of HyperGradient
+        Operator instances in execution order (see ``validate_and_adjust_order``).
+    custom_order : list of str
+        The user's operator names (kept for reference; ``next_operation`` is taken from
+        the execution order, not from this list).
+    """
+
+    def __init__(self, ordered_instances, custom_order):
+        self.gradient_instances = list(ordered_instances)
+        self.custom_order = list(custom_order)
+        self.order = [type(op).name for op in self.gradient_instances]
+
+    def dynamics_plan(self) -> DynamicsPlan:
+        """What the chain needs from the lower-level dynamics (tracking, PTT, FOA, RGT)."""
+        plan = DynamicsPlan()
+        for op in self.gradient_instances:
+            type(op).configure_dynamics(plan, op.config)
+        return plan
+
+    def compute_gradients(self, **kwargs) -> list[dict]:
+        """Compute hyper-gradients sequentially.
+
+        Parameters
+        ----------
+        **kwargs
+            Arguments of the first operator's ``compute_gradients``: ``ll_feed_dict``,
+            ``ul_feed_dict``, ``auxiliary_model``, ``max_loss_iter`` and optional extras.
+
+        Returns
+        -------
+        list of dict
+            ``[{"gradient_operator_results": result}]`` where ``result`` is the terminal
+            operator's dict, including ``hyper_gradients`` (one Var per ``ul_var``).
+        """
+        state: dict[str, Any] = dict(kwargs)
+        state.pop("next_operation", None)
+        result: Any = None
+        for idx, op in enumerate(self.gradient_instances):
+            nxt = self.order[idx + 1] if idx + 1 < len(self.order) else None
+            result = op.compute_gradients(**state, next_operation=nxt)
+            finished = isinstance(result, Mapping) and result.get("hyper_gradient_finished")
+            if nxt is not None:
+                if not isinstance(result, Mapping) or finished:
+                    raise OperatorRuntimeError(
+                        type(op).name, "chain", f"returned {type(result).__name__} with "
+                        f"hyper_gradient_finished={finished!r} but {nxt} follows; a "
+                        "pass-through operator must return the next operator's arguments")
+                state = dict(result)
+                state.pop("next_operation", None)
+            elif not finished:
+                raise OperatorRuntimeError(
+                    type(op).name, "chain", "is last in the chain but did not finish the "
+                    "hyper-gradient (hyper_gradient_finished is not True)")
+        return [{"gradient_operator_results": result}]
+
+
+def makes_functional_na_operation(custom_order, registry: Registry | None = None,
+                                  **kwargs) -> SequentialHG:
+    """Validate ``custom_order``, instantiate the operators and compose them.
+
+    Parameters
+    ----------
+    custom_order : list of str
+        Hyper-gradient operator names, any order.
+    **kwargs
+        Constructor arguments of every operator: ``ll_objective``, ``ul_objective``,
+        ``ll_model``, ``ul_model``, ``ll_var``, ``ul_var``, ``solver_config``.
+
+    Returns
+    -------
+    SequentialHG
+    """
+    reg = registry or get_registry()
+    missing = [k for k in _CTOR_KEYS if k not in kwargs]
+    if missing:
+        raise TypeError(f"makes_functional_na_operation() missing keyword arguments: "
+                        f"{', '.join(missing)}")
+    adjusted = validate_and_adjust_order(custom_order, kind="hypergradient", registry=reg)
+    instances = []
+    for name in adjusted:
+        cls = reg.get(name, kind="hypergradient").cls
+        if not issubclass(cls, HyperGradient):  # pragma: no cover - registry guarantees it
+            raise TypeError(f"{name} is not a HyperGradient")
+        instances.append(cls(**{k: kwargs[k] for k in _CTOR_KEYS}))
+    return SequentialHG(instances, list(custom_order) if not isinstance(custom_order, str)
+                        else [custom_order])

@@ -1,0 +1,37 @@
+"""One hyper-gradient evaluation: lower-level dynamics, then the operator chain."""
+
+from __future__ import annotations
+
+from .diffopt import DifferentiableOptimizer
+from .functional import FunctionalModel
+
+
+def hypergradient_step(chain, dynamics, ll_model, ll_opt, ll_feed_dict, ul_feed_dict,
+                       current_iter: int = 0, init_gradients: bool = False):
+    """Run ``dynamics`` (e.g. NGD) as ``chain`` needs it, then ``chain``.
+
+    Parameters
+    ----------
+    chain : SequentialHG
+    dynamics : DynamicalSystem
+    ll_model : jittor.Module
+        The real lower-level model (its parameters are y_0).
+    ll_opt : jittor.optim.Optimizer
+        The lower-level optimizer whose differentiable twin runs the inner steps.
+
+    Returns
+    -------
+    (dict, FunctionalModel)
+        The terminal operator's result (``hyper_gradients``, ``upper_loss``, ...) and the
+        functional model holding the trajectory.
+    """
+    plan = chain.dynamics_plan()
+    fmodel = FunctionalModel(ll_model, track=plan.track)
+    dopt = DifferentiableOptimizer.from_optimizer(ll_opt, fmodel.parameters(time=0))
+    max_loss_iter = dynamics.optimize(ll_feed_dict=ll_feed_dict, ul_feed_dict=ul_feed_dict,
+                                      auxiliary_model=fmodel, auxiliary_opt=dopt,
+                                      current_iter=current_iter, plan=plan)
+    out = chain.compute_gradients(ll_feed_dict=ll_feed_dict, ul_feed_dict=ul_feed_dict,
+                                  auxiliary_model=fmodel, max_loss_iter=max_loss_iter,
+                                  ll_lr=dopt.lr, init_gradients=init_gradients)
+    return out[0]["gradient_operator_results"], fmodel

@@ -1,0 +1,222 @@
+"""Bilevel problems with exact hyper-gradients (float64 NumPy references).
+
+Ridge: f(x, y) = ||A1 y - b1||^2 / (2n) + 1/2 sum_i exp(x_i) y_i^2,  F(y) = ||A2 y - b2||^2/(2n)
+    H = A1'A1/n + diag(e^x),  d2f/dxdy = diag(e^x * y),  y* = H^-1 A1'b1/n,
+    IFT: g = -(e^x * y*) * H^-1 grad F(y*).
+Weighted logistic: f(x, w) = 1/n sum_i sigmoid(x_i) softplus(-t_i a_i'w) + mu/2 ||w||^2,
+    F(w) = mean_j softplus(-s_j c_j'w), reference w* by Newton to ||grad|| < 1e-10.
+Importing this module imports Jittor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._jittor import jittor
+
+jt = jittor()
+
+
+def softplus(z):
+    """Stable log(1 + exp(z)) for Jittor Vars."""
+    return z.maximum(0) + jt.log(1 + jt.exp(-z.abs()))
+
+
+def _np_softplus(z):
+    return np.logaddexp(0.0, z)
+
+
+def _np_sigmoid(z):
+    return 0.5 * (1 + np.tanh(0.5 * z))
+
+
+class Vector(jt.nn.Module):
+    """A module holding one parameter vector ``w``; ``execute(A)`` returns (A w, w'w)."""
+
+    def __init__(self, value):
+        self.w = jt.array(np.asarray(value, dtype=np.float32))
+
+    def execute(self, A=None):
+        if A is None:
+            return self.w
+        return (A * self.w).sum(1), (self.w * self.w).sum()
+
+
+@dataclass
+class BilevelProblem:
+    """Everything an operator needs, plus float64 references."""
+
+    ll_model: object
+    ul_model: object
+    ll_objective: object
+    ul_objective: object
+    ll_feed: dict
+    ul_feed: dict
+    np_data: dict = field(default_factory=dict)
+
+    @property
+    def ll_var(self):
+        return list(self.ll_model.parameters())
+
+    @property
+    def ul_var(self):
+        return list(self.ul_model.parameters())
+
+    def x(self):
+        return self.ul_model.w.numpy().astype(np.float64)
+
+    def y0(self):
+        return self.ll_model.w.numpy().astype(np.float64)
+
+
+# ---------------------------------------------------------------- ridge ---------------
+def ridge_problem(seed: int = 0, d: int = 5, n: int = 20, y0=None, x0=None) -> "Ridge":
+    rng = np.random.RandomState(seed)
+    A1, b1 = rng.randn(n, d), rng.randn(n)
+    A2, b2 = rng.randn(n, d), rng.randn(n)
+    x = 0.1 * rng.randn(d) if x0 is None else np.asarray(x0, float)
+    y = rng.randn(d) if y0 is None else np.asarray(y0, float)
+
+    def ll_objective(feed, ul_model, ll_model, **kw):
+        pred, _ = ll_model(feed["A"], **kw)
+        w = kw["params"][0] if kw.get("params") is not None else ll_model.w
+        return ((pred - feed["b"]) ** 2).sum() / (2 * n) + 0.5 * (jt.exp(ul_model()) * w * w).sum()
+
+    def ul_objective(feed, ul_model, ll_model, **kw):
+        pred, _ = ll_model(feed["A"], **kw)
+        return ((pred - feed["b"]) ** 2).sum() / (2 * n)
+
+    f32 = lambda a: jt.array(a.astype(np.float32))  # noqa: E731
+    return Ridge(Vector(y), Vector(x), ll_objective, ul_objective,
+                 {"A": f32(A1), "b": f32(b1)}, {"A": f32(A2), "b": f32(b2)},
+                 {"A1": A1, "b1": b1, "A2": A2, "b2": b2, "n": n})
+
+
+class Ridge(BilevelProblem):
+    """Ridge regression with per-feature L2 weights exp(x)."""
+
+    def hessian(self, x=None):
+        D = self.np_data
+        x = self.x() if x is None else x
+        return D["A1"].T @ D["A1"] / D["n"] + np.diag(np.exp(x))
+
+    def grad_f(self, y, x=None):
+        D = self.np_data
+        x = self.x() if x is None else x
+        return D["A1"].T @ (D["A1"] @ y - D["b1"]) / D["n"] + np.exp(x) * y
+
+    def grad_F(self, y):
+        D = self.np_data
+        return D["A2"].T @ (D["A2"] @ y - D["b2"]) / D["n"]
+
+    def F(self, y):
+        D = self.np_data
+        return 0.5 * np.sum((D["A2"] @ y - D["b2"]) ** 2) / D["n"]
+
+    def solution(self, x=None):
+        D = self.np_data
+        return np.linalg.solve(self.hessian(x), D["A1"].T @ D["b1"] / D["n"])
+
+    def exact(self, y=None):
+        """IFT hyper-gradient at y (default y*)."""
+        x = self.x()
+        y = self.solution() if y is None else y
+        return -(np.exp(x) * y) * np.linalg.solve(self.hessian(), self.grad_F(y))
+
+    def trajectory(self, K: int, lr: float, truncate: int = 0):
+        """SGD iterates y_0..y_K and the forward-mode Jacobians dy_k/dx (J_k = 0 up to the
+        truncation point)."""
+        x, H = self.x(), self.hessian()
+        y, J = self.y0(), np.zeros((len(self.y0()), len(x)))
+        ys, Js = [y], [J]
+        for k in range(K):
+            J = (np.eye(len(y)) - lr * H) @ J - lr * np.diag(np.exp(x) * y)
+            if k < truncate:
+                J = np.zeros_like(J)
+            y = y - lr * self.grad_f(y)
+            ys.append(y)
+            Js.append(J)
+        return ys, Js
+
+    def unrolled(self, K: int, lr: float, at: int | None = None, truncate: int = 0):
+        """dF(y_at(x))/dx through SGD steps (RAD/PTT/RGT reference)."""
+        ys, Js = self.trajectory(K, lr, truncate)
+        at = K if at is None else at
+        return Js[at].T @ self.grad_F(ys[at])
+
+    def dF_dy0(self, K: int, lr: float):
+        """dF(y_K)/dy_0 through K SGD steps (IAD/MAML reference)."""
+        ys, _ = self.trajectory(K, lr)
+        M = np.linalg.matrix_power(np.eye(len(ys[0])) - lr * self.hessian(), K)
+        return M.T @ self.grad_F(ys[K])
+
+
+# ------------------------------------------------------------- logistic ---------------
+def logistic_problem(seed: int = 1, d: int = 4, n: int = 24, m: int = 30,
+                     mu: float = 0.1) -> "Logistic":
+    rng = np.random.RandomState(seed)
+    A, C = rng.randn(n, d), rng.randn(m, d)
+    w_true = rng.randn(d)
+    t = np.sign(A @ w_true + 0.5 * rng.randn(n))
+    s = np.sign(C @ w_true + 0.5 * rng.randn(m))
+    x = rng.randn(n)
+    prob = Logistic(None, None, None, None, {}, {},
+                    {"A": A, "t": t, "C": C, "s": s, "n": n, "m": m, "mu": mu, "x": x})
+    w_star = prob.solution()
+
+    def ll_objective(feed, ul_model, ll_model, **kw):
+        z, sq = ll_model(feed["A"], **kw)
+        return (jt.sigmoid(ul_model()) * softplus(-feed["t"] * z)).sum() / n + 0.5 * mu * sq
+
+    def ul_objective(feed, ul_model, ll_model, **kw):
+        z, _ = ll_model(feed["A"], **kw)
+        return softplus(-feed["t"] * z).mean()
+
+    f32 = lambda a: jt.array(np.asarray(a, dtype=np.float32))  # noqa: E731
+    prob.ll_model, prob.ul_model = Vector(w_star), Vector(x)
+    prob.ll_objective, prob.ul_objective = ll_objective, ul_objective
+    prob.ll_feed = {"A": f32(A), "t": f32(t)}
+    prob.ul_feed = {"A": f32(C), "t": f32(s)}
+    return prob
+
+
+class Logistic(BilevelProblem):
+    """Logistic regression with per-example weights sigmoid(x); y_0 = w* (float32)."""
+
+    def _parts(self, w):
+        D = self.np_data
+        z = D["t"] * (D["A"] @ w)
+        return D, z, _np_sigmoid(D["x"]), _np_sigmoid(-z)
+
+    def grad_f(self, w):
+        D, z, sx, sm = self._parts(w)
+        return -(D["A"].T @ (sx * D["t"] * sm)) / D["n"] + D["mu"] * w
+
+    def hessian(self, w):
+        D, z, sx, sm = self._parts(w)
+        return (D["A"].T * (sx * sm * (1 - sm))) @ D["A"] / D["n"] + D["mu"] * np.eye(len(w))
+
+    def grad_F(self, w):
+        D = self.np_data
+        z = D["s"] * (D["C"] @ w)
+        return -(D["C"].T @ (D["s"] * _np_sigmoid(-z))) / D["m"]
+
+    def solution(self, tol: float = 1e-10):
+        w = np.zeros(self.np_data["A"].shape[1])
+        for _ in range(100):
+            g = self.grad_f(w)
+            if np.linalg.norm(g) < tol:
+                break
+            w = w - np.linalg.solve(self.hessian(w), g)
+        assert np.linalg.norm(self.grad_f(w)) < tol, "Newton did not converge"
+        return w
+
+    def exact(self):
+        D = self.np_data
+        w = self.solution()
+        _, z, sx, sm = self._parts(w)
+        dl = -(D["A"] * (D["t"] * sm)[:, None])          # rows: grad_w loss_i
+        v = np.linalg.solve(self.hessian(w), self.grad_F(w))
+        return -(sx * (1 - sx)) / D["n"] * (dl @ v)

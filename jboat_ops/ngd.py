@@ -1,0 +1,94 @@
+"""NGD: naive (unrolled) gradient-descent lower-level dynamics."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jboat_core import API_VERSION, DynamicalSystem, DynamicsPlan, hookimpl
+from jboat_core.errors import OperatorRuntimeError
+
+JBOAT_API_VERSION = API_VERSION
+
+
+class NGDConfig(BaseModel):
+    """Settings of NGD."""
+
+    model_config = ConfigDict(extra="forbid")
+    check_finite: bool = Field(True, description="after the K steps, raise if a lower "
+                               "loss was NaN/Inf, naming the first bad step (one sync)")
+
+
+class NGD(DynamicalSystem):
+    r"""Naive gradient descent: K differentiable steps of the lower-level optimizer [1].
+
+    .. math:: y_{k+1} = U\big(y_k, \nabla_y f(x, y_k)\big),\quad k = 0..K-1,
+
+    with U the differentiable twin of the user's SGD/Adam. What the hyper-gradient chain
+    asks for arrives as a ``DynamicsPlan``: ``track`` (keep y_0..y_K in the graph),
+    ``first_order`` (FOA: stopped inner gradients), ``truncate`` (RGT: the first T steps
+    outside the graph, each at the current iterate) and ``pessimistic`` (PTT: evaluate
+    F(x, y_k) after each step and return k* = 1 + argmax_k F). Returns ``max_loss_iter``:
+    k* with PTT, else -1.
+
+    References
+    ----------
+    [1] Franceschi L. et al., "Bilevel programming for hyperparameter optimization and
+    meta-learning", ICML 2018.
+    """
+
+    name = "NGD"
+    stage = "solve"
+    order = 10
+    role = "either"
+    followed_by = ("solve",)
+    config_model = NGDConfig
+    summary = "Unrolled gradient descent on the lower level (K differentiable steps)"
+    formula = "y_{k+1} = y_k - eta grad_y f(x, y_k) (or the SGD-momentum / Adam update)"
+    reference = "Franceschi et al., Bilevel programming for hyperparameter optimization and meta-learning, ICML 2018"
+
+    def optimize(self, ll_feed_dict, ul_feed_dict, auxiliary_model, auxiliary_opt,
+                 current_iter=0, next_operation=None, plan: DynamicsPlan | None = None,
+                 **kwargs):
+        from jboat_core.autodiff import check_scalar, jt
+
+        plan = plan or DynamicsPlan()
+        losses, upper = [], []
+        for k in range(self.lower_loop):
+            y = auxiliary_model.parameters()
+            loss = check_scalar(self.ll_objective(ll_feed_dict, self.ul_model, auxiliary_model,
+                                                  params=y), self.name, f"inner step {k + 1}")
+            new = auxiliary_opt.step(auxiliary_model, loss, first_order=plan.first_order,
+                                     detach=k < plan.truncate, op=self.name,
+                                     where=f"inner step {k + 1}")
+            losses.append(loss.detach().reshape(1))
+            if plan.pessimistic:
+                upper.append(self.ul_objective(ul_feed_dict, self.ul_model, auxiliary_model,
+                                               params=new).detach().reshape(1))
+        self.lower_losses = jt.concat(losses) if losses else None
+        max_loss_iter = -1
+        if plan.pessimistic and upper:
+            max_loss_iter = 1 + int(jt.concat(upper).argmax(0)[0].item())
+        if self.config.check_finite and losses:
+            self._check_finite()
+        if next_operation is not None:
+            return {"ll_feed_dict": ll_feed_dict, "ul_feed_dict": ul_feed_dict,
+                    "auxiliary_model": auxiliary_model, "auxiliary_opt": auxiliary_opt,
+                    "current_iter": current_iter, "plan": plan, "max_loss_iter": max_loss_iter,
+                    **kwargs}
+        return max_loss_iter
+
+    def _check_finite(self):
+        import numpy as np
+
+        values = self.lower_losses.numpy()
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise OperatorRuntimeError(
+                self.name, f"inner step {int(bad[0]) + 1}",
+                f"the lower-level loss is {values[bad[0]]} (NaN/Inf) after "
+                f"{int(bad[0])} step(s); lower the lower-level learning rate or check f")
+
+
+@hookimpl
+def jboat_register_dynamics(register):
+    register(NGD)

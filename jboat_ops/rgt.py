@@ -1,0 +1,65 @@
+"""RGT: reverse gradient truncation (truncated back-propagation)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jboat_core import API_VERSION, HyperGradientOperator, hookimpl
+from jboat_core.chain import passthrough, require_next
+
+JBOAT_API_VERSION = API_VERSION
+
+
+class RGTConfig(BaseModel):
+    """Settings of RGT."""
+
+    model_config = ConfigDict(extra="forbid")
+    truncate_iter: int = Field(1, ge=1, description="leading inner steps T taken outside the "
+                               "graph; must be below lower_iters")
+
+
+class RGT(HyperGradientOperator):
+    r"""Reverse gradient truncation [1]: the first T inner steps are constants,
+
+    .. math:: y_T = \mathrm{GD}^T(y_0)\ \text{(no graph)},\qquad
+              g_x = \frac{d}{dx} F(x, y_K)\ \text{through steps } T+1..K \text{ only.}
+
+    Each truncated step is evaluated at the current iterate (upstream torch repeated
+    grad f(y_0); upstream Jittor froze the inner loop and returned a zero gradient).
+
+    References
+    ----------
+    [1] Shaban A., Cheng C.-A., Hatch N., Boots B., "Truncated back-propagation for bilevel
+    optimization", AISTATS 2019.
+    """
+
+    name = "RGT"
+    stage = "trajectory"
+    order = 30
+    role = "modifier"
+    conflicts = ("FD",)
+    config_model = RGTConfig
+    summary = "Reverse gradient truncation: back-propagate through the last K-T steps only"
+    formula = "y_T constant; g_x = dF(x, y_K)/dx through steps T+1..K"
+    reference = "Shaban et al., Truncated back-propagation for bilevel optimization, AISTATS 2019"
+
+    @classmethod
+    def configure_dynamics(cls, plan, config):
+        plan.truncate = config.truncate_iter
+
+    @classmethod
+    def check_solver(cls, config, solver):
+        if config.truncate_iter >= solver.lower_iters:
+            return [f"truncate_iter: {config.truncate_iter} must be below lower_iters="
+                    f"{solver.lower_iters} (no differentiable step would remain)"]
+        return []
+
+    def compute_gradients(self, ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter=0,
+                          hyper_gradient_finished=False, next_operation=None, **kwargs):
+        require_next(self, next_operation, hyper_gradient_finished)
+        return passthrough(ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter, kwargs)
+
+
+@hookimpl
+def jboat_register_hypergradients(register):
+    register(RGT)
