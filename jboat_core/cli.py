@@ -1,0 +1,138 @@
+"""The ``jboat`` command line. Listing, describing and validating never import Jittor."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import ChainError, ConfigError, JboatError, UnknownOperatorError
+from .metadata import describe_config
+from .registry import OperatorRecord, Registry, get_registry
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def cmd_list_ops(args, reg: Registry) -> int:
+    records = reg.records(args.kind)
+    if args.json:
+        out = [r.as_dict() for r in records]
+        if args.verbose:
+            out = {"operators": out, "failures": [f.as_dict() for f in reg.failures]}
+        print(json.dumps(out, indent=2))
+        return 0
+    head = ["NAME", "KIND", "STAGE", "ROLE", "DISTRIBUTION", "SUMMARY"]
+    if args.verbose:
+        head.insert(5, "FROM")
+    rows = [head]
+    for r in records:
+        row = [r.name, r.kind, r.cls.stage, r.cls.role,
+               f"{r.origin.distribution} {r.origin.version}", r.cls.summary]
+        if args.verbose:
+            row.insert(5, f"{r.origin.entry_point} = {r.origin.value}")
+        rows.append(row)
+    print(_table(rows) if records else "no operators found (is jboat installed?)")
+    if reg.failures:
+        print(f"\n{len(reg.failures)} plugin(s) failed to load "
+              "(set JBOAT_STRICT_PLUGINS=1 to see the traceback):")
+        for f in reg.failures:
+            print(f"  {f.origin}: {f.error}")
+    return 0
+
+
+def _chain_rules(rec: OperatorRecord, reg: Registry) -> list[str]:
+    c = rec.cls
+    rules = {
+        "modifier": "must be followed by another operator of its chain",
+        "terminal": "must be the last operator of its chain",
+        "either": f"may end the chain or be followed by a {'/'.join(c.followed_by)} operator",
+    }
+    lines = [f"role {c.role}: {rules[c.role]}",
+             f"runs in stage {c.stage!r} (order {c.order}); "
+             f"default order: {_order_text(c.kind, reg)}"]
+    if c.requires_any:
+        lines.append(f"requires one of: {', '.join(c.requires_any)}")
+    if c.conflicts:
+        lines.append(f"cannot be combined with: {', '.join(c.conflicts)}")
+    lines.append("keeps the unrolled trajectory (memory O(K))" if c.needs_trajectory
+                 else "does not need the unrolled trajectory")
+    return lines
+
+
+def _order_text(kind: str, reg: Registry) -> str:
+    from .ordering import default_gradient_order
+    return " -> ".join("[" + ", ".join(g) + "]" for g in default_gradient_order(kind, reg))
+
+
+def cmd_show_op(args, reg: Registry) -> int:
+    rec = reg.get(args.name)
+    c = rec.cls
+    fields = [{"name": n, "type": t, "default": d, "description": desc}
+              for n, t, d, desc in describe_config(c.config_model)]
+    if args.json:
+        print(json.dumps({**rec.as_dict(), "formula": c.formula, "config": fields,
+                          "chain_rules": _chain_rules(rec, reg)}, indent=2, default=str))
+        return 0
+    print(f"{c.name} — {c.summary}")
+    print(f"  kind:      {c.kind}, stage {c.stage!r}, role {c.role!r}")
+    print(f"  from:      {rec.origin.distribution} {rec.origin.version} "
+          f"(entry point {rec.origin.entry_point} = {rec.origin.value})")
+    if c.formula:
+        print(f"  formula:   {c.formula}")
+    print(f"  reference: {c.reference}")
+    print(f"  config [{c.name}]:" + ("" if fields else " (no settings)"))
+    for f in fields:
+        print(f"    {f['name']} ({f['type']}, default {f['default']!r}): {f['description']}")
+    print("  chain rules:")
+    for line in _chain_rules(rec, reg):
+        print(f"    - {line}")
+    return 0
+
+
+def cmd_validate(args, reg: Registry) -> int:
+    from .config import load_solver_config
+    cfg = load_solver_config(args.config, reg)
+    print(f"{args.config}: valid. gm_op = {cfg.gm_op}, na_op = {cfg.na_op} (execution order), "
+          f"lower_iters = {cfg.lower_iters}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jboat", description="Hyper-gradient operators for "
+                                     "bilevel optimization on Jittor, as plugins.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list-ops", help="list every operator found and the plugins that failed")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="show entry points (and, with --json, failures)")
+    p.add_argument("--kind", choices=["hypergradient", "dynamics"], help="only this kind")
+    p.set_defaults(func=cmd_list_ops)
+    p = sub.add_parser("show-op", help="formula, config fields, reference and chain rules")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_show_op)
+    p = sub.add_parser("validate", help="validate a solver config file (TOML or JSON)")
+    p.add_argument("config")
+    p.set_defaults(func=cmd_validate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args, get_registry())
+    except (ConfigError, ChainError, UnknownOperatorError) as exc:
+        print(f"jboat: error: {exc}", file=sys.stderr)
+        return 2
+    except JboatError as exc:
+        print(f"jboat: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Solver configs: upstream JSON shape, TOML, and `loc: message` errors."""
+
+import json
+
+import pytest
+
+from jboat_core import ConfigError, load_solver_config, parse_solver_config
+
+UPSTREAM = {
+    "fo_op": None, "gm_op": ["NGD"], "na_op": ["RAD", "PTT"], "return_grad": False,
+    "lower_iters": 5, "device": "cpu", "accumulate_grad": False, "copy_last_param": True,
+    "loss_log_path": "./loss_log.json", "RGT": {"truncate_iter": 1},
+    "CG": {"k": 10, "tolerance": 1e-10}, "FD": {"r": 1e-2},
+}
+
+
+def test_upstream_json_shape(builtin_registry, tmp_path):
+    path = tmp_path / "boat_config.json"
+    path.write_text(json.dumps(UPSTREAM))
+    cfg = load_solver_config(path)
+    assert cfg.na_op == ["PTT", "RAD"] and cfg.gm_op == ["NGD"] and cfg.lower_iters == 5
+    assert cfg.operators["CG"].k == 10 and cfg.operators["FD"].r == 1e-2
+    assert cfg.operators["NS"].k == 10  # documented default for sections not given
+
+
+def test_toml_with_solver_table(builtin_registry, tmp_path):
+    path = tmp_path / "task.toml"
+    path.write_text('[solver]\nna_op = ["CG"]\nlower_iters = 3\n[solver.CG]\nk = 4\n')
+    cfg = load_solver_config(path)
+    assert cfg.na_op == ["CG"] and cfg.operators["CG"].k == 4
+
+
+def test_errors_are_loc_message_lines(builtin_registry):
+    with pytest.raises(ConfigError) as info:
+        parse_solver_config({"na_op": ["CG"], "lower_iters": 0, "CG": {"k": -1, "tol": 1},
+                             "BOGUS": {}})
+    lines = info.value.lines
+    assert any(ln.startswith("lower_iters: ") for ln in lines)
+    assert any(ln.startswith("CG.k: ") for ln in lines)
+    assert any(ln.startswith("CG.tol: unknown key") for ln in lines)
+    assert any(ln.startswith("BOGUS: unknown key") for ln in lines)
+    assert "Traceback" not in str(info.value)
+
+
+def test_invalid_chain_is_a_config_error(builtin_registry):
+    with pytest.raises(ConfigError, match="na_op: .*RGT.*conflicts"):
+        parse_solver_config({"na_op": ["RGT", "FD"]})
+
+
+def test_operator_cross_checks(builtin_registry):
+    with pytest.raises(ConfigError, match="RGT.truncate_iter: 5 must be below lower_iters=5"):
+        parse_solver_config({"na_op": ["RGT", "RAD"], "lower_iters": 5,
+                             "RGT": {"truncate_iter": 5}})
+
+
+def test_fo_op_refused_with_advice(builtin_registry):
+    with pytest.raises(ConfigError, match="fo_op: .*not provided by jboat"):
+        parse_solver_config({"na_op": ["RAD"], "fo_op": "VSO"})
+
+
+def test_missing_na_op_and_bad_file(builtin_registry, tmp_path):
+    with pytest.raises(ConfigError, match="na_op: Field required"):
+        parse_solver_config({})
+    bad = tmp_path / "x.toml"
+    bad.write_text("na_op = [")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_solver_config(bad)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_solver_config(tmp_path / "missing.json")
