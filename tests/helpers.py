@@ -1,0 +1,34 @@
+"""Shared runner for Jittor tests: one hyper-gradient evaluation on a reference problem."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def run_chain(prob, names, K, lr, cfg=None, optimizer=None, registry=None, init=False):
+    """Run NGD (K steps) then the chain ``names``; return (result, numpy grad, fmodel)."""
+    from jboat_core import get_registry, makes_functional_na_operation
+    from jboat_core._jittor import jittor
+    from jboat_core.solve import hypergradient_step
+
+    jt = jittor()
+    reg = registry or get_registry()
+    cfg = dict(cfg or {})
+    chain = makes_functional_na_operation(
+        names, registry=reg, ll_objective=prob.ll_objective, ul_objective=prob.ul_objective,
+        ll_model=prob.ll_model, ul_model=prob.ul_model, ll_var=prob.ll_var,
+        ul_var=prob.ul_var, solver_config=cfg)
+    ngd = reg.get("NGD").cls(prob.ll_objective, prob.ul_objective, prob.ll_model,
+                              prob.ul_model, K, cfg)
+    opt = optimizer(prob.ll_var) if optimizer else jt.optim.SGD(prob.ll_var, lr)
+    result, fmodel = hypergradient_step(chain, ngd, prob.ll_model, opt, prob.ll_feed,
+                                        prob.ul_feed, init_gradients=init)
+    return result, result["hyper_gradients"][0].numpy().astype(np.float64), fmodel
+
+
+def cosine(a, b):
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def rel_err(a, b):
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
