@@ -89,10 +89,13 @@ def upper_at(op, ul_feed_dict, auxiliary_model, params, step: str = "upper objec
                                         params=params), type(op).name, step)
 
 
-def lower_at(op, ll_feed_dict, auxiliary_model, params, step: str = "lower objective"):
-    """f(x, y) at lower-level weights ``params``, checked to be a scalar."""
-    return check_scalar(op.ll_objective(ll_feed_dict, op.ul_model, auxiliary_model,
-                                        params=params), type(op).name, step)
+def lower_at(op, ll_feed_dict, auxiliary_model, params, step: str = "lower objective",
+             objective=None):
+    """f(x, y) (or ``objective``, e.g. GDA's phi) at lower-level weights ``params``,
+    checked to be a scalar."""
+    objective = objective or op.ll_objective
+    return check_scalar(objective(ll_feed_dict, op.ul_model, auxiliary_model, params=params),
+                        type(op).name, step)
 
 
 def init_gradients(op, ul_feed_dict, auxiliary_model, y, wanted: bool, upper=None):

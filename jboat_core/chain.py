@@ -36,6 +36,12 @@ def lower_point(auxiliary_model, kwargs: Mapping[str, Any]) -> list:
     return list(params) if params is not None else auxiliary_model.parameters()
 
 
+def lower_objective(op, kwargs: Mapping[str, Any]):
+    """The lower objective to differentiate: the one the dynamics descended
+    (``lower_objective``, e.g. GDA's phi_alpha), else the operator's ``ll_objective``."""
+    return kwargs.get("lower_objective") or op.ll_objective
+
+
 def passthrough(ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter, kwargs,
                 **updates) -> dict:
     """The next operator's keyword arguments: the current ones updated by ``updates``."""

@@ -102,6 +102,19 @@ def cmd_validate(args, reg: Registry) -> int:
     return 0
 
 
+def cmd_run(args, reg: Registry) -> int:
+    from .runner import run_task
+    metrics = run_task(args.config, args.out, checkpoint_every=args.checkpoint_every,
+                       resume=args.resume)
+    final = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                      for k, v in metrics["final"].items())
+    print(f"final: {final}")
+    if metrics.get("baseline"):
+        print("baseline: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics["baseline"].items()))
+    print(f"wrote {args.out}/metrics.json and {args.out}/loss_curve.png")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jboat", description="Hyper-gradient operators for "
                                      "bilevel optimization on Jittor, as plugins.")
@@ -119,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="validate a solver config file (TOML or JSON)")
     p.add_argument("config")
     p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("run", help="solve a task file end to end (metrics.json, loss_curve.png)")
+    p.add_argument("config", help="task file (TOML or JSON) with [task], [optim], [solver]")
+    p.add_argument("--out", default="runs/latest", help="output directory (default runs/latest)")
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                   help="save OUT/checkpoint.pkl every N iterations")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pkl")
+    p.set_defaults(func=cmd_run)
     return parser
 
 

@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -78,6 +78,9 @@ class SolverConfig(BaseModel):
     return_grad: bool = False
     accumulate_grad: bool = False
     copy_last_param: bool = True
+    accumulate_mode: Literal["mean", "sum"] = Field(
+        "mean", description="how accumulate_grad combines the tasks' hyper-gradients "
+        "(upstream summed them)")
     loss_log_path: str | None = Field(None, description="upstream key; accepted, unused")
     device: str | None = Field(None, description="upstream key; Jittor picks the device")
     cuda: bool | None = Field(None, description="upstream key; ignored")

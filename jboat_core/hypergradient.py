@@ -156,6 +156,11 @@ class DynamicalSystem(_Operator, abc.ABC):
     """
 
     kind: ClassVar[str] = "dynamics"
+    learns_initialisation: ClassVar[bool] = False
+    """Declared True by an operator (DI) that makes the solver learn y_0 too."""
+    provides_hypergradient: ClassVar[bool] = False
+    """Declared True by an operator (DM) whose ``optimize`` returns the terminal result
+    itself (``hyper_gradients``...), so the solver skips the hyper-gradient chain."""
 
     def __init__(self, ll_objective, ul_objective, ll_model, ul_model, lower_loop,
                  solver_config):
@@ -164,7 +169,16 @@ class DynamicalSystem(_Operator, abc.ABC):
         self.ll_model = ll_model
         self.ul_model = ul_model
         self.lower_loop = int(lower_loop)
+        self.lower_losses = None  # Var of the lower losses of the last run, if recorded
+        self.lower_objective = None  # objective implicit operators should use (GDA: phi)
         self._store(solver_config)
+
+    def get_state(self) -> dict:
+        """State kept across outer iterations, as NumPy arrays (checkpoints); default none."""
+        return {}
+
+    def set_state(self, state: dict) -> None:
+        """Restore what ``get_state`` returned."""
 
     @abc.abstractmethod
     def optimize(self, **kwargs):

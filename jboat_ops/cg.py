@@ -7,7 +7,7 @@ import functools
 from pydantic import BaseModel, ConfigDict, Field
 
 from jboat_core import API_VERSION, HyperGradientOperator, hookimpl
-from jboat_core.chain import finished, lower_point, require_last
+from jboat_core.chain import finished, lower_objective, lower_point, require_last
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -61,7 +61,7 @@ class CG(HyperGradientOperator):
         hparams = kwargs.get("hparams") or self.ul_var
         solve = functools.partial(solve_cg, maxiter=self.config.k, tol=self.config.tolerance)
         F, g = implicit_hypergradient(self, ll_feed_dict, ul_feed_dict, auxiliary_model, y,
-                                      hparams, solve)
+                                      hparams, solve, lower_objective(self, kwargs))
         g0 = init_gradients(self, ul_feed_dict, auxiliary_model, y, kwargs.get("init_gradients"))
         return finished(self, F, g, g0)
 

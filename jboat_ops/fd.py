@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from jboat_core import API_VERSION, HyperGradientOperator, hookimpl
-from jboat_core.chain import finished, lower_lr, lower_point, require_last
+from jboat_core.chain import finished, lower_lr, lower_objective, lower_point, require_last
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -64,11 +64,12 @@ class FD(HyperGradientOperator):
         gx, v = dF[:n], dF[n:]
         eps = self.config.r / jt.maximum(jt.sqrt(vdot(v, v)), 1e-30)
         w = detach(auxiliary_model.parameters(time=0))
+        f_obj = lower_objective(self, kwargs)
         plus = grads(lower_at(self, ll_feed_dict, auxiliary_model,
-                              [wi + vi * eps for wi, vi in zip(w, v)], "f at w + eps v"),
+                              [wi + vi * eps for wi, vi in zip(w, v)], "f at w + eps v", f_obj),
                      self.ul_var, self.name, "grad_x f(w + eps v)")
         minus = grads(lower_at(self, ll_feed_dict, auxiliary_model,
-                               [wi - vi * eps for wi, vi in zip(w, v)], "f at w - eps v"),
+                               [wi - vi * eps for wi, vi in zip(w, v)], "f at w - eps v", f_obj),
                       self.ul_var, self.name, "grad_x f(w - eps v)")
         scale = xi / (eps * 2)
         g = [(gi - (p - m) * scale).detach() for gi, p, m in zip(gx, plus, minus)]

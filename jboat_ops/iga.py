@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jboat_core import API_VERSION, HyperGradientOperator, hookimpl
-from jboat_core.chain import finished, lower_point, require_last
+from jboat_core.chain import finished, lower_objective, lower_point, require_last
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -44,7 +44,7 @@ class IGA(HyperGradientOperator):
         yd = detach(y)
         n = len(yd)
         F = upper_at(self, ul_feed_dict, auxiliary_model, yd)
-        f = lower_at(self, ll_feed_dict, auxiliary_model, yd)
+        f = lower_at(self, ll_feed_dict, auxiliary_model, yd, objective=lower_objective(self, kwargs))
         dF = detach(grads(F, yd + self.ul_var, self.name, "grad F"))
         df = detach(grads(f, yd + self.ul_var, self.name, "grad f"))
         lam = -vdot(dF[:n], df[:n]) / jt.maximum(vdot(df[:n], df[:n]), 1e-30)

@@ -28,7 +28,8 @@ class NGD(DynamicalSystem):
     ``first_order`` (FOA: stopped inner gradients), ``truncate`` (RGT: the first T steps
     outside the graph, each at the current iterate) and ``pessimistic`` (PTT: evaluate
     F(x, y_k) after each step and return k* = 1 + argmax_k F). Returns ``max_loss_iter``:
-    k* with PTT, else -1.
+    k* with PTT, else -1. After GDA, the steps descend phi_{alpha_k} and
+    ``lower_objective`` is phi at the alpha of the evaluated point (for implicit operators).
 
     References
     ----------
@@ -52,11 +53,12 @@ class NGD(DynamicalSystem):
         from jboat_core.autodiff import check_scalar, jt
 
         plan = plan or DynamicsPlan()
+        objective_at = _aggregation(self.ll_objective, ul_feed_dict, kwargs)
         losses, upper = [], []
         for k in range(self.lower_loop):
             y = auxiliary_model.parameters()
-            loss = check_scalar(self.ll_objective(ll_feed_dict, self.ul_model, auxiliary_model,
-                                                  params=y), self.name, f"inner step {k + 1}")
+            loss = check_scalar(objective_at(k)(ll_feed_dict, self.ul_model, auxiliary_model,
+                                                params=y), self.name, f"inner step {k + 1}")
             new = auxiliary_opt.step(auxiliary_model, loss, first_order=plan.first_order,
                                      detach=k < plan.truncate, op=self.name,
                                      where=f"inner step {k + 1}")
@@ -68,6 +70,8 @@ class NGD(DynamicalSystem):
         max_loss_iter = -1
         if plan.pessimistic and upper:
             max_loss_iter = 1 + int(jt.concat(upper).argmax(0)[0].item())
+        last = max_loss_iter if max_loss_iter > 0 else self.lower_loop
+        self.lower_objective = objective_at(max(last - 1, 0))
         if self.config.check_finite and losses:
             self._check_finite()
         if next_operation is not None:
@@ -87,6 +91,23 @@ class NGD(DynamicalSystem):
                 self.name, f"inner step {int(bad[0]) + 1}",
                 f"the lower-level loss is {values[bad[0]]} (NaN/Inf) after "
                 f"{int(bad[0])} step(s); lower the lower-level learning rate or check f")
+
+
+def _aggregation(ll_objective, ul_feed_dict, kwargs):
+    """``k -> objective of inner step k``: f, or GDA's phi_{alpha_k} (alpha in a copy of
+    the lower feed dict, as upstream's gda_loss expects; the user's dict is not touched)."""
+    gda_loss = kwargs.pop("gda_loss", None)
+    alpha, decay = kwargs.pop("alpha", None), kwargs.pop("alpha_decay", 1.0)
+    if gda_loss is None:
+        return lambda k: ll_objective
+
+    def objective_at(k):
+        a = alpha * decay ** k
+
+        def phi(ll_feed_dict, ul_model, ll_model, **kw):
+            return gda_loss({**ll_feed_dict, "alpha": a}, ul_feed_dict, ul_model, ll_model, **kw)
+        return phi
+    return objective_at
 
 
 @hookimpl

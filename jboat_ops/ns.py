@@ -7,7 +7,7 @@ import functools
 from pydantic import BaseModel, ConfigDict, Field
 
 from jboat_core import API_VERSION, HyperGradientOperator, hookimpl
-from jboat_core.chain import finished, lower_lr, lower_point, require_last
+from jboat_core.chain import finished, lower_objective, lower_lr, lower_point, require_last
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -62,7 +62,7 @@ class NS(HyperGradientOperator):
         solve = functools.partial(solve_neumann, maxiter=self.config.k,
                                   tol=self.config.tolerance, alpha=alpha)
         F, g = implicit_hypergradient(self, ll_feed_dict, ul_feed_dict, auxiliary_model, y,
-                                      hparams, solve)
+                                      hparams, solve, lower_objective(self, kwargs))
         g0 = init_gradients(self, ul_feed_dict, auxiliary_model, y, kwargs.get("init_gradients"))
         return finished(self, F, g, g0)
 

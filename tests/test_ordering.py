@@ -34,7 +34,6 @@ INVALID = [  # (chain, rule, operator at fault)
 
 def test_default_order_reproduces_upstream(builtin_registry):
     assert default_gradient_order() == UPSTREAM
-    assert default_gradient_order("dynamics") == [["NGD"]]
 
 
 def test_order_from_groups_and_case_insensitive(builtin_registry):
@@ -67,11 +66,22 @@ def test_error_lists_valid_choices(builtin_registry):
     assert "jboat" in str(info.value)  # the distribution
 
 
-def test_cross_chain_conflict_iad_di(builtin_registry):
-    # DI is not registered yet: composition with unknown dynamics is refused clearly.
-    with pytest.raises(ChainError, match="unknown dynamics operator 'DI'"):
+def test_cross_chain_rules(builtin_registry):
+    with pytest.raises(ChainError, match="rule conflicts") as info:
         validate_composition(["DI", "NGD"], ["IAD"])
-    assert validate_composition(["NGD"], ["IAD", "CG"]) == (["NGD"], ["IAD", "CG"])
+    assert info.value.operator in ("DI", "IAD")
+    assert validate_composition(["ngd", "di"], ["IAD", "CG"][1:]) == (["DI", "NGD"], ["CG"])
+    with pytest.raises(ChainError, match="rule requires"):
+        validate_composition(["DM"], ["NS"])
+    assert validate_composition(["DM", "GDA", "NGD"], ["CG"]) == (["GDA", "NGD", "DM"], ["CG"])
+    with pytest.raises(ChainError, match="modifier-last"):
+        validate_composition(["GDA"], ["RAD"])
+    with pytest.raises(ChainError, match="unknown dynamics operator 'RAD'"):
+        validate_composition(["RAD"], ["RAD"])
+
+
+def test_default_dynamics_order(builtin_registry):
+    assert default_gradient_order("dynamics") == [["GDA", "DI"], ["NGD", "DM"]]
 
 
 def test_third_party_operator_slots_in_by_stage(builtin_registry):

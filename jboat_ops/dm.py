@@ -1,0 +1,149 @@
+"""DM: dual multipliers, a single-loop primal-dual bilevel scheme (averaged method of
+multipliers)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jboat_core import API_VERSION, DynamicalSystem, hookimpl
+from jboat_core.chain import require_last
+
+JBOAT_API_VERSION = API_VERSION
+
+
+class DMConfig(BaseModel):
+    """Settings of DM (upstream section ``"DM"``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    auxiliary_v_lr: float = Field(0.1, gt=0, description="accepted for upstream configs; "
+                                  "the dual step is eta_v below")
+    tau: float = Field(0.01, ge=0, description="decay exponent of the step sizes")
+    p: float = Field(100.0, gt=0, description="alpha_t = mu0 (t+1)^(-1/p) with GDA")
+    mu0: float = Field(0.9, gt=0, le=1, description="initial aggregation weight with GDA")
+    eta0: float = Field(0.5, gt=0, description="dual step factor without GDA")
+    strategy: Literal["s1", "s2", "s3"] = Field("s1", description="step-size schedule")
+
+
+class DM(DynamicalSystem):
+    r"""Dual multipliers [1]: one primal-dual step per outer iteration.
+
+    With phi = f (or GDA's phi_alpha, alpha_t = mu0 (t+1)^{-1/p}), y the current lower point
+    (y_0, or y_K after NGD), H = d2 phi/dy2, b = grad_y F, c = grad_x F:
+
+    * dual update, rule from ``na_op`` ("RAD": gradient step, "CG": exact line search on
+      1/2 v'Hv - b'v):  v <- v - eta_v (H v - b)  or  v <- v - iota r, r = Hv - b,
+      iota = |r|^2 / (r'Hr + 1e-12);
+    * lower update:  y <- y - eta grad_y phi (the real lower-level parameters);
+    * upper gradient: g_x = c - d2 phi/dxdy v (old v), applied with step lr_x.
+
+    Step sizes: without GDA eta_v = eta0 (t+1)^{-tau/2} eta and lr_x = lr_x0 (t+1)^{-tau}
+    eta; with GDA (s1/s2/s3) eta_v = (t+1)^{-tau/2} alpha^{2,1,0} eta and
+    lr_x = (t+1)^{-3tau/2} alpha^{7,5,3} eta. Fixes to upstream: eta_v is applied with GDA
+    too, the dual variables persist across iterations, the lower update is not overwritten
+    by the warm start, and vector-Jacobian cotangents are constants.
+
+    References
+    ----------
+    [1] Liu R., Liu Y., Yao W., Zeng S., Zhang J., "Averaged method of multipliers for
+    bi-level optimization without lower-level strong convexity", ICML 2023.
+    """
+
+    name = "DM"
+    stage = "solve"
+    order = 20
+    role = "terminal"
+    requires_any = ("RAD", "CG")
+    provides_hypergradient = True
+    config_model = DMConfig
+    v = None
+    summary = "Dual multipliers: single-loop primal-dual update of y, v and x"
+    formula = "v <- v - eta_v (H v - grad_y F); y <- y - eta grad_y phi; g_x = grad_x F - d2phi/dxdy v"
+    reference = "Liu et al., Averaged method of multipliers for bi-level optimization without lower-level strong convexity, ICML 2023"
+
+    @classmethod
+    def check_solver(cls, config, solver):
+        if len(solver.na_op) != 1 or solver.na_op[0] not in ("RAD", "CG"):
+            return [f"na_op: DM needs na_op to be exactly [\"RAD\"] or [\"CG\"] (it selects "
+                    f"the dual update rule), got {solver.na_op}"]
+        return []
+
+    def optimize(self, ll_feed_dict, ul_feed_dict, auxiliary_model, auxiliary_opt,
+                 current_iter=0, next_operation=None, **kwargs):
+        from jboat_core.autodiff import axpy, check_scalar, detach, grads, jt, vdot
+
+        require_last(self, next_operation)
+        cfg, t = self.config, int(current_iter)
+        y = detach(auxiliary_model.parameters())
+        eta = auxiliary_opt.lr
+        phi, alpha = self._objective(ul_feed_dict, kwargs, t)
+        ul_var = list(self.solver_config.get("ul_var") or self.ul_model.parameters())
+        if self.v is None:  # dual variables, created on first use, kept across iterations
+            self.v = [jt.zeros(p.shape, p.dtype) for p in y]
+        f = check_scalar(phi(ll_feed_dict, self.ul_model, auxiliary_model, params=y),
+                         self.name, "lower objective")
+        F = check_scalar(self.ul_objective(ul_feed_dict, self.ul_model, auxiliary_model,
+                                           params=y), self.name, "upper objective")
+        n = len(y)
+        dF = detach(grads(F, y + ul_var, self.name, "grad F"))
+        gy = grads(f, y, self.name, "grad phi")
+        hv_x = grads(vdot(gy, self.v), y + ul_var, self.name, "H v")
+        hv, mixed = detach(hv_x[:n]), detach(hv_x[n:])
+        r = [a - b for a, b in zip(hv, dF[:n])]
+        if self._rule() == "CG":
+            hr = detach(grads(vdot(gy, r), y, self.name, "H r"))
+            step = vdot(r, r) / (vdot(r, hr) + 1e-12)
+        else:
+            step = self._eta_v(t, eta, alpha)
+        self.v = detach(axpy(-step, r, self.v))
+        new_y = [(p - g.detach() * eta).detach() for p, g in zip(y, gy)]
+        g_x = [(c - m).detach() for c, m in zip(dF[n:], mixed)]
+        return {"upper_loss": F.detach(), "hyper_gradient_finished": True,
+                "hyper_gradients": g_x, "ll_init_gradients": None, "ll_update": new_y,
+                "ul_lr": self._lr_x(t, eta, alpha)}
+
+    def get_state(self) -> dict:
+        return {"v": [v.numpy().copy() for v in self.v]} if self.v is not None else {}
+
+    def set_state(self, state: dict) -> None:
+        from jboat_core.autodiff import jt
+        self.v = [jt.array(a) for a in state["v"]] if state.get("v") is not None else None
+
+    def _rule(self) -> str:
+        na = self.solver_config.get("na_op", ["RAD"]) if isinstance(self.solver_config,
+                                                                   Mapping) else ["RAD"]
+        return "CG" if "CG" in [str(n).upper() for n in na] else "RAD"
+
+    def _objective(self, ul_feed_dict, kwargs, t):
+        gda_loss = kwargs.get("gda_loss")
+        if gda_loss is None:
+            return self.ll_objective, None
+        alpha = self.config.mu0 * (t + 1) ** (-1.0 / self.config.p)
+
+        def phi(ll_feed_dict, ul_model, ll_model, **kw):
+            return gda_loss({**ll_feed_dict, "alpha": alpha}, ul_feed_dict, ul_model, ll_model, **kw)
+        return phi, alpha
+
+    def _eta_v(self, t, eta, alpha):
+        tau = self.config.tau
+        if alpha is None:
+            return self.config.eta0 * (t + 1) ** (-tau / 2) * eta
+        power = {"s1": 2, "s2": 1, "s3": 0}[self.config.strategy]
+        return (t + 1) ** (-tau / 2) * alpha ** power * eta
+
+    def _lr_x(self, t, eta, alpha):
+        tau = self.config.tau
+        if alpha is None:
+            opt = self.solver_config.get("upper_level_opt") if isinstance(
+                self.solver_config, Mapping) else None
+            base = float(opt.lr) if opt is not None else 1.0
+            return base * (t + 1) ** (-tau) * eta
+        power = {"s1": 7, "s2": 5, "s3": 3}[self.config.strategy]
+        return (t + 1) ** (-1.5 * tau) * alpha ** power * eta
+
+
+@hookimpl
+def jboat_register_dynamics(register):
+    register(DM)

@@ -1,0 +1,83 @@
+"""The example plugin, really installed: found through its entry point by the ``jboat`` CLI.
+
+Skipped unless the distribution ``jboat-example-plugin`` is installed
+(``pip install -e plugins-example``). Runs the CLI in subprocesses without the
+``JBOAT_LOAD_PLUGINS=jboat`` restriction that conftest sets for every other test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+DIST = "jboat-example-plugin"
+
+try:
+    VERSION = metadata.version(DIST)
+except metadata.PackageNotFoundError:
+    VERSION = None
+
+pytestmark = pytest.mark.skipif(
+    VERSION is None, reason=f"{DIST} is not installed (pip install -e plugins-example)")
+
+
+def jboat(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """Run the ``jboat`` command (the console script next to this Python, else
+    ``python -m jboat_core.cli``) with the plugin switches cleared, then ``env`` set."""
+    environ = {k: v for k, v in os.environ.items()
+               if k not in ("JBOAT_LOAD_PLUGINS", "JBOAT_DISABLE_PLUGINS",
+                            "JBOAT_STRICT_PLUGINS")}
+    environ.update(env)
+    script = Path(sys.executable).with_name("jboat")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "jboat_core.cli"]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, env=environ,
+                          timeout=120)
+
+
+def listed(**env: str) -> dict[str, dict]:
+    proc = jboat("list-ops", "--json", "--verbose", **env)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    ours = [f for f in out["failures"] if f["distribution"] == DIST]
+    assert not ours, f"{DIST} failed to load: {ours}"
+    return {row["name"]: row for row in out["operators"]}
+
+
+def test_list_ops_shows_cgn_from_its_distribution():
+    rows = listed()
+    assert "CGN" in rows, f"CGN not listed; found {sorted(rows)}"
+    row = rows["CGN"]
+    assert row["distribution"] == DIST and row["version"] == VERSION
+    assert row["entry_point"] == "cgn" and row["object"] == "jboat_example_plugin.cgn:CGN"
+    assert (row["stage"], row["role"]) == ("implicit", "terminal")
+    assert rows["CG"]["distribution"] == "jboat"  # the built-ins are still there
+
+
+def test_show_op_describes_cgn():
+    proc = jboat("show-op", "CGN")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.startswith("CGN — ") and f"from:      {DIST} {VERSION}" in out
+    for text in ("formula:   g_x = grad_x F", "k (int, default 10)",
+                 "tolerance (float, default 0.0)", "damping (float, default 0.0)",
+                 "Pedregosa", "must be the last operator of its chain",
+                 "[CG, CGN, NS]"):
+        assert text in out, f"{text!r} missing from:\n{out}"
+
+
+def test_disable_plugins_hides_it():
+    rows = listed(JBOAT_DISABLE_PLUGINS=DIST)
+    assert "CGN" not in rows and "CG" in rows
+    proc = jboat("show-op", "CGN", JBOAT_DISABLE_PLUGINS=DIST)
+    assert proc.returncode == 2 and "unknown operator 'CGN'" in proc.stderr
+
+
+def test_load_plugins_selects_distributions():
+    assert "CGN" not in listed(JBOAT_LOAD_PLUGINS="jboat")
+    assert "CGN" in listed(JBOAT_LOAD_PLUGINS=f"jboat,{DIST}")
