@@ -5,7 +5,12 @@ NumPy (no download). The same MLP 1-40-40-1 is the model at both levels: the low
 adapts it to a task's support set in K SGD steps, the upper level learns the
 initialisation so that adapted models predict the query set well:
 
-    f(y; task) = MSE(support),   F(y_K(theta); task) = MSE(query),   y_0 = theta.
+    f(y; task) = MSE(support) [+ lam/2 ||y - theta||^2],   F(y_K(theta); task) = MSE(query),
+    y_0 = theta.
+
+The optional proximal term (``proximal = lam``) makes IAD + CG/NS the implicit iMAML
+meta-gradient (Rajeswaran et al., NeurIPS 2019); without it the implicit gradient with
+respect to theta is zero and only the unrolled IAD is meaningful.
 
 Reported: meta-test MSE on 20 held-out tasks after K adaptation steps, for the learned
 initialisation and, as the baseline, for the initialisation before meta-training.
@@ -53,19 +58,26 @@ def build(params: dict, seed: int) -> Task:
     meta_batch = int(params.get("meta_batch", 4))
     adapt_steps, adapt_lr = int(params.get("adapt_steps", 3)), float(params.get("adapt_lr", 0.05))
     hidden = int(params.get("hidden", 40))
+    proximal = float(params.get("proximal", 0.0))
     model = MLP(hidden)
+    theta = model.parameters()  # the meta-parameters (updated in place by the optimizer)
     test_tasks = sample_tasks(np.random.RandomState(10_000 + seed), 20, shots, 100)
     initial = [p.numpy().copy() for p in model.parameters()]
 
     def ll_objective(feed, upper, lower, **kw):
-        return mse(lower, feed, **kw)
+        loss = mse(lower, feed, **kw)
+        if proximal > 0:  # iMAML's proximal term: the adapted weights stay near theta
+            y = kw.get("params") or theta
+            loss = loss + 0.5 * proximal * sum(((a - b) ** 2).sum() for a, b in zip(y, theta))
+        return loss
 
     def ul_objective(feed, upper, lower, **kw):
         return mse(lower, feed, **kw)
 
     def gda_loss(ll_feed_dict, ul_feed_dict, upper, lower, **kw):
         a = ll_feed_dict["alpha"]
-        return a * mse(lower, ul_feed_dict, **kw) + (1 - a) * mse(lower, ll_feed_dict, **kw)
+        return a * ul_objective(ul_feed_dict, upper, lower, **kw) + (1 - a) * ll_objective(
+            ll_feed_dict, upper, lower, **kw)
 
     def feeds(it: int):
         tasks = sample_tasks(np.random.RandomState(seed * 1_000_003 + it), meta_batch,

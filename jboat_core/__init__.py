@@ -11,6 +11,7 @@ from .errors import (ChainError, ConfigError, JboatError, MetadataError, Operato
 from .functional import FunctionalModel
 from .hypergradient import DynamicalSystem, DynamicsPlan, HyperGradient, HyperGradientOperator
 from .metadata import EmptyConfig
+from .problem import Problem
 from .ordering import default_gradient_order, validate_and_adjust_order, validate_composition
 from .registry import Registry, get_registry, set_registry
 from .sequential import SequentialHG, makes_functional_na_operation
@@ -22,7 +23,7 @@ __all__ = [
     "API_VERSION", "ChainError", "ConfigError", "DifferentiableAdam", "DifferentiableOptimizer",
     "DifferentiableSGD", "DynamicalSystem", "DynamicsPlan", "EmptyConfig", "FunctionalModel",
     "HyperGradient", "HyperGradientOperator", "JboatError", "MetadataError",
-    "OperatorRuntimeError", "PluginError", "Registry", "SequentialHG", "SolverConfig",
+    "OperatorRuntimeError", "PluginError", "Problem", "Registry", "SequentialHG", "SolverConfig",
     "UnknownOperatorError", "default_gradient_order", "finished", "get_registry", "hookimpl",
     "hookspec", "load_solver_config", "lower_point", "makes_functional_na_operation",
     "parse_solver_config", "passthrough", "require_last", "require_next", "set_registry",

@@ -27,7 +27,8 @@ class NGD(DynamicalSystem):
     asks for arrives as a ``DynamicsPlan``: ``track`` (keep y_0..y_K in the graph),
     ``first_order`` (FOA: stopped inner gradients), ``truncate`` (RGT: the first T steps
     outside the graph, each at the current iterate) and ``pessimistic`` (PTT: evaluate
-    F(x, y_k) after each step and return k* = 1 + argmax_k F). Returns ``max_loss_iter``:
+    F(x, y_k) after each step and return k* = argmax_k F over the differentiable steps
+    k = T+1..K, so that PTT after RGT never picks a constant iterate). Returns ``max_loss_iter``:
     k* with PTT, else -1. After GDA, the steps descend phi_{alpha_k} and
     ``lower_objective`` is phi at the alpha of the evaluated point (for implicit operators).
 
@@ -63,13 +64,13 @@ class NGD(DynamicalSystem):
                                      detach=k < plan.truncate, op=self.name,
                                      where=f"inner step {k + 1}")
             losses.append(loss.detach().reshape(1))
-            if plan.pessimistic:
+            if plan.pessimistic and k >= plan.truncate:  # k* among differentiable steps
                 upper.append(self.ul_objective(ul_feed_dict, self.ul_model, auxiliary_model,
                                                params=new).detach().reshape(1))
         self.lower_losses = jt.concat(losses) if losses else None
         max_loss_iter = -1
         if plan.pessimistic and upper:
-            max_loss_iter = 1 + int(jt.concat(upper).argmax(0)[0].item())
+            max_loss_iter = plan.truncate + 1 + int(jt.concat(upper).argmax(0)[0].item())
         last = max_loss_iter if max_loss_iter > 0 else self.lower_loop
         self.lower_objective = objective_at(max(last - 1, 0))
         if self.config.check_finite and losses:

@@ -15,7 +15,9 @@ class PTT(HyperGradientOperator):
     The dynamics evaluate F after every inner step and report
     :math:`k^* = 1 + \arg\max_{k=1..K} F(x, y_k)` as ``max_loss_iter``; PTT then makes the
     next operator evaluate at :math:`y_{k^*}`, so e.g. PTT+RAD gives
-    :math:`\frac{d}{dx} F(x, y_{k^*}(x))` through the first k* steps only.
+    :math:`\frac{d}{dx} F(x, y_{k^*}(x))` through the first k* steps only. After RGT the
+    argmax runs over the differentiable steps T+1..K only (an earlier iterate would be a
+    constant with zero hyper-gradient).
 
     Upstream Jittor's snapshot aliasing made PTT a no-op (always y_K); here
     ``parameters(time=k*)`` is the real k*-th iterate.
