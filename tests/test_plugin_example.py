@@ -81,3 +81,27 @@ def test_disable_plugins_hides_it():
 def test_load_plugins_selects_distributions():
     assert "CGN" not in listed(JBOAT_LOAD_PLUGINS="jboat")
     assert "CGN" in listed(JBOAT_LOAD_PLUGINS=f"jboat,{DIST}")
+
+
+@pytest.mark.jittor
+def test_runs_in_a_chain_through_real_entry_points():
+    """PTT (built-in) then CGN (plugin), both found through installed entry points."""
+    code = (
+        "import sys, numpy as np\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from jboat_core import get_registry\n"
+        "from jboat_core.testing.problems import ridge_problem\n"
+        "from helpers import run_chain\n"
+        "reg = get_registry()\n"
+        f"assert reg.get('CGN').origin.distribution == {DIST!r}\n"
+        "p = ridge_problem()\n"
+        "res, g, _ = run_chain(p, ['cgn', 'ptt'], 3, 0.1, registry=reg)\n"
+        "assert g.shape == p.x().shape and np.isfinite(g).all()\n"
+        "print('chain ok', reg.get('CGN').origin.distribution)\n")
+    environ = {k: v for k, v in os.environ.items()
+               if k not in ("JBOAT_LOAD_PLUGINS", "JBOAT_DISABLE_PLUGINS")}
+    environ.setdefault("JBOAT_CPU_ONLY", "1")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=environ, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"chain ok {DIST}" in proc.stdout

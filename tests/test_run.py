@@ -1,0 +1,100 @@
+"""`jboat run`: a task file end to end, metrics, plot, checkpoint and resume."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.jittor
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+SMALL = f"""
+[task]
+module = "{EXAMPLES / 'hyper_cleaning.py'}"
+iterations = 6
+seed = 3
+eval_every = 3
+[task.params]
+n_train = 40
+n_val = 30
+baseline_steps = 50
+[optim.lower]
+type = "SGD"
+lr = 0.5
+[optim.upper]
+type = "Adam"
+lr = 0.1
+[solver]
+na_op = ["PTT", "RAD"]
+lower_iters = 3
+"""
+
+
+@pytest.fixture
+def small_task(tmp_path):
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL)
+    return path
+
+
+def test_cli_run_writes_metrics_and_plot(builtin_registry, small_task, tmp_path, capsys):
+    from jboat_core.cli import main
+    out = tmp_path / "out"
+    assert main(["run", str(small_task), "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"final", "history", "baseline"} <= set(metrics)
+    assert len(metrics["history"]) == 6
+    for rec in metrics["history"]:
+        assert {"iter", "upper_loss", "lower_loss", "time"} <= set(rec)
+    assert "test_accuracy" in metrics["history"][2] and "f1" in metrics["final"]
+    assert (out / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert "final: test_accuracy" in capsys.readouterr().out
+
+
+def test_killed_run_resumes_to_the_same_result(builtin_registry, small_task, tmp_path):
+    from jboat_core.runner import run_task
+    straight = run_task(small_task, tmp_path / "a", progress=False)
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_4(rec, problem):
+        if rec["iter"] == 4:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_task(small_task, tmp_path / "b", checkpoint_every=3, progress=False,
+                 callback=kill_at_4)
+    assert (tmp_path / "b" / "checkpoint.pkl").exists()
+    resumed = run_task(small_task, tmp_path / "b", checkpoint_every=3, resume=True,
+                       progress=False)
+    assert [h["iter"] for h in resumed["history"]] == list(range(6))
+    for key in ("upper_loss", "lower_loss"):
+        assert np.allclose([h[key] for h in resumed["history"]],
+                           [h[key] for h in straight["history"]], rtol=1e-6, atol=1e-7)
+    for key, value in straight["final"].items():
+        assert resumed["final"][key] == pytest.approx(value, rel=1e-6, abs=1e-7), key
+
+
+def test_bad_task_file_is_a_clear_error(builtin_registry, tmp_path):
+    from jboat_core import ConfigError
+    from jboat_core.runner import run_task
+    path = tmp_path / "bad.toml"
+    path.write_text('[task]\nmodule = "nope.py"\niterations = 0\n[solver]\nna_op = ["RAD"]\n')
+    with pytest.raises(ConfigError, match="task.iterations: "):
+        run_task(path, tmp_path / "o")
+    path.write_text('[task]\nmodule = "nope.py"\n[solver]\nna_op = ["RAD"]\n')
+    with pytest.raises(ConfigError, match="nope.py does not exist"):
+        run_task(path, tmp_path / "o")
+
+
+def test_default_hyper_cleaning_beats_the_baseline(builtin_registry, tmp_path):
+    """The README's main job: the shipped config beats training on the corrupted labels
+    by at least 5 points of test accuracy (measured: 94.0 % against 79.5 %)."""
+    from jboat_core.runner import run_task
+    m = run_task(EXAMPLES / "hyper_cleaning.toml", tmp_path / "hc", progress=False)
+    gain = m["final"]["test_accuracy"] - m["baseline"]["test_accuracy"]
+    assert gain >= 0.05, m["final"]
+    assert m["final"]["f1"] > 0.8
