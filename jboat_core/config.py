@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ChainError, ConfigError, UnknownOperatorError
 from .hypergradient import validate_section
-from .ordering import validate_composition
+from .ordering import check_composition, validate_and_adjust_order
 from .registry import Registry, get_registry
 
 if sys.version_info >= (3, 11):
@@ -141,10 +141,16 @@ def parse_solver_config(data: Mapping[str, Any], registry: Registry | None = Non
     for rec in (reg.get(n) for n in reg.names()):
         sections.setdefault(rec.name, validate_section(rec.cls, None))
     cfg.operators = sections
+    for key, kind in (("gm_op", "dynamics"), ("na_op", "hypergradient")):
+        try:
+            setattr(cfg, key, validate_and_adjust_order(getattr(cfg, key), kind=kind,
+                                                        registry=reg))
+        except ChainError as exc:
+            raise ConfigError([f"{key}: {exc}"], source) from None
     try:
-        cfg.gm_op, cfg.na_op = validate_composition(cfg.gm_op, cfg.na_op, reg)
+        check_composition([reg.get(n) for n in cfg.gm_op + cfg.na_op], reg)
     except ChainError as exc:
-        raise ConfigError([f"{'gm_op' if _is_gm(exc, reg) else 'na_op'}: {exc}"], source) from None
+        raise ConfigError([f"gm_op/na_op: {exc}"], source) from None
     problems = []
     for name in cfg.gm_op + cfg.na_op:
         rec = reg.get(name)
@@ -152,13 +158,6 @@ def parse_solver_config(data: Mapping[str, Any], registry: Registry | None = Non
     if problems:
         raise ConfigError(problems, source)
     return cfg
-
-
-def _is_gm(exc: ChainError, reg: Registry) -> bool:
-    try:
-        return exc.operator is not None and reg.get(exc.operator).kind == "dynamics"
-    except UnknownOperatorError:
-        return False
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

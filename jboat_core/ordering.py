@@ -94,8 +94,8 @@ def validate_and_adjust_order(custom_order, gradient_order=None, *, kind: str = 
     names = _canonical(custom_order, gradient_order, reg, kind)
     if not names:
         first = [g[0] for g in gradient_order if g]
-        raise ChainError(f"the {kind} chain is empty; choose operators among "
-                         f"{', '.join(n for g in gradient_order for n in g)}",
+        raise ChainError(f"the {kind} chain is empty (rule empty-chain); choose operators "
+                         f"among {', '.join(n for g in gradient_order for n in g)}",
                          rule="empty-chain", choices=tuple(first))
     rank = {n: (gi, i) for gi, group in enumerate(gradient_order) for i, n in enumerate(group)}
     ordered = sorted(names, key=rank.__getitem__)
