@@ -50,3 +50,21 @@ def implicit_hypergradient(op, ll_feed_dict, ul_feed_dict, auxiliary_model, y, h
     v = solve(linear_operator(gy, yd), b)
     mixed = grads(vdot(gy, detach(v)), hparams, name, "mixed second derivative")
     return F.detach(), [(ci - mi).detach() for ci, mi in zip(c, mixed)]
+
+
+def implicit_result(op, ll_feed_dict, ul_feed_dict, auxiliary_model, next_operation, kwargs,
+                    solve) -> dict:
+    """The whole ``compute_gradients`` of an implicit terminal operator (CG, NS, or a
+    plugin's): evaluate at ``lower_model_params`` (PTT) with respect to ``hparams`` (IAD)
+    or ``ul_var``, differentiate the objective the dynamics descended (GDA), add DI's
+    gradient when asked, and return the terminal result."""
+    from .autodiff import init_gradients
+    from .chain import finished, lower_objective, lower_point, require_last
+
+    require_last(op, next_operation)
+    y = lower_point(auxiliary_model, kwargs)
+    hparams = kwargs.get("hparams") or op.ul_var
+    F, g = implicit_hypergradient(op, ll_feed_dict, ul_feed_dict, auxiliary_model, y,
+                                  hparams, solve, lower_objective(op, kwargs))
+    g0 = init_gradients(op, ul_feed_dict, auxiliary_model, y, kwargs.get("init_gradients"))
+    return finished(op, F, g, g0)

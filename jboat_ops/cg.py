@@ -7,7 +7,6 @@ import functools
 from pydantic import BaseModel, ConfigDict, Field
 
 from jboat_core import API_VERSION, HyperGradientOperator, hookimpl
-from jboat_core.chain import finished, lower_objective, lower_point, require_last
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -52,18 +51,12 @@ class CG(HyperGradientOperator):
 
     def compute_gradients(self, ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter=0,
                           hyper_gradient_finished=False, next_operation=None, **kwargs):
-        from jboat_core.autodiff import init_gradients
-        from jboat_core.implicit import implicit_hypergradient
+        from jboat_core.implicit import implicit_result
         from jboat_core.linsolve import solve_cg
 
-        require_last(self, next_operation)
-        y = lower_point(auxiliary_model, kwargs)
-        hparams = kwargs.get("hparams") or self.ul_var
         solve = functools.partial(solve_cg, maxiter=self.config.k, tol=self.config.tolerance)
-        F, g = implicit_hypergradient(self, ll_feed_dict, ul_feed_dict, auxiliary_model, y,
-                                      hparams, solve, lower_objective(self, kwargs))
-        g0 = init_gradients(self, ul_feed_dict, auxiliary_model, y, kwargs.get("init_gradients"))
-        return finished(self, F, g, g0)
+        return implicit_result(self, ll_feed_dict, ul_feed_dict, auxiliary_model,
+                               next_operation, kwargs, solve)
 
 
 @hookimpl

@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import jboat_core
 from jboat_core import HyperGradientOperator, hookimpl
-from jboat_core.chain import finished, lower_point, require_last
 
 from .cgnr import solve_cgnr
 
@@ -72,20 +71,14 @@ class CGN(HyperGradientOperator):
 
     def compute_gradients(self, ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter=0,
                           hyper_gradient_finished=False, next_operation=None, **kwargs):
-        from jboat_core.autodiff import init_gradients
-        from jboat_core.implicit import implicit_hypergradient
+        from jboat_core.implicit import implicit_result
 
-        require_last(self, next_operation)
-        y = lower_point(auxiliary_model, kwargs)
-        hparams = kwargs.get("hparams") or self.ul_var
         solve = functools.partial(solve_cgnr, maxiter=self.config.k,
                                   tol=self.config.tolerance, damping=self.config.damping)
-        # "lower_objective": the objective the dynamics descended (e.g. GDA's phi_alpha),
-        # if they hand one on; None means self.ll_objective.
-        F, g = implicit_hypergradient(self, ll_feed_dict, ul_feed_dict, auxiliary_model, y,
-                                      hparams, solve, kwargs.get("lower_objective"))
-        g0 = init_gradients(self, ul_feed_dict, auxiliary_model, y, kwargs.get("init_gradients"))
-        return finished(self, F, g, g0)
+        # evaluates at y_K (or y_k* after PTT), w.r.t. ul_var (or y_0 after IAD), with
+        # the objective the dynamics descended (GDA), plus DI's gradient if asked
+        return implicit_result(self, ll_feed_dict, ul_feed_dict, auxiliary_model,
+                               next_operation, kwargs, solve)
 
 
 @hookimpl
