@@ -105,7 +105,7 @@ def cmd_validate(args, reg: Registry) -> int:
 def cmd_run(args, reg: Registry) -> int:
     from .runner import run_task
     metrics = run_task(args.config, args.out, checkpoint_every=args.checkpoint_every,
-                       resume=args.resume)
+                       resume=args.resume, iterations=args.iterations)
     final = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                       for k, v in metrics["final"].items())
     print(f"final: {final}")
@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
                    help="save OUT/checkpoint.pkl every N iterations")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pkl")
+    p.add_argument("--iterations", type=int, default=None, metavar="N",
+                   help="override [task] iterations")
     p.set_defaults(func=cmd_run)
     return parser
 

@@ -155,7 +155,24 @@ def plot_losses(history: list[dict], path: Path, title: str) -> None:
 def run_task(config_path: str | Path, out: str | Path, *, checkpoint_every: int = 0,
              resume: bool = False, progress: bool | None = None,
              callback: Callable | None = None, iterations: int | None = None) -> dict:
-    """Run a task file end to end; returns the metrics dict also written to disk."""
+    """Run a task file end to end; returns the metrics dict also written to disk.
+
+    Parameters
+    ----------
+    config_path, out : path
+        Task file and output directory.
+    checkpoint_every : int
+        Save ``out/checkpoint.pkl`` every N iterations (0: never).
+    resume : bool
+        Continue from ``out/checkpoint.pkl`` if it exists.
+    progress : bool, optional
+        Show a tqdm bar (default: when stderr is a terminal).
+    callback : callable, optional
+        ``callback(record, problem)`` after every iteration; ``record`` is the history
+        entry, with the task's metrics on evaluation iterations.
+    iterations : int, optional
+        Override ``[task] iterations``.
+    """
     from tqdm import tqdm
 
     from ._jittor import jittor
@@ -191,7 +208,7 @@ def run_task(config_path: str | Path, out: str | Path, *, checkpoint_every: int 
             problem.history[-1].update(task.evaluate())
         bar.set_postfix(F=f"{rec['upper_loss']:.4f}")
         if callback is not None:
-            callback(rec, problem)
+            callback(problem.history[-1], problem)  # the record with this step's metrics
         if checkpoint_every and (it + 1) % checkpoint_every == 0:
             _save_atomic(ckpt, pickle.dumps({"problem": problem.state_dict(),
                                              "next_iter": it + 1}))
