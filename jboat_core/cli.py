@@ -115,9 +115,19 @@ def cmd_run(args, reg: Registry) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib import metadata
+    try:
+        return metadata.version("jboat")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a checkout
+        from . import __version__
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jboat", description="Hyper-gradient operators for "
                                      "bilevel optimization on Jittor, as plugins.")
+    parser.add_argument("--version", action="version", version=f"jboat {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list-ops", help="list every operator found and the plugins that failed")
     p.add_argument("--json", action="store_true", help="machine-readable output")
