@@ -10,6 +10,8 @@ This is the part upstream borrowed from ``higher`` (``innerloop_ctx``), written 
   Var objects: updates are out of place (upstream's in-place ``p -= lr * g`` aliased every
   snapshot to the newest weights).
 * ``track=False`` keeps only y_0 and the newest snapshot (memory O(1) in the number of steps).
+* Buffers (stop-grad Vars such as BatchNorm running statistics) are copied at construction;
+  calls update the copies, the real module's buffers are left as they were.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ def trainable_parameters(module) -> list:
     return [p for p in module.parameters() if not p.is_stop_grad()]
 
 
-def parameter_slots(module) -> list[list[tuple[dict, str]]]:
+def parameter_slots(module, buffers: bool = False) -> list[list[tuple[dict, str]]]:
     """For each trainable parameter (``trainable_parameters`` order), the ``(dict, key)``
-    places that hold it; a tied parameter has several."""
+    places that hold it; a tied parameter has several. With ``buffers=True``: the same for
+    the stop-grad Vars instead (e.g. BatchNorm running statistics)."""
     jt = jittor()
     slots: dict[int, list[tuple[dict, str]]] = {}
 
@@ -38,6 +41,8 @@ def parameter_slots(module) -> list[list[tuple[dict, str]]]:
                 slots.setdefault(id(value), []).append((store, k))
 
     module.dfs([], None, visit, None)
+    if buffers:
+        return [slots[id(p)] for p in module.parameters() if p.is_stop_grad()]
     return [slots[id(p)] for p in trainable_parameters(module)]
 
 
@@ -56,6 +61,11 @@ class FunctionalModel:
         self.module = module
         self.track = bool(track)
         self._slots = parameter_slots(module)
+        # Buffers (BatchNorm statistics) are copied once; inner steps update the copies and
+        # never write back to the real module (as higher's buffer_sync).
+        self._buffer_slots = parameter_slots(module, buffers=True)
+        self._buffers = [places[0][0][places[0][1]].clone().stop_grad()
+                         for places in self._buffer_slots]
         self._initial = trainable_parameters(module)
         self._history = [list(self._initial)]
         self._steps = 0
@@ -104,14 +114,15 @@ class FunctionalModel:
                 "FunctionalModel", "call",
                 f"params has {len(params)} entries but {type(self.module).__name__} has "
                 f"{len(self._slots)} trainable parameters (pass them in parameters() order)")
-        saved = [places[0][0][places[0][1]] for places in self._slots]
+        slots = self._slots + self._buffer_slots
+        saved = [places[0][0][places[0][1]] for places in slots]
         try:
-            for places, value in zip(self._slots, params):
+            for places, value in zip(slots, list(params) + self._buffers):
                 for store, key in places:
                     store[key] = value
             return self.module(*args, **kwargs)
         finally:
-            for places, value in zip(self._slots, saved):
+            for places, value in zip(slots, saved):
                 for store, key in places:
                     store[key] = value
 

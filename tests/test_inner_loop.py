@@ -67,6 +67,20 @@ def test_functional_call_restores_and_handles_tied_parameters(builtin_registry):
     assert m.a is m.inner.w and m.a.numpy().tolist() == [1.0, 2.0]
 
 
+def test_buffers_are_copied_not_written_back(builtin_registry):
+    from jboat_core import FunctionalModel
+    from jboat_core._jittor import jittor
+    jt = jittor()
+    net = jt.nn.Sequential(jt.nn.Linear(3, 4), jt.nn.BatchNorm1d(4))
+    bn = net.layers["1"]
+    before = bn.running_mean.numpy().copy()
+    fm = FunctionalModel(net)
+    assert len(fm.parameters()) == 4  # weight, bias, BN weight, BN bias: no buffers
+    fm(jt.array(np.random.RandomState(0).randn(8, 3).astype(np.float32)))
+    assert np.array_equal(bn.running_mean.numpy(), before)
+    assert not np.array_equal(fm._buffers[0].numpy(), before)
+
+
 def _numpy_reference(prob, step, K, eps=1e-6):
     """dF(y_K(x))/dx by central differences of a float64 NumPy unroll."""
     x0 = prob.x()
