@@ -20,8 +20,9 @@ jt = jittor()
 
 
 def softplus(z):
-    """Stable log(1 + exp(z)) for Jittor Vars."""
-    return z.maximum(0) + jt.log(1 + jt.exp(-z.abs()))
+    """log(1 + exp(z)) for Jittor Vars, smooth everywhere (``jittor.nn.softplus``, linear
+    above 20). The max/abs form has a kink at z = 0 where Jittor's subgradient is wrong."""
+    return jt.nn.softplus(z)
 
 
 def _np_softplus(z):

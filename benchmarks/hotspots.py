@@ -1,0 +1,94 @@
+"""Where jboat's time goes: the same hyper-iteration with single settings switched off.
+
+``python -m benchmarks.hotspots [--size small|large]`` (Jittor; run it under the lock).
+Variants, each timed with the protocol of :mod:`benchmarks.timing`:
+
+* ``CG tol=1e-10`` (one host sync per CG iteration to test the residual) against
+  ``CG tol=0`` (no sync until the result is read);
+* NGD ``check_finite=True`` (one sync after the inner loop) against ``False``;
+* the K inner steps alone (NGD only, untracked), to split dynamics from chain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--size", default="small")
+    ap.add_argument("--problem", default="ridge")
+    ap.add_argument("--K", type=int, default=10)
+    ap.add_argument("--reps", type=int, default=7)
+    args = ap.parse_args(argv)
+    for k, v in {"nvcc_path": "", "use_mkl": "0", "FIX_TORCH_ERROR": "0", "log_silent": "1",
+                 "use_mpi": "0", "JBOAT_CPU_ONLY": "1"}.items():
+        os.environ.setdefault(k, v)
+    import numpy as np
+    from jboat_core import get_registry, makes_functional_na_operation
+    from jboat_core._jittor import jittor
+    from jboat_core.diffopt import DifferentiableOptimizer
+    from jboat_core.functional import FunctionalModel
+    from jboat_core.solve import hypergradient_step
+
+    from .adapters import jt_objectives as obj
+    from .problems import make_problem
+    from .timing import measure
+
+    jt = jittor()
+    prob = make_problem(args.problem, args.size)
+    lr = round(1.0 / prob.lipschitz(), 4)
+    ll, ul, llf, ulf = obj.build(prob, prob.solution())
+    reg = get_registry()
+    opt = jt.optim.SGD(list(ll.parameters()), lr)
+
+    def hyper(chain_names, cfg):
+        chain = makes_functional_na_operation(
+            chain_names, registry=reg, ll_objective=obj.ll_loss, ul_objective=obj.ul_loss,
+            ll_model=ll, ul_model=ul, ll_var=list(ll.parameters()),
+            ul_var=list(ul.parameters()), solver_config=cfg)
+        ngd = reg.get("NGD").cls(obj.ll_loss, obj.ul_loss, ll, ul, args.K, cfg)
+
+        def call():
+            res, _ = hypergradient_step(chain, ngd, ll, opt, llf, ulf)
+            return res["hyper_gradients"][0].numpy()
+        return call
+
+    def inner_only(check):
+        ngd = reg.get("NGD").cls(obj.ll_loss, obj.ul_loss, ll, ul, args.K,
+                                 {"NGD": {"check_finite": check}})
+
+        def call():
+            fm = FunctionalModel(ll, track=False)
+            dopt = DifferentiableOptimizer.from_optimizer(opt, fm.parameters(time=0))
+            ngd.optimize(ll_feed_dict=llf, ul_feed_dict=ulf, auxiliary_model=fm,
+                         auxiliary_opt=dopt)
+            return fm.parameters()[0].numpy()
+        return call
+
+    variants = {
+        "CG k=10 tol=1e-10": hyper(["CG"], {"CG": {"k": 10, "tolerance": 1e-10}}),
+        "CG k=10 tol=0": hyper(["CG"], {"CG": {"k": 10, "tolerance": 0.0}}),
+        "CG k=10 tol=0, NGD check_finite=False": hyper(
+            ["CG"], {"CG": {"k": 10, "tolerance": 0.0}, "NGD": {"check_finite": False}}),
+        "RAD": hyper(["RAD"], {}),
+        "RAD, NGD check_finite=False": hyper(["RAD"], {"NGD": {"check_finite": False}}),
+        "NGD K steps only (untracked), check_finite": inner_only(True),
+        "NGD K steps only (untracked), no check": inner_only(False),
+    }
+    out = {}
+    for name, fn in variants.items():
+        try:
+            m = measure(fn, warmup=2, reps=args.reps)
+            out[name] = {"median_ms": m["median_s"] * 1e3, "first_s": m["first_s"]}
+        except Exception as exc:  # a variant the installed jboat rejects
+            out[name] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
+    print(json.dumps({"problem": args.problem, "size": args.size, "K": args.K, "lr": lr,
+                      "variants": out}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
