@@ -115,6 +115,21 @@ def cmd_run(args, reg: Registry) -> int:
     return 0
 
 
+def cmd_setup_onednn(args, reg: Registry) -> int:
+    from pathlib import Path
+
+    from .onednn import setup_onednn
+    try:
+        target = setup_onednn(Path(args.cache_dir).expanduser(),
+                              Path(args.lib) if args.lib else None, Path(args.include))
+    except FileNotFoundError as exc:
+        print(f"jboat: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"oneDNN linked into {target}\nnow run with use_mkl=1 (e.g. `use_mkl=1 "
+          "JBOAT_CPU_ONLY=1 jboat run ...`); only 2-D jt.matmul products use it")
+    return 0
+
+
 def _version() -> str:
     from importlib import metadata
     try:
@@ -142,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="validate a solver config file (TOML or JSON)")
     p.add_argument("config")
     p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("setup-onednn", help="let Jittor use a locally installed oneDNN "
+                       "(libdnnl-dev) instead of downloading one")
+    p.add_argument("--cache-dir", default="~/.cache/jittor", help="Jittor's cache folder")
+    p.add_argument("--lib", help="path of libdnnl.so (default: searched)")
+    p.add_argument("--include", default="/usr/include", help="folder holding dnnl.h")
+    p.set_defaults(func=cmd_setup_onednn)
     p = sub.add_parser("run", help="solve a task file end to end (metrics.json, loss_curve.png)")
     p.add_argument("config", help="task file (TOML or JSON) with [task], [optim], [solver]")
     p.add_argument("--out", default="runs/latest", help="output directory (default runs/latest)")

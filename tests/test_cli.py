@@ -57,3 +57,21 @@ def test_listing_never_imports_jittor_and_is_fast():
     elapsed = time.perf_counter() - start
     assert proc.returncode == 0, proc.stderr
     assert elapsed < 5, f"listing took {elapsed:.2f}s"  # ~0.5 s measured; slack for load
+
+
+def test_setup_onednn_lays_out_the_cache(tmp_path, capsys):
+    lib = tmp_path / "libdnnl.so"
+    lib.write_bytes(b"")
+    inc = tmp_path / "include"
+    inc.mkdir()
+    (inc / "dnnl.h").write_text("")
+    cache = tmp_path / "cache"
+    assert main(["setup-onednn", "--cache-dir", str(cache), "--lib", str(lib),
+                 "--include", str(inc)]) == 0
+    folder = cache / "mkl" / "dnnl_lnx_2.2.0_cpu_gomp"
+    assert (folder / "lib" / "libmkldnn.so").resolve() == lib.resolve()
+    assert (folder / "include" / "dnnl.h").exists()
+    assert "use_mkl=1" in capsys.readouterr().out
+    assert main(["setup-onednn", "--cache-dir", str(cache), "--lib",
+                 str(tmp_path / "missing.so")]) == 1
+    assert "libdnnl-dev" in capsys.readouterr().err
