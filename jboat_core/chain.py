@@ -53,6 +53,17 @@ def passthrough(ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter, kwar
     return out
 
 
+def dynamics_passthrough(ll_feed_dict, ul_feed_dict, auxiliary_model, auxiliary_opt,
+                         current_iter, kwargs, **updates) -> dict:
+    """The next dynamics operator's keyword arguments (GDA, DI, NGD before DM)."""
+    out = {k: v for k, v in kwargs.items() if k != "next_operation"}
+    out.update(ll_feed_dict=ll_feed_dict, ul_feed_dict=ul_feed_dict,
+               auxiliary_model=auxiliary_model, auxiliary_opt=auxiliary_opt,
+               current_iter=current_iter)
+    out.update(updates)
+    return out
+
+
 def lower_lr(op, kwargs: Mapping[str, Any]) -> float:
     """eta, the lower-level learning rate: ``ll_lr`` passed by the solver, else
     ``solver_config["lower_level_opt"].lr`` (upstream shape)."""

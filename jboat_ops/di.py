@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from jboat_core import API_VERSION, DynamicalSystem, hookimpl
+from jboat_core.chain import dynamics_passthrough
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -47,9 +48,8 @@ class DI(DynamicalSystem):
 
     def optimize(self, ll_feed_dict, ul_feed_dict, auxiliary_model, auxiliary_opt,
                  current_iter=0, next_operation=None, **kwargs):
-        return {**kwargs, "ll_feed_dict": ll_feed_dict, "ul_feed_dict": ul_feed_dict,
-                "auxiliary_model": auxiliary_model, "auxiliary_opt": auxiliary_opt,
-                "current_iter": current_iter}
+        return dynamics_passthrough(ll_feed_dict, ul_feed_dict, auxiliary_model, auxiliary_opt,
+                                    current_iter, kwargs)
 
 
 @hookimpl

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict, Field
 
 from jboat_core import API_VERSION, DynamicalSystem, hookimpl
+from jboat_core.chain import dynamics_passthrough
 from jboat_core.errors import OperatorRuntimeError
 
 JBOAT_API_VERSION = API_VERSION
@@ -55,10 +56,10 @@ class GDA(DynamicalSystem):
             raise OperatorRuntimeError(self.name, "config", "needs gda_loss(ll_feed_dict, "
                                        "ul_feed_dict, ul_model, ll_model, **kw): pass it to "
                                        "Problem(gda_loss=...) or put it in solver_config")
-        return {**kwargs, "ll_feed_dict": ll_feed_dict, "ul_feed_dict": ul_feed_dict,
-                "auxiliary_model": auxiliary_model, "auxiliary_opt": auxiliary_opt,
-                "current_iter": current_iter, "gda_loss": gda_loss,
-                "alpha": self.config.alpha_init, "alpha_decay": self.config.alpha_decay}
+        return dynamics_passthrough(ll_feed_dict, ul_feed_dict, auxiliary_model, auxiliary_opt,
+                                    current_iter, kwargs, gda_loss=gda_loss,
+                                    alpha=self.config.alpha_init,
+                                    alpha_decay=self.config.alpha_decay)
 
 
 def _get(cfg, key):

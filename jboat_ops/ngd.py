@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from jboat_core import API_VERSION, DynamicalSystem, DynamicsPlan, hookimpl
+from jboat_core.chain import dynamics_passthrough
 from jboat_core.errors import OperatorRuntimeError
 
 JBOAT_API_VERSION = API_VERSION
@@ -76,10 +77,9 @@ class NGD(DynamicalSystem):
         if self.config.check_finite and losses:
             self._check_finite()
         if next_operation is not None:
-            return {"ll_feed_dict": ll_feed_dict, "ul_feed_dict": ul_feed_dict,
-                    "auxiliary_model": auxiliary_model, "auxiliary_opt": auxiliary_opt,
-                    "current_iter": current_iter, "plan": plan, "max_loss_iter": max_loss_iter,
-                    **kwargs}
+            return dynamics_passthrough(ll_feed_dict, ul_feed_dict, auxiliary_model,
+                                        auxiliary_opt, current_iter, kwargs, plan=plan,
+                                        max_loss_iter=max_loss_iter)
         return max_loss_iter
 
     def _check_finite(self):
