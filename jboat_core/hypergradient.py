@@ -173,6 +173,10 @@ class DynamicalSystem(_Operator, abc.ABC):
         self.lower_objective = None  # objective implicit operators should use (GDA: phi)
         self._store(solver_config)
 
+    def check_finite(self) -> None:
+        """Raise ``OperatorRuntimeError`` if the last run diverged (default: no check).
+        The solver calls it once the iteration's results are computed."""
+
     def get_state(self) -> dict:
         """State kept across outer iterations, as NumPy arrays (checkpoints); default none."""
         return {}

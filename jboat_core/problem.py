@@ -190,6 +190,13 @@ class Problem:
         grads = self._combine([r["hyper_gradients"] for r, _ in outs])
         init = self._combine([r.get("ll_init_gradients") for r, _ in outs])
         result, fmodel = outs[-1]
+        losses = [r["upper_loss"] for r, _ in outs]
+        lower = None
+        for d in self.dynamics:
+            lower = d.lower_losses if d.lower_losses is not None else lower
+        jt.sync([*losses, *grads, *(init or []), *([lower] if lower is not None else [])])
+        for d in self.dynamics:  # before any update: a diverged iteration changes nothing
+            d.check_finite()
         if result.get("ll_update") is not None:
             for p, q in zip(self.ll_var, result["ll_update"]):
                 p.update(q.detach())
@@ -205,14 +212,7 @@ class Problem:
             if result.get("ul_lr") is not None:
                 set_lr(self.ul_opt, result["ul_lr"])
             apply_gradients(self.ul_opt, self.ul_var, grads)
-        losses = [r["upper_loss"] for r, _ in outs]
-        lower = self.dynamics[0].lower_losses
-        for d in self.dynamics:
-            lower = d.lower_losses if d.lower_losses is not None else lower
-        sync = [*losses, *(self.ul_var if not self.config.return_grad else grads)]
-        if lower is not None:
-            sync.append(lower)
-        jt.sync(sync)
+            jt.sync(self.ul_var)
         record["upper_loss"] = sum(float(v.item()) for v in losses) / len(losses)
         record["lower_loss"] = float(lower.numpy()[-1]) if lower is not None else None
         record["time"] = time.perf_counter() - start

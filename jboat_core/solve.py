@@ -34,4 +34,5 @@ def hypergradient_step(chain, dynamics, ll_model, ll_opt, ll_feed_dict, ul_feed_
     out = chain.compute_gradients(ll_feed_dict=ll_feed_dict, ul_feed_dict=ul_feed_dict,
                                   auxiliary_model=fmodel, max_loss_iter=max_loss_iter,
                                   ll_lr=dopt.lr, init_gradients=init_gradients)
+    dynamics.check_finite()
     return out[0]["gradient_operator_results"], fmodel

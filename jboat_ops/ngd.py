@@ -15,8 +15,8 @@ class NGDConfig(BaseModel):
     """Settings of NGD."""
 
     model_config = ConfigDict(extra="forbid")
-    check_finite: bool = Field(True, description="after the K steps, raise if a lower "
-                               "loss was NaN/Inf, naming the first bad step (one sync)")
+    check_finite: bool = Field(True, description="raise if a lower loss of the iteration was "
+                               "NaN/Inf, naming the first bad step (read with the results)")
 
 
 class NGD(DynamicalSystem):
@@ -74,17 +74,19 @@ class NGD(DynamicalSystem):
             max_loss_iter = plan.truncate + 1 + int(jt.concat(upper).argmax(0)[0].item())
         last = max_loss_iter if max_loss_iter > 0 else self.lower_loop
         self.lower_objective = objective_at(max(last - 1, 0))
-        if self.config.check_finite and losses:
-            self._check_finite()
         if next_operation is not None:
             return dynamics_passthrough(ll_feed_dict, ul_feed_dict, auxiliary_model,
                                         auxiliary_opt, current_iter, kwargs, plan=plan,
                                         max_loss_iter=max_loss_iter)
         return max_loss_iter
 
-    def _check_finite(self):
+    def check_finite(self):
+        """Raise if a lower loss of the last run was NaN/Inf, naming the first bad step.
+        Called by the solver after the hyper-gradient, so it costs no extra sync."""
         import numpy as np
 
+        if not self.config.check_finite or self.lower_losses is None:
+            return
         values = self.lower_losses.numpy()
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
