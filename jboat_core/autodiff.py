@@ -74,15 +74,6 @@ def sync_floats(*values) -> list[float]:
     return [float(v.item()) for v in values]
 
 
-def require_finite(values: Sequence, op: str, step: str) -> None:
-    """Raise if any Var in ``values`` holds NaN or Inf (one sync)."""
-    bad = [i for i, ok in enumerate(jt.stack([jt.isfinite(v).all().float32().reshape(1)
-                                              for v in values]).numpy().ravel()) if not ok]
-    if bad:
-        raise OperatorRuntimeError(op, step, f"non-finite values (NaN/Inf) in result(s) {bad}; "
-                                   "lower the step size or check the objectives")
-
-
 def upper_at(op, ul_feed_dict, auxiliary_model, params, step: str = "upper objective"):
     """F(x, y) at lower-level weights ``params``, checked to be a scalar."""
     return check_scalar(op.ul_objective(ul_feed_dict, op.ul_model, auxiliary_model,

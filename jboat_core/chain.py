@@ -42,26 +42,30 @@ def lower_objective(op, kwargs: Mapping[str, Any]):
     return kwargs.get("lower_objective") or op.ll_objective
 
 
+def _next_kwargs(kwargs: Mapping[str, Any], current: dict, updates: dict) -> dict:
+    """``kwargs`` without ``next_operation``, then the current arguments, then ``updates``."""
+    out = {k: v for k, v in kwargs.items() if k != "next_operation"}
+    out.update(current)
+    out.update(updates)
+    return out
+
+
 def passthrough(ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter, kwargs,
                 **updates) -> dict:
     """The next operator's keyword arguments: the current ones updated by ``updates``."""
-    out = {k: v for k, v in kwargs.items() if k != "next_operation"}
-    out.update(ll_feed_dict=ll_feed_dict, ul_feed_dict=ul_feed_dict,
-               auxiliary_model=auxiliary_model, max_loss_iter=max_loss_iter,
-               hyper_gradient_finished=False)
-    out.update(updates)
-    return out
+    return _next_kwargs(kwargs, dict(ll_feed_dict=ll_feed_dict, ul_feed_dict=ul_feed_dict,
+                                     auxiliary_model=auxiliary_model,
+                                     max_loss_iter=max_loss_iter,
+                                     hyper_gradient_finished=False), updates)
 
 
 def dynamics_passthrough(ll_feed_dict, ul_feed_dict, auxiliary_model, auxiliary_opt,
                          current_iter, kwargs, **updates) -> dict:
     """The next dynamics operator's keyword arguments (GDA, DI, NGD before DM)."""
-    out = {k: v for k, v in kwargs.items() if k != "next_operation"}
-    out.update(ll_feed_dict=ll_feed_dict, ul_feed_dict=ul_feed_dict,
-               auxiliary_model=auxiliary_model, auxiliary_opt=auxiliary_opt,
-               current_iter=current_iter)
-    out.update(updates)
-    return out
+    return _next_kwargs(kwargs, dict(ll_feed_dict=ll_feed_dict, ul_feed_dict=ul_feed_dict,
+                                     auxiliary_model=auxiliary_model,
+                                     auxiliary_opt=auxiliary_opt,
+                                     current_iter=current_iter), updates)
 
 
 def lower_lr(op, kwargs: Mapping[str, Any]) -> float:

@@ -99,9 +99,6 @@ class SolverConfig(BaseModel):
                              "fo_op to null and compose gm_op/na_op operators instead")
         return None
 
-    def section(self, name: str) -> BaseModel | None:
-        return self.operators.get(name)
-
 
 def parse_solver_config(data: Mapping[str, Any], registry: Registry | None = None,
                         source: str | None = None) -> SolverConfig:

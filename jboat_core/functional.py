@@ -25,10 +25,11 @@ def trainable_parameters(module) -> list:
     return [p for p in module.parameters() if not p.is_stop_grad()]
 
 
-def parameter_slots(module, buffers: bool = False) -> list[list[tuple[dict, str]]]:
-    """For each trainable parameter (``trainable_parameters`` order), the ``(dict, key)``
-    places that hold it; a tied parameter has several. With ``buffers=True``: the same for
-    the stop-grad Vars instead (e.g. BatchNorm running statistics)."""
+def parameter_slots(module) -> tuple[list, list, list]:
+    """One walk of ``module``: its trainable parameters (``trainable_parameters`` order),
+    for each of them the ``(dict, key)`` places that hold it (a tied parameter has
+    several), and the same places for its buffers (stop-grad Vars, e.g. BatchNorm
+    running statistics)."""
     jt = jittor()
     slots: dict[int, list[tuple[dict, str]]] = {}
 
@@ -41,9 +42,10 @@ def parameter_slots(module, buffers: bool = False) -> list[list[tuple[dict, str]
                 slots.setdefault(id(value), []).append((store, k))
 
     module.dfs([], None, visit, None)
-    if buffers:
-        return [slots[id(p)] for p in module.parameters() if p.is_stop_grad()]
-    return [slots[id(p)] for p in trainable_parameters(module)]
+    every = module.parameters()
+    params = [p for p in every if not p.is_stop_grad()]
+    return (params, [slots[id(p)] for p in params],
+            [slots[id(p)] for p in every if p.is_stop_grad()])
 
 
 class FunctionalModel:
@@ -60,13 +62,12 @@ class FunctionalModel:
     def __init__(self, module, track: bool = True):
         self.module = module
         self.track = bool(track)
-        self._slots = parameter_slots(module)
+        self._initial, self._slots, buffer_slots = parameter_slots(module)
         # Buffers (BatchNorm statistics) are copied once; inner steps update the copies and
         # never write back to the real module (as higher's buffer_sync).
-        self._buffer_slots = parameter_slots(module, buffers=True)
         self._buffers = [places[0][0][places[0][1]].clone().stop_grad()
-                         for places in self._buffer_slots]
-        self._initial = trainable_parameters(module)
+                         for places in buffer_slots]
+        self._all_slots = self._slots + buffer_slots
         self._history = [list(self._initial)]
         self._steps = 0
 
@@ -114,7 +115,7 @@ class FunctionalModel:
                 "FunctionalModel", "call",
                 f"params has {len(params)} entries but {type(self.module).__name__} has "
                 f"{len(self._slots)} trainable parameters (pass them in parameters() order)")
-        slots = self._slots + self._buffer_slots
+        slots = self._all_slots
         saved = [places[0][0][places[0][1]] for places in slots]
         try:
             for places, value in zip(slots, list(params) + self._buffers):
