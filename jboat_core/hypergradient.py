@@ -173,9 +173,15 @@ class DynamicalSystem(_Operator, abc.ABC):
         self.lower_objective = None  # objective implicit operators should use (GDA: phi)
         self._store(solver_config)
 
+    def finite_checks(self) -> list:
+        """Vars that ``check_finite`` will read; the solver computes them in the same
+        Jittor execution as the hyper-gradient (default: none)."""
+        return []
+
     def check_finite(self) -> None:
         """Raise ``OperatorRuntimeError`` if the last run diverged (default: no check).
-        The solver calls it once the iteration's results are computed."""
+        The solver calls it once the iteration's results (and ``finite_checks()``) are
+        computed."""
 
     def get_state(self) -> dict:
         """State kept across outer iterations, as NumPy arrays (checkpoints); default none."""

@@ -23,6 +23,7 @@ from .hypergradient import DynamicsPlan
 from .optimstate import apply_gradients, load_optimizer_state, optimizer_state, set_lr
 from .registry import Registry, get_registry
 from .sequential import makes_functional_na_operation
+from .solve import sync_and_check
 
 #: Upstream ``boat_config`` keys holding runtime objects, and their Problem argument names.
 RUNTIME_KEYS = {"lower_level_model": "ll_model", "upper_level_model": "ul_model",
@@ -194,9 +195,9 @@ class Problem:
         lower = None
         for d in self.dynamics:
             lower = d.lower_losses if d.lower_losses is not None else lower
-        jt.sync([*losses, *grads, *(init or []), *([lower] if lower is not None else [])])
-        for d in self.dynamics:  # before any update: a diverged iteration changes nothing
-            d.check_finite()
+        sync_and_check([{"upper_loss": None, "hyper_gradients": grads,
+                         "ll_init_gradients": init}, *(r for r, _ in outs)], self.dynamics,
+                       extra=[lower] if lower is not None else [])
         if result.get("ll_update") is not None:
             for p, q in zip(self.ll_var, result["ll_update"]):
                 p.update(q.detach())

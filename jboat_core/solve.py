@@ -2,8 +2,32 @@
 
 from __future__ import annotations
 
+from ._jittor import jittor
 from .diffopt import DifferentiableOptimizer
 from .functional import FunctionalModel
+
+
+def sync_and_check(results, dynamics, extra=()) -> None:
+    """Compute everything one iteration produced in a single Jittor execution, then let
+    each dynamics operator check its lower losses (``check_finite``) without a second sync.
+
+    Parameters
+    ----------
+    results : iterable of dict
+        Terminal results (``hyper_gradients``, ``upper_loss``, ``ll_init_gradients``).
+    dynamics : iterable of DynamicalSystem
+    extra : iterable of jittor.Var
+        More Vars the caller will read (e.g. the lower losses it records).
+    """
+    dynamics = list(dynamics)
+    pending = [v for d in dynamics for v in d.finite_checks()] + list(extra)
+    for r in results:
+        pending.append(r.get("upper_loss"))
+        pending.extend(r.get("hyper_gradients") or ())
+        pending.extend(r.get("ll_init_gradients") or ())
+    jittor().sync([v for v in pending if v is not None])
+    for d in dynamics:  # before any update: a diverged iteration changes nothing
+        d.check_finite()
 
 
 def hypergradient_step(chain, dynamics, ll_model, ll_opt, ll_feed_dict, ul_feed_dict,
@@ -34,5 +58,6 @@ def hypergradient_step(chain, dynamics, ll_model, ll_opt, ll_feed_dict, ul_feed_
     out = chain.compute_gradients(ll_feed_dict=ll_feed_dict, ul_feed_dict=ul_feed_dict,
                                   auxiliary_model=fmodel, max_loss_iter=max_loss_iter,
                                   ll_lr=dopt.lr, init_gradients=init_gradients)
-    dynamics.check_finite()
-    return out[0]["gradient_operator_results"], fmodel
+    result = out[0]["gradient_operator_results"]
+    sync_and_check([result], [dynamics])
+    return result, fmodel

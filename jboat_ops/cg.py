@@ -17,7 +17,10 @@ class CGConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     k: int = Field(10, ge=1, description="maximum conjugate-gradient iterations")
     tolerance: float = Field(1e-10, ge=0, description="stop when ||residual|| < tolerance "
-                             "(0: always run k iterations, no per-iteration sync)")
+                             "(0: always k iterations, no sync)")
+    check_every: int = Field(10, ge=1, description="with tolerance > 0, test for the stop "
+                             "every this many iterations and at the end (one host sync "
+                             "each); the result does not depend on it")
 
 
 class CG(HyperGradientOperator):
@@ -54,7 +57,8 @@ class CG(HyperGradientOperator):
         from jboat_core.implicit import implicit_result
         from jboat_core.linsolve import solve_cg
 
-        solve = functools.partial(solve_cg, maxiter=self.config.k, tol=self.config.tolerance)
+        solve = functools.partial(solve_cg, maxiter=self.config.k, tol=self.config.tolerance,
+                                  check_every=self.config.check_every)
         return implicit_result(self, ll_feed_dict, ul_feed_dict, auxiliary_model,
                                next_operation, kwargs, solve)
 

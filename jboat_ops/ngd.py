@@ -80,9 +80,16 @@ class NGD(DynamicalSystem):
                                         max_loss_iter=max_loss_iter)
         return max_loss_iter
 
+    def finite_checks(self):
+        """The lower losses of the last run, when ``check_finite`` is on."""
+        if self.config.check_finite and self.lower_losses is not None:
+            return [self.lower_losses]
+        return []
+
     def check_finite(self):
         """Raise if a lower loss of the last run was NaN/Inf, naming the first bad step.
-        Called by the solver after the hyper-gradient, so it costs no extra sync."""
+        Called by the solver after the hyper-gradient was computed together with
+        ``finite_checks()``, so it costs no extra sync."""
         import numpy as np
 
         if not self.config.check_finite or self.lower_losses is None:

@@ -17,8 +17,11 @@ class NSConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     k: int = Field(10, ge=1, description="number of Neumann terms after the first")
-    tolerance: float = Field(0.0, ge=0, description="stop when the newest term's norm < "
-                             "tolerance (0: always k terms, no per-iteration sync)")
+    tolerance: float = Field(0.0, ge=0, description="stop after the first term whose norm "
+                             "< tolerance (0: always k terms, no sync)")
+    check_every: int = Field(10, ge=1, description="with tolerance > 0, test for the stop "
+                             "every this many terms and at the end (one host sync each); "
+                             "the result does not depend on it")
     alpha: float | None = Field(None, gt=0, description="series step; default: the "
                                 "lower-level learning rate eta")
 
@@ -56,7 +59,8 @@ class NS(HyperGradientOperator):
 
         alpha = self.config.alpha if self.config.alpha is not None else lower_lr(self, kwargs)
         solve = functools.partial(solve_neumann, maxiter=self.config.k,
-                                  tol=self.config.tolerance, alpha=alpha)
+                                  tol=self.config.tolerance, alpha=alpha,
+                                  check_every=self.config.check_every)
         return implicit_result(self, ll_feed_dict, ul_feed_dict, auxiliary_model,
                                next_operation, kwargs, solve)
 
