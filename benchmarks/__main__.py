@@ -22,6 +22,7 @@ from .methods import METHODS
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PYTHONS = {"jboat": os.path.expanduser("~/.venvs/jboat/bin/python"),
+           "bare": os.path.expanduser("~/.venvs/jboat/bin/python"),
            "boatjit": "/opt/bench-boatjit/bin/python",
            "boattorch": "/opt/bench-boattorch/bin/python"}
 
@@ -33,7 +34,8 @@ def parse(argv=None):
     ap.add_argument("--sizes", default="small,large")
     ap.add_argument("--methods", default=",".join(m.name for m in METHODS),
                     help="chains, e.g. RAD,PTT+RAD,CG")
-    ap.add_argument("--frameworks", default="jboat,boatjit,boattorch")
+    ap.add_argument("--frameworks", default="jboat,bare,boatjit,boattorch",
+                    help="bare: hand-written Jittor (adapters/bare_jt.py), in jboat's venv")
     ap.add_argument("--K", type=int, default=10, help="inner steps per hyper-iteration")
     ap.add_argument("--K-mem", type=int, default=100,
                     help="second K for the memory-growth check (0: skip)")
@@ -91,7 +93,7 @@ def run_worker(spec, args, pythons, env):
     fd, out = tempfile.mkstemp(suffix=".json", prefix="bench-")
     os.close(fd)
     limit = args.timeout
-    if spec["framework"] != "jboat" and args.timeout_upstream:
+    if spec["framework"] in ("boatjit", "boattorch") and args.timeout_upstream:
         limit = args.timeout_upstream
     cmd = ["timeout", "-s", "KILL", str(int(limit)), pythons[spec["framework"]],
            "-m", "benchmarks.worker", "--spec", json.dumps(spec), "--out", out]

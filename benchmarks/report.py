@@ -96,6 +96,28 @@ def table(doc: dict, tag: str = "") -> str:
     return "\n".join(lines)
 
 
+def bare_table(doc: dict, tag: str = "") -> str:
+    """jboat against hand-written Jittor (``bare``) and both against JBOAT: framework
+    overhead, and the best any Jittor code reaches against JBOAT on the same graphs."""
+    runs = [r for r in doc.get("runs", []) if r.get("tag", "") == tag and r.get("ok")]
+    by = {(r["framework"], r["problem"], r["size"], r["method"]): r["median_s"] * 1e3
+          for r in runs}
+    rows = sorted({(r["problem"], r["size"], r["method"]) for r in runs
+                   if r["framework"] == "bare"}, key=lambda t: (t[0], t[1] != "small", t[2]))
+    if not rows:
+        return ""
+    head = ("| chain | problem | size | jboat ms | bare Jittor ms | jboat / bare | JBOAT ms "
+            "| bare / JBOAT | jboat / JBOAT |")
+    lines = [head, "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
+    for prob, size, meth in rows:
+        j, b, u = (by.get((fw, prob, size, meth)) for fw in ("jboat", "bare", "boatjit"))
+        lines.append("| " + " | ".join([
+            meth, prob, size, _f(j, ".2f"), _f(b, ".2f"), _f(j / b if j and b else None, ".2f"),
+            _f(u, ".2f"), _f(b / u if b and u else None, ".2f"),
+            _f(j / u if j and u else None, ".2f")]) + " |")
+    return "\n".join(lines)
+
+
 def errors(doc: dict) -> str:
     out = []
     for r in doc.get("runs", []):
@@ -115,9 +137,18 @@ def markdown(doc: dict) -> str:
              "of f measured in the same process; `x floor`: time over the floor in those "
              "units. `ratio` = jboat time / upstream time (below 1: jboat faster).\n",
              table(doc)]
+    bare = bare_table(doc)
+    if bare:
+        parts.append("\n## Against hand-written Jittor\n\n`bare`: the same math as a "
+                     "short script without any framework (`adapters/bare_jt.py`); "
+                     "`bare / JBOAT` bounds what any Jittor implementation gains over "
+                     "JBOAT on these graphs.\n\n" + bare)
     tags = sorted({r.get("tag", "") for r in doc.get("runs", [])} - {""})
     for tag in tags:
         parts.append(f"\n## Variant `{tag}`\n\n" + table(doc, tag))
+        bare = bare_table(doc, tag)
+        if bare:
+            parts.append("\n" + bare)
     err = errors(doc)
     if err:
         parts.append("\n## Failed runs\n\n" + err)

@@ -7,4 +7,5 @@ Frameworks are imported only inside these modules (each runs in its own venv).
 
 ADAPTERS = {"jboat": "benchmarks.adapters.jboat_jt",
             "boatjit": "benchmarks.adapters.boatjit",
-            "boattorch": "benchmarks.adapters.boattorch"}
+            "boattorch": "benchmarks.adapters.boattorch",
+            "bare": "benchmarks.adapters.bare_jt"}
