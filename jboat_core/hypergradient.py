@@ -32,12 +32,16 @@ class DynamicsPlan:
         Stop gradients through the inner gradients: y_{k+1} = y_k - eta sg(grad f) (FOA).
     truncate : int
         Number of leading steps taken outside the graph (RGT).
+    record_loss : bool
+        Keep the lower objective of the last inner step as ``lower_loss`` (the solver's
+        history asks for it; off by default because Jittor computes every live Var).
     """
 
     track: bool = False
     pessimistic: bool = False
     first_order: bool = False
     truncate: int = 0
+    record_loss: bool = False
 
 
 def operator_section(solver_config: Any, name: str) -> Any:
@@ -169,13 +173,14 @@ class DynamicalSystem(_Operator, abc.ABC):
         self.ll_model = ll_model
         self.ul_model = ul_model
         self.lower_loop = int(lower_loop)
-        self.lower_losses = None  # Var of the lower losses of the last run, if recorded
+        self.lower_loss = None  # lower objective at the last inner step (plan.record_loss)
         self.lower_objective = None  # objective implicit operators should use (GDA: phi)
         self._store(solver_config)
 
-    def finite_checks(self) -> list:
-        """Vars that ``check_finite`` will read; the solver computes them in the same
-        Jittor execution as the hyper-gradient (default: none)."""
+    def finite_checks(self, outputs=()) -> list:
+        """Vars that ``check_finite`` will read, given the iteration's ``outputs`` (upper
+        loss, hyper-gradients); the solver computes them in the same Jittor execution as
+        the hyper-gradient (default: none)."""
         return []
 
     def check_finite(self) -> None:

@@ -127,6 +127,7 @@ class Problem:
                 ul_objective=self.ul_objective, ll_model=self.ll_model, ul_model=self.ul_model,
                 ll_var=self.ll_var, ul_var=self.ul_var, solver_config=runtime)
         self.plan = self.chain.dynamics_plan() if self.chain else DynamicsPlan()
+        self.plan.record_loss = True  # the history records the last lower loss
         learns = [d for d in self.dynamics if type(d).learns_initialisation]
         self.init_opt = (type(self.ul_opt)(self.ll_var, learns[0].config.lr) if learns else None)
         needs_same = "IAD" in cfg.na_op
@@ -194,7 +195,7 @@ class Problem:
         losses = [r["upper_loss"] for r, _ in outs]
         lower = None
         for d in self.dynamics:
-            lower = d.lower_losses if d.lower_losses is not None else lower
+            lower = d.lower_loss if d.lower_loss is not None else lower
         sync_and_check([{"upper_loss": None, "hyper_gradients": grads,
                          "ll_init_gradients": init}, *(r for r, _ in outs)], self.dynamics,
                        extra=[lower] if lower is not None else [])
@@ -215,7 +216,7 @@ class Problem:
             apply_gradients(self.ul_opt, self.ul_var, grads)
             jt.sync(self.ul_var)
         record["upper_loss"] = sum(float(v.item()) for v in losses) / len(losses)
-        record["lower_loss"] = float(lower.numpy()[-1]) if lower is not None else None
+        record["lower_loss"] = float(lower.item()) if lower is not None else None
         record["time"] = time.perf_counter() - start
         self.history.append({k: v for k, v in record.items() if k != "hyper_gradients"})
         if self.callback is not None:

@@ -9,7 +9,8 @@ from .functional import FunctionalModel
 
 def sync_and_check(results, dynamics, extra=()) -> None:
     """Compute everything one iteration produced in a single Jittor execution, then let
-    each dynamics operator check its lower losses (``check_finite``) without a second sync.
+    each dynamics operator check it (``finite_checks`` / ``check_finite``) without a
+    second execution.
 
     Parameters
     ----------
@@ -20,12 +21,14 @@ def sync_and_check(results, dynamics, extra=()) -> None:
         More Vars the caller will read (e.g. the lower losses it records).
     """
     dynamics = list(dynamics)
-    pending = [v for d in dynamics for v in d.finite_checks()] + list(extra)
+    outputs = []
     for r in results:
-        pending.append(r.get("upper_loss"))
-        pending.extend(r.get("hyper_gradients") or ())
-        pending.extend(r.get("ll_init_gradients") or ())
-    jittor().sync([v for v in pending if v is not None])
+        outputs.append(r.get("upper_loss"))
+        outputs.extend(r.get("hyper_gradients") or ())
+        outputs.extend(r.get("ll_init_gradients") or ())
+    outputs = [v for v in outputs if v is not None]
+    checks = [v for d in dynamics for v in d.finite_checks(outputs)]
+    jittor().sync(outputs + checks + list(extra))
     for d in dynamics:  # before any update: a diverged iteration changes nothing
         d.check_finite()
 

@@ -15,8 +15,9 @@ class NGDConfig(BaseModel):
     """Settings of NGD."""
 
     model_config = ConfigDict(extra="forbid")
-    check_finite: bool = Field(True, description="raise if a lower loss of the iteration was "
-                               "NaN/Inf, naming the first bad step (read with the results)")
+    check_finite: bool = Field(True, description="raise if y_K, the upper loss or the "
+                               "hyper-gradient is NaN/Inf, naming the first bad inner step "
+                               "(one reduction per tensor, read with the results)")
 
 
 class NGD(DynamicalSystem):
@@ -56,7 +57,7 @@ class NGD(DynamicalSystem):
 
         plan = plan or DynamicsPlan()
         objective_at = _aggregation(self.ll_objective, ul_feed_dict, kwargs)
-        losses, upper = [], []
+        upper, loss = [], None
         for k in range(self.lower_loop):
             y = auxiliary_model.parameters()
             loss = check_scalar(objective_at(k)(ll_feed_dict, self.ul_model, auxiliary_model,
@@ -64,11 +65,13 @@ class NGD(DynamicalSystem):
             new = auxiliary_opt.step(auxiliary_model, loss, first_order=plan.first_order,
                                      detach=k < plan.truncate, op=self.name,
                                      where=f"inner step {k + 1}")
-            losses.append(loss.detach().reshape(1))
             if plan.pessimistic and k >= plan.truncate:  # k* among differentiable steps
                 upper.append(self.ul_objective(ul_feed_dict, self.ul_model, auxiliary_model,
                                                params=new).detach().reshape(1))
-        self.lower_losses = jt.concat(losses) if losses else None
+        # Only what is read is kept: a live Var is computed by the next sync even if unused.
+        self.lower_loss = loss.detach() if plan.record_loss and loss is not None else None
+        self._last = auxiliary_model.parameters() if self.config.check_finite else None
+        self._replay = (ll_feed_dict, objective_at, auxiliary_opt)
         max_loss_iter = -1
         if plan.pessimistic and upper:
             max_loss_iter = plan.truncate + 1 + int(jt.concat(upper).argmax(0)[0].item())
@@ -80,27 +83,58 @@ class NGD(DynamicalSystem):
                                         max_loss_iter=max_loss_iter)
         return max_loss_iter
 
-    def finite_checks(self):
-        """The lower losses of the last run, when ``check_finite`` is on."""
-        if self.config.check_finite and self.lower_losses is not None:
-            return [self.lower_losses]
-        return []
+    def finite_checks(self, outputs=()):
+        """One number that is NaN/Inf iff y_K or one of ``outputs`` (the iteration's upper
+        loss and hyper-gradients) is: the sum of ``0 * v`` over them (a reduction per
+        tensor, computed with the results; nothing per inner step)."""
+        if not getattr(self, "_last", None):
+            return []
+        probe = None
+        for v in [*self._last, *outputs]:
+            term = (v * 0).sum()
+            probe = term if probe is None else probe + term
+        self._probe = probe
+        return [probe]
 
     def check_finite(self):
-        """Raise if a lower loss of the last run was NaN/Inf, naming the first bad step.
-        Called by the solver after the hyper-gradient was computed together with
-        ``finite_checks()``, so it costs no extra sync."""
+        """Raise if the last run ended at a NaN/Inf lower iterate or produced a NaN/Inf
+        upper loss / hyper-gradient, naming the first bad inner step. Costs one float read
+        when all is well; on failure the inner loop is replayed from y_0, reading every
+        loss and iterate."""
+        import math
+
+        probe, self._probe = getattr(self, "_probe", None), None
+        if probe is None or math.isfinite(float(probe.item())):
+            return
+        step, why = self._first_bad_step()
+        if step is None:
+            raise OperatorRuntimeError(self.name, "result", "the lower loop stayed finite but "
+                                       "the upper loss or the hyper-gradient is NaN/Inf; "
+                                       "check F and the hyper-gradient operator's settings")
+        raise OperatorRuntimeError(self.name, f"inner step {step}", why + "; lower the "
+                                   "lower-level learning rate or check f")
+
+    def _first_bad_step(self) -> tuple[int | None, str]:
+        """Replay the last run outside the graph: (step, reason) of the first NaN/Inf,
+        or (None, "") if every loss and iterate is finite."""
         import numpy as np
 
-        if not self.config.check_finite or self.lower_losses is None:
-            return
-        values = self.lower_losses.numpy()
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            raise OperatorRuntimeError(
-                self.name, f"inner step {int(bad[0]) + 1}",
-                f"the lower-level loss is {values[bad[0]]} (NaN/Inf) after "
-                f"{int(bad[0])} step(s); lower the lower-level learning rate or check f")
+        from jboat_core.functional import FunctionalModel
+
+        feed, objective_at, opt = self._replay
+        fmodel = FunctionalModel(self.ll_model, track=False)
+        twin = type(opt)(opt.groups)
+        for k in range(self.lower_loop):
+            loss = objective_at(k)(feed, self.ul_model, fmodel, params=fmodel.parameters())
+            value = float(loss.item())
+            if not np.isfinite(value):
+                return k + 1, (f"the lower-level loss is {value} (NaN/Inf) after {k} "
+                               "step(s)")
+            new = twin.step(fmodel, loss, detach=True, op=self.name, where=f"inner step {k + 1}")
+            if not all(np.all(np.isfinite(q.numpy())) for q in new):
+                return k + 1, (f"the step from a finite loss ({value:.4g}) made the lower "
+                               "variables NaN/Inf (overflow)")
+        return None, ""
 
 
 def _aggregation(ll_objective, ul_feed_dict, kwargs):

@@ -34,6 +34,19 @@ def test_nan_in_lower_loop_names_the_step(ridge):
         run_chain(ridge, ["RAD"], 60, 1e4)  # a divergent step size
 
 
+def test_nan_upper_objective_is_reported_after_a_finite_lower_loop(ridge):
+    F = ridge.ul_objective
+    ridge.ul_objective = lambda *a, **kw: F(*a, **kw) * float("nan")  # noqa: E731
+    with pytest.raises(OperatorRuntimeError, match=r"NGD: result: the lower loop stayed "
+                       r"finite but the upper loss or the hyper-gradient is NaN/Inf"):
+        run_chain(ridge, ["RAD"], 2, 0.1)
+
+
+def test_finite_check_can_be_switched_off(ridge):
+    _, g, _ = run_chain(ridge, ["RAD"], 60, 1e4, {"NGD": {"check_finite": False}})
+    assert not np.all(np.isfinite(g))  # diverged, and nobody raised
+
+
 def test_mismatched_parameter_list(ridge):
     from jboat_core import FunctionalModel
     from jboat_core._jittor import jittor
