@@ -61,6 +61,10 @@ def _chain_rules(rec: OperatorRecord, reg: Registry) -> list[str]:
         lines.append(f"cannot be combined with: {', '.join(c.conflicts)}")
     lines.append("keeps the unrolled trajectory (memory O(K))" if c.needs_trajectory
                  else "does not need the unrolled trajectory")
+    if c.keeps_initialisation:
+        lines.append("differentiates with respect to y_0: no warm start (copy_last_param off)")
+    if c.requires_runtime:
+        lines.append(f"needs in the solver config: {', '.join(c.requires_runtime)}")
     return lines
 
 

@@ -60,6 +60,13 @@ class OperatorMeta:
         The composition must also contain at least one of these operators (either chain).
     conflicts : tuple of str
         Operators that may not appear in the same composition (either chain).
+    keeps_initialisation : bool
+        True when the operator differentiates with respect to the initialisation y_0
+        (meta-learning, e.g. IAD): the solver then never warm-starts y_0 with y_K
+        (``copy_last_param`` is ignored).
+    requires_runtime : tuple of str
+        Runtime objects of the solver config the operator cannot run without (e.g. GDA:
+        ``("gda_loss",)``); the solver refuses to build without them.
     config_model : type of pydantic.BaseModel
         Model of the operator's config section; must forbid extra keys.
     summary, formula, reference : str
@@ -75,6 +82,8 @@ class OperatorMeta:
     needs_trajectory: ClassVar[bool] = False
     requires_any: ClassVar[tuple[str, ...]] = ()
     conflicts: ClassVar[tuple[str, ...]] = ()
+    keeps_initialisation: ClassVar[bool] = False
+    requires_runtime: ClassVar[tuple[str, ...]] = ()
     config_model: ClassVar[type[BaseModel]] = EmptyConfig
     summary: ClassVar[str] = ""
     formula: ClassVar[str] = ""
@@ -103,12 +112,14 @@ def metadata_problems(cls: type, kind: str, base: type) -> list[str]:
         problems.append(f"followed_by={cls.followed_by!r}: unknown stage(s) {bad_follow}")
     if cls.role == "either" and not cls.followed_by:
         problems.append("role='either' needs followed_by (the stages that may follow)")
-    if not isinstance(cls.needs_trajectory, bool):
-        problems.append(f"needs_trajectory={cls.needs_trajectory!r}: declare True or False")
-    for attr in ("requires_any", "conflicts"):
+    for attr in ("needs_trajectory", "keeps_initialisation"):
+        if not isinstance(getattr(cls, attr), bool):
+            problems.append(f"{attr}={getattr(cls, attr)!r}: declare True or False")
+    for attr, what in (("requires_any", "operator names"), ("conflicts", "operator names"),
+                       ("requires_runtime", "runtime config keys")):
         value = getattr(cls, attr)
         if not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
-            problems.append(f"{attr}={value!r}: declare a tuple of operator names")
+            problems.append(f"{attr}={value!r}: declare a tuple of {what}")
     problems += _config_model_problems(cls.config_model)
     for attr in ("summary", "reference"):
         if not (isinstance(getattr(cls, attr), str) and getattr(cls, attr).strip()):

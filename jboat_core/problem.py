@@ -130,11 +130,14 @@ class Problem:
         self.plan.record_loss = True  # the history records the last lower loss
         learns = [d for d in self.dynamics if type(d).learns_initialisation]
         self.init_opt = (type(self.ul_opt)(self.ll_var, learns[0].config.lr) if learns else None)
-        needs_same = "IAD" in cfg.na_op
+        ops = self.dynamics + (self.chain.gradient_instances if self.chain else [])
+        keeps_init = any(type(op).keeps_initialisation for op in ops)
         self.copy_last_param = (cfg.copy_last_param and not cfg.accumulate_grad
-                                and not needs_same and not self.dynamics_provides)
-        if cfg.gm_op and "GDA" in cfg.gm_op and self.gda_loss is None:
-            raise ConfigError(["gda_loss: GDA is in gm_op but no gda_loss was given"])
+                                and not keeps_init and not self.dynamics_provides)
+        missing = [f"{key}: {type(op).name} needs it but none was given (pass it to Problem)"
+                   for op in ops for key in type(op).requires_runtime if runtime.get(key) is None]
+        if missing:
+            raise ConfigError(missing)
 
     # -- one outer iteration -----------------------------------------------------------
     def _run_dynamics(self, ll_feed_dict, ul_feed_dict, fmodel, dopt, current_iter):

@@ -44,6 +44,7 @@ class GDA(DynamicalSystem):
     stage = "prepare"
     order = 10
     role = "modifier"
+    requires_runtime = ("gda_loss",)
     config_model = GDAConfig
     summary = "Gradient-descent aggregation: inner steps on alpha_k F + (1 - alpha_k) f (BDA)"
     formula = "y_{k+1} = y_k - eta grad_y phi_{alpha_k}(x, y_k), alpha_k = alpha_0 decay^k"

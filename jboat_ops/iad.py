@@ -35,6 +35,7 @@ class IAD(HyperGradientOperator):
     role = "either"
     followed_by = ("implicit",)
     needs_trajectory = True
+    keeps_initialisation = True  # meta-learns y_0: no warm start
     conflicts = ("DI",)
     summary = "Initialisation-based AD: MAML meta-gradient dF(y_K)/dy_0"
     formula = "g = dF(y_K(y_0))/dy_0 (terminal) | hparams = y_0 for CG/NS (pass-through)"

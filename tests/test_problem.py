@@ -123,6 +123,19 @@ def test_missing_runtime_objects(jt):
         Problem({"na_op": ["RAD"]})
 
 
+def test_declared_runtime_requirement_is_enforced(jt):
+    from jboat_core import ConfigError
+    with pytest.raises(ConfigError, match="gda_loss: GDA needs it but none was given"):
+        make(jt, {"gm_op": ["GDA", "NGD"], "na_op": ["RAD"]})
+
+
+def test_meta_learning_operator_turns_warm_start_off(jt):
+    prob, _ = make(jt, {"na_op": ["IAD"], "copy_last_param": True})
+    assert prob.copy_last_param is False  # IAD declares keeps_initialisation
+    prob, _ = make(jt, {"na_op": ["RAD"], "copy_last_param": True})
+    assert prob.copy_last_param is True
+
+
 def test_diverged_iteration_changes_nothing(jt):
     from jboat_core import OperatorRuntimeError
     prob, p = make(jt, {"na_op": ["RAD"], "copy_last_param": True})

@@ -47,6 +47,15 @@ def test_bad_metadata_names_operator_plugin_and_attribute():
         assert needle in failure.error
 
 
+def test_flags_and_runtime_requirements_are_type_checked():
+    make_module("fake_badflags", op_class("FLAGS", keeps_initialisation="yes",
+                                          requires_runtime="gda_loss"))
+    reg = Registry.from_entry_points([ep("badflags", "fake_badflags", "jboat-flags")])
+    (failure,) = reg.failures
+    assert "keeps_initialisation='yes': declare True or False" in failure.error
+    assert "requires_runtime='gda_loss': declare a tuple of runtime config keys" in failure.error
+
+
 def test_config_model_must_forbid_extra_keys():
     from pydantic import BaseModel
 
