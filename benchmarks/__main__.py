@@ -2,7 +2,8 @@
 
 Each configuration (framework x problem x size x chain) runs in a fresh process of its
 framework's venv, wrapped in ``flock LOCK`` so that no two Jittor processes compile or run
-at once; for every configuration the frameworks take turns (jboat, JBOAT, boat-torch).
+at once; for every configuration the frameworks take turns (jboat, bare Jittor, JBOAT,
+boat-torch).
 Results are merged into ``benchmarks/results/latest.json`` and summarised in ``latest.md``.
 """
 
@@ -42,10 +43,10 @@ def parse(argv=None):
     ap.add_argument("--K-mem-frameworks", default="jboat",
                     help="frameworks that also run the K-mem call")
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--large-reps", type=int, default=3, help="repetitions at size 'large'")
     ap.add_argument("--quick", action="store_true",
-                    help="small size, jboat only, K-mem off, 1 warm-up, 3 repetitions")
+                    help="small size, jboat and bare only, K-mem off, 1 warm-up, 3 repetitions")
     ap.add_argument("--tag", default="", help="label of a variant (e.g. onednn)")
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for the workers (e.g. use_mkl=1)")
@@ -62,7 +63,7 @@ def parse(argv=None):
                     help="only merge the runs of another results file and rewrite the report")
     args = ap.parse_args(argv)
     if args.quick:
-        args.sizes, args.frameworks, args.K_mem = "small", "jboat", 0
+        args.sizes, args.frameworks, args.K_mem = "small", "jboat,bare", 0
         args.warmup, args.reps = 1, 3
     return args
 

@@ -68,6 +68,10 @@ class FunctionalModel:
         self._buffers = [places[0][0][places[0][1]].clone().stop_grad()
                          for places in buffer_slots]
         self._all_slots = self._slots + buffer_slots
+        # Flat (dict, key, index) list and the first place of each slot: one loop per call.
+        self._places = [(store, key, i) for i, places in enumerate(self._all_slots)
+                        for store, key in places]
+        self._heads = [places[0] for places in self._all_slots]
         self._history = [list(self._initial)]
         self._steps = 0
 
@@ -109,23 +113,24 @@ class FunctionalModel:
 
     # -- evaluation ----------------------------------------------------------------
     def __call__(self, *args, params=None, **kwargs):
-        params = self._history[-1] if params is None else list(params)
+        if params is None:
+            params = self._history[-1]
+        elif not isinstance(params, (list, tuple)):
+            params = list(params)
         if len(params) != len(self._slots):
             raise OperatorRuntimeError(
                 "FunctionalModel", "call",
                 f"params has {len(params)} entries but {type(self.module).__name__} has "
                 f"{len(self._slots)} trainable parameters (pass them in parameters() order)")
-        slots = self._all_slots
-        saved = [places[0][0][places[0][1]] for places in slots]
+        values = [*params, *self._buffers] if self._buffers else params
+        saved = [store[key] for store, key in self._heads]
         try:
-            for places, value in zip(slots, list(params) + self._buffers):
-                for store, key in places:
-                    store[key] = value
+            for store, key, i in self._places:
+                store[key] = values[i]
             return self.module(*args, **kwargs)
         finally:
-            for places, value in zip(slots, saved):
-                for store, key in places:
-                    store[key] = value
+            for store, key, i in self._places:
+                store[key] = saved[i]
 
     def __getattr__(self, item):
         # Objectives may reach helpers of the user's module (e.g. ``lower_model.n_classes``).

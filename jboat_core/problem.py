@@ -199,9 +199,8 @@ class Problem:
         lower = None
         for d in self.dynamics:
             lower = d.lower_loss if d.lower_loss is not None else lower
-        sync_and_check([{"upper_loss": None, "hyper_gradients": grads,
-                         "ll_init_gradients": init}, *(r for r, _ in outs)], self.dynamics,
-                       extra=[lower] if lower is not None else [])
+        sync_and_check([{"hyper_gradients": grads, "ll_init_gradients": init}],
+                       self.dynamics, extra=[*losses, *([lower] if lower is not None else [])])
         if result.get("ll_update") is not None:
             for p, q in zip(self.ll_var, result["ll_update"]):
                 p.update(q.detach())

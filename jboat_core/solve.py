@@ -15,15 +15,16 @@ def sync_and_check(results, dynamics, extra=()) -> None:
     Parameters
     ----------
     results : iterable of dict
-        Terminal results (``hyper_gradients``, ``upper_loss``, ``ll_init_gradients``).
+        Terminal results; their ``hyper_gradients`` and ``ll_init_gradients`` are computed
+        and checked (``upper_loss`` stays lazy unless passed in ``extra``: Jittor computes
+        only what is asked for).
     dynamics : iterable of DynamicalSystem
     extra : iterable of jittor.Var
-        More Vars the caller will read (e.g. the lower losses it records).
+        More Vars the caller will read (e.g. the losses it records).
     """
     dynamics = list(dynamics)
     outputs = []
     for r in results:
-        outputs.append(r.get("upper_loss"))
         outputs.extend(r.get("hyper_gradients") or ())
         outputs.extend(r.get("ll_init_gradients") or ())
     outputs = [v for v in outputs if v is not None]

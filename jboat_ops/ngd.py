@@ -15,9 +15,9 @@ class NGDConfig(BaseModel):
     """Settings of NGD."""
 
     model_config = ConfigDict(extra="forbid")
-    check_finite: bool = Field(True, description="raise if y_K, the upper loss or the "
-                               "hyper-gradient is NaN/Inf, naming the first bad inner step "
-                               "(one reduction per tensor, read with the results)")
+    check_finite: bool = Field(True, description="raise if y_K or the hyper-gradient is "
+                               "NaN/Inf, naming the first bad inner step (one reduction per "
+                               "tensor, read with the results)")
 
 
 class NGD(DynamicalSystem):
@@ -84,9 +84,9 @@ class NGD(DynamicalSystem):
         return max_loss_iter
 
     def finite_checks(self, outputs=()):
-        """One number that is NaN/Inf iff y_K or one of ``outputs`` (the iteration's upper
-        loss and hyper-gradients) is: the sum of ``0 * v`` over them (a reduction per
-        tensor, computed with the results; nothing per inner step)."""
+        """One number that is NaN/Inf iff y_K or one of ``outputs`` (the iteration's
+        hyper-gradients) is: the sum of ``0 * v`` over them (a reduction per tensor,
+        computed with the results; nothing per inner step)."""
         if not getattr(self, "_last", None):
             return []
         probe = None
@@ -98,7 +98,7 @@ class NGD(DynamicalSystem):
 
     def check_finite(self):
         """Raise if the last run ended at a NaN/Inf lower iterate or produced a NaN/Inf
-        upper loss / hyper-gradient, naming the first bad inner step. Costs one float read
+        hyper-gradient, naming the first bad inner step. Costs one float read
         when all is well; on failure the inner loop is replayed from y_0, reading every
         loss and iterate."""
         import math
@@ -109,8 +109,8 @@ class NGD(DynamicalSystem):
         step, why = self._first_bad_step()
         if step is None:
             raise OperatorRuntimeError(self.name, "result", "the lower loop stayed finite but "
-                                       "the upper loss or the hyper-gradient is NaN/Inf; "
-                                       "check F and the hyper-gradient operator's settings")
+                                       "the hyper-gradient is NaN/Inf; check F and the "
+                                       "hyper-gradient operator's settings")
         raise OperatorRuntimeError(self.name, f"inner step {step}", why + "; lower the "
                                    "lower-level learning rate or check f")
 

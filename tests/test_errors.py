@@ -38,7 +38,7 @@ def test_nan_upper_objective_is_reported_after_a_finite_lower_loop(ridge):
     F = ridge.ul_objective
     ridge.ul_objective = lambda *a, **kw: F(*a, **kw) * float("nan")  # noqa: E731
     with pytest.raises(OperatorRuntimeError, match=r"NGD: result: the lower loop stayed "
-                       r"finite but the upper loss or the hyper-gradient is NaN/Inf"):
+                       r"finite but the hyper-gradient is NaN/Inf"):
         run_chain(ridge, ["RAD"], 2, 0.1)
 
 
