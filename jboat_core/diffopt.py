@@ -95,24 +95,27 @@ class DifferentiableOptimizer:
         list of jittor.Var
             The new snapshot (also recorded in ``fmodel``).
         """
-        jt = jittor()
         if loss.numel() != 1:
             raise OperatorRuntimeError(op, where, f"the lower-level objective returned shape "
                                        f"{list(loss.shape)}; it must return a scalar")
         params = fmodel.parameters()
-        grads = jt.grad(loss, params)
+        grads = jittor().grad(loss, params)
         if first_order or detach:
             grads = [g.detach() for g in grads]
         self.n_step += 1
+        cut = detach or not fmodel.track
         new = []
-        for i, (p, g, grp) in enumerate(zip(params, grads, self.groups)):
+        for i, p in enumerate(params):
+            grp = self.groups[i]
             if grp is None:
                 new.append(p)
                 continue
-            q = self._update(p, g, grp, self.state[i])
-            if detach or not fmodel.track:
+            state = self.state[i]
+            q = self._update(p, grads[i], grp, state)
+            if cut:
                 q = q.detach()
-                self.state[i] = {k: v.detach() for k, v in self.state[i].items()}
+                if state:
+                    self.state[i] = {k: v.detach() for k, v in state.items()}
             new.append(q)
         fmodel.update_params(new)
         return new

@@ -26,12 +26,13 @@ def trainable_parameters(module) -> list:
 
 
 def parameter_slots(module) -> tuple[list, list, list]:
-    """One walk of ``module``: its trainable parameters (``trainable_parameters`` order),
-    for each of them the ``(dict, key)`` places that hold it (a tied parameter has
-    several), and the same places for its buffers (stop-grad Vars, e.g. BatchNorm
-    running statistics)."""
+    """One walk of ``module``: its trainable parameters (``module.parameters()`` order,
+    which is this walk's first-seen order), for each of them the ``(dict, key)`` places
+    that hold it (a tied parameter has several), and the same places for its buffers
+    (stop-grad Vars, e.g. BatchNorm running statistics)."""
     jt = jittor()
     slots: dict[int, list[tuple[dict, str]]] = {}
+    every: list = []
 
     def visit(parents, key, mod, name):
         store = mod.params if isinstance(mod, jt.nn.ParameterList) else mod.__dict__
@@ -39,10 +40,13 @@ def parameter_slots(module) -> tuple[list, list, list]:
             if isinstance(k, str) and k.startswith("_"):
                 continue
             if isinstance(value, jt.Var):
-                slots.setdefault(id(value), []).append((store, k))
+                places = slots.get(id(value))
+                if places is None:
+                    slots[id(value)] = places = []
+                    every.append(value)
+                places.append((store, k))
 
     module.dfs([], None, visit, None)
-    every = module.parameters()
     params = [p for p in every if not p.is_stop_grad()]
     return (params, [slots[id(p)] for p in params],
             [slots[id(p)] for p in every if p.is_stop_grad()])

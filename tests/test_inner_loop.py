@@ -67,6 +67,29 @@ def test_functional_call_restores_and_handles_tied_parameters(builtin_registry):
     assert m.a is m.inner.w and m.a.numpy().tolist() == [1.0, 2.0]
 
 
+def test_functional_parameters_follow_module_parameters_order(builtin_registry):
+    from jboat_core import FunctionalModel
+    from jboat_core._jittor import jittor
+    from jboat_core.functional import trainable_parameters
+    jt = jittor()
+
+    class Net(jt.nn.Module):
+        def __init__(self):
+            self.body = jt.nn.Sequential(jt.nn.Linear(3, 4), jt.nn.BatchNorm1d(4),
+                                         jt.nn.Linear(4, 2))
+            self.extra = jt.nn.ParameterList([jt.array([1.0]), jt.array([2.0, 3.0])])
+            self.scale = jt.array([0.5])
+            self.tied = self.body.layers["0"].weight
+
+        def execute(self, x):
+            return self.body(x) * self.scale
+
+    net = Net()
+    got = FunctionalModel(net).parameters()
+    want = trainable_parameters(net)
+    assert len(got) == len(want) == 9 and all(a is b for a, b in zip(got, want))
+
+
 def test_buffers_are_copied_not_written_back(builtin_registry):
     from jboat_core import FunctionalModel
     from jboat_core._jittor import jittor
