@@ -57,7 +57,9 @@ def parse(argv=None):
     ap.add_argument("--timeout", type=float, default=240.0, help="seconds per worker")
     ap.add_argument("--timeout-upstream", type=float, default=None,
                     help="seconds per boat-jit/boat-torch worker (default: --timeout)")
-    ap.add_argument("--results", default=os.path.join(HERE, "results"))
+    ap.add_argument("--results", default=None,
+                    help="results folder (default: benchmarks/results; --quick: "
+                    "benchmarks/results/quick, not committed)")
     ap.add_argument("--fresh", action="store_true", help="do not merge into latest.json")
     ap.add_argument("--merge-from", default=None, metavar="JSON",
                     help="only merge the runs of another results file and rewrite the report")
@@ -65,6 +67,8 @@ def parse(argv=None):
     if args.quick:
         args.sizes, args.frameworks, args.K_mem = "small", "jboat,bare", 0
         args.warmup, args.reps = 1, 3
+    if args.results is None:
+        args.results = os.path.join(HERE, "results", "quick" if args.quick else "")
     return args
 
 
