@@ -42,6 +42,15 @@ def test_errors_are_loc_message_lines(builtin_registry):
     assert "Traceback" not in str(info.value)
 
 
+def test_solver_check_interval_must_be_positive(builtin_registry):
+    with pytest.raises(ConfigError) as info:
+        parse_solver_config({"na_op": ["CG"], "CG": {"check_every": 0},
+                             "NS": {"check_every": -2}})
+    assert any(ln.startswith("CG.check_every: ") and "greater than or equal to 1" in ln
+               for ln in info.value.lines)
+    assert any(ln.startswith("NS.check_every: ") for ln in info.value.lines)
+
+
 def test_invalid_chain_is_a_config_error(builtin_registry):
     with pytest.raises(ConfigError, match="na_op: .*RGT.*conflicts"):
         parse_solver_config({"na_op": ["RGT", "FD"]})
