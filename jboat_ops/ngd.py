@@ -70,8 +70,9 @@ class NGD(DynamicalSystem):
                                                params=new).detach().reshape(1))
         # Only what is read is kept: a live Var is computed by the next sync even if unused.
         self.lower_loss = loss.detach() if plan.record_loss and loss is not None else None
+        # Kept for check_finite only (and dropped there): y_K and what a replay needs.
         self._last = auxiliary_model.parameters() if self.config.check_finite else None
-        self._replay = (ll_feed_dict, objective_at, auxiliary_opt)
+        self._replay = (ll_feed_dict, objective_at, auxiliary_opt) if self._last else None
         max_loss_iter = -1
         if plan.pessimistic and upper:
             max_loss_iter = plan.truncate + 1 + int(jt.concat(upper).argmax(0)[0].item())
@@ -104,9 +105,10 @@ class NGD(DynamicalSystem):
         import math
 
         probe, self._probe = getattr(self, "_probe", None), None
+        replay, self._replay, self._last = getattr(self, "_replay", None), None, None
         if probe is None or math.isfinite(float(probe.item())):
             return
-        step, why = self._first_bad_step()
+        step, why = self._first_bad_step(*replay)
         if step is None:
             raise OperatorRuntimeError(self.name, "result", "the lower loop stayed finite but "
                                        "the hyper-gradient is NaN/Inf; check F and the "
@@ -114,14 +116,13 @@ class NGD(DynamicalSystem):
         raise OperatorRuntimeError(self.name, f"inner step {step}", why + "; lower the "
                                    "lower-level learning rate or check f")
 
-    def _first_bad_step(self) -> tuple[int | None, str]:
+    def _first_bad_step(self, feed, objective_at, opt) -> tuple[int | None, str]:
         """Replay the last run outside the graph: (step, reason) of the first NaN/Inf,
         or (None, "") if every loss and iterate is finite."""
         import numpy as np
 
         from jboat_core.functional import FunctionalModel
 
-        feed, objective_at, opt = self._replay
         fmodel = FunctionalModel(self.ll_model, track=False)
         twin = type(opt)(opt.groups)
         for k in range(self.lower_loop):
