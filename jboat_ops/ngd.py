@@ -33,6 +33,9 @@ class NGD(DynamicalSystem):
     k = T+1..K, so that PTT after RGT never picks a constant iterate). Returns ``max_loss_iter``:
     k* with PTT, else -1. After GDA, the steps descend phi_{alpha_k} and
     ``lower_objective`` is phi at the alpha of the evaluated point (for implicit operators).
+    With ``check_finite`` (default) the solver reads one probe with the results, NaN/Inf
+    iff y_K or the hyper-gradient is, and raises before any update, naming the first bad
+    inner step (found by replaying the loop outside the graph, only after a failure).
 
     References
     ----------
