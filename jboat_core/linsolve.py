@@ -10,15 +10,30 @@ from __future__ import annotations
 from .autodiff import axpy, sync_floats, vdot
 
 
-def _first_stop(pending, stop) -> int | None:
-    """Read the pending one-element Vars with a single sync; index of the first entry
-    whose values satisfy ``stop``, or None."""
-    values = sync_floats(*[v for entry in pending for v in entry[:-1]])
-    width = len(pending[0]) - 1
-    for j in range(len(pending)):
-        if stop(*values[j * width:(j + 1) * width]):
-            return j
-    return None
+class _StopTests:
+    """Stop tests of an iterative solver, read in batches: the one-element Vars of each
+    iteration are kept and read with one host sync every ``check_every`` iterations and
+    at the last one; the first iteration whose values satisfy ``stop`` wins, so the
+    result does not depend on ``check_every`` (only the wasted work does)."""
+
+    def __init__(self, solver: str, maxiter: int, check_every: int, stop):
+        if check_every < 1:
+            raise ValueError(f"{solver}: check_every={check_every!r} must be >= 1")
+        self.maxiter, self.check_every, self.stop = int(maxiter), check_every, stop
+        self.pending: list[tuple[tuple, object]] = []
+
+    def add(self, i: int, values: tuple, result):
+        """Record iteration ``i``'s test Vars and the result to return if it is the stop;
+        return the stopping iteration's result once a batch is read, else None."""
+        self.pending.append((values, result))
+        if len(self.pending) < self.check_every and i + 1 < self.maxiter:
+            return None
+        floats = iter(sync_floats(*[v for vals, _ in self.pending for v in vals]))
+        batch, self.pending = self.pending, []
+        for vals, res in batch:
+            if self.stop(*[next(floats) for _ in vals]):
+                return res
+        return None
 
 
 def solve_cg(matvec, b, maxiter: int = 10, tol: float = 1e-10, check_every: int = 10):
@@ -41,33 +56,26 @@ def solve_cg(matvec, b, maxiter: int = 10, tol: float = 1e-10, check_every: int 
     Hestenes M.R., Stiefel E., "Methods of conjugate gradients for solving linear systems",
     J. Res. Nat. Bur. Standards, 1952.
     """
-    if check_every < 1:
-        raise ValueError(f"solve_cg: check_every={check_every!r} must be >= 1")
+    tests = _StopTests("solve_cg", maxiter, check_every,
+                       lambda rs_f, pap_f: rs_f ** 0.5 < tol or pap_f <= 0)
     x = [r * 0 for r in b]
     r = list(b)
     p = list(b)
     rs = vdot(r, r)
-    pending = []  # (r'r, p'Ap, iterate before the step) of iterations not yet tested
-
-    def stop(rs_f, pap_f):
-        return rs_f ** 0.5 < tol or pap_f <= 0
-
     for i in range(int(maxiter)):
         ap = matvec(p)
         pap = vdot(p, ap)
-        if tol > 0:
-            pending.append((rs, pap, x))
+        x_before, rs_before = x, rs
         alpha = rs / pap
         x = axpy(alpha, p, x)
         r = axpy(-alpha, ap, r)
         rs_new = vdot(r, r)
         p = axpy(rs_new / rs, p, r)
         rs = rs_new
-        if pending and (len(pending) == check_every or i + 1 == maxiter):
-            j = _first_stop(pending, stop)
-            if j is not None:
-                return pending[j][-1]
-            pending = []
+        if tol > 0:
+            stopped = tests.add(i, (rs_before, pap), x_before)
+            if stopped is not None:
+                return stopped
     return x
 
 
@@ -85,20 +93,15 @@ def solve_neumann(matvec, b, maxiter: int = 10, tol: float = 0.0, alpha: float =
     Lorraine J., Vicol P., Duvenaud D., "Optimizing millions of hyperparameters by implicit
     differentiation", AISTATS 2020.
     """
-    if check_every < 1:
-        raise ValueError(f"solve_neumann: check_every={check_every!r} must be >= 1")
+    tests = _StopTests("solve_neumann", maxiter, check_every, lambda vv: vv ** 0.5 < tol)
     v = list(b)
     s = list(b)
-    pending = []  # (newest term's squared norm, partial sum including it)
     for i in range(int(maxiter)):
         v = axpy(-alpha, matvec(v), v)
         s = [si + vi for si, vi in zip(s, v)]
         if tol > 0:
-            pending.append((vdot(v, v), s))
-            if len(pending) == check_every or i + 1 == maxiter:
-                j = _first_stop(pending, lambda vv: vv ** 0.5 < tol)
-                if j is not None:
-                    s = pending[j][-1]
-                    break
-                pending = []
+            stopped = tests.add(i, (vdot(v, v),), s)  # s includes the newest term
+            if stopped is not None:
+                s = stopped
+                break
     return [si * alpha for si in s]
