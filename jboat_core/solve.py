@@ -27,7 +27,6 @@ def sync_and_check(results, dynamics, extra=()) -> None:
     for r in results:
         outputs.extend(r.get("hyper_gradients") or ())
         outputs.extend(r.get("ll_init_gradients") or ())
-    outputs = [v for v in outputs if v is not None]
     checks = [v for d in dynamics for v in d.finite_checks(outputs)]
     jittor().sync(outputs + checks + list(extra))
     for d in dynamics:  # before any update: a diverged iteration changes nothing

@@ -52,6 +52,8 @@ class NGD(DynamicalSystem):
     summary = "Unrolled gradient descent on the lower level (K differentiable steps)"
     formula = "y_{k+1} = y_k - eta grad_y f(x, y_k) (or the SGD-momentum / Adam update)"
     reference = "Franceschi et al., Bilevel programming for hyperparameter optimization and meta-learning, ICML 2018"
+    # Between optimize and check_finite: y_K, the finiteness probe, what a replay needs.
+    _last = _probe = _replay = None
 
     def optimize(self, ll_feed_dict, ul_feed_dict, auxiliary_model, auxiliary_opt,
                  current_iter=0, next_operation=None, plan: DynamicsPlan | None = None,
@@ -73,7 +75,6 @@ class NGD(DynamicalSystem):
                                                params=new).detach().reshape(1))
         # Only what is read is kept: a live Var is computed by the next sync even if unused.
         self.lower_loss = loss.detach() if plan.record_loss and loss is not None else None
-        # Kept for check_finite only (and dropped there): y_K and what a replay needs.
         self._last = auxiliary_model.parameters() if self.config.check_finite else None
         self._replay = (ll_feed_dict, objective_at, auxiliary_opt) if self._last else None
         max_loss_iter = -1
@@ -91,14 +92,13 @@ class NGD(DynamicalSystem):
         """One number that is NaN/Inf iff y_K or one of ``outputs`` (the iteration's
         hyper-gradients) is: the sum of ``0 * v`` over them (a reduction per tensor,
         computed with the results; nothing per inner step)."""
-        if not getattr(self, "_last", None):
+        from jboat_core.autodiff import vdot
+
+        if not self._last:
             return []
-        probe = None
-        for v in [*self._last, *outputs]:
-            term = (v * 0).sum()
-            probe = term if probe is None else probe + term
-        self._probe = probe
-        return [probe]
+        values = [*self._last, *outputs]
+        self._probe = vdot(values, [0.0] * len(values))
+        return [self._probe]
 
     def check_finite(self):
         """Raise if the last run ended at a NaN/Inf lower iterate or produced a NaN/Inf
@@ -107,8 +107,8 @@ class NGD(DynamicalSystem):
         loss and iterate."""
         import math
 
-        probe, self._probe = getattr(self, "_probe", None), None
-        replay, self._replay, self._last = getattr(self, "_replay", None), None, None
+        probe, replay = self._probe, self._replay
+        self._probe = self._replay = self._last = None
         if probe is None or math.isfinite(float(probe.item())):
             return
         step, why = self._first_bad_step(*replay)
