@@ -60,16 +60,25 @@ def _acc(r):
     return _f(r.get("cosine"), ".4f"), _f(r.get("rel_err"), ".1e")
 
 
+def _rows(runs) -> list:
+    """The (problem, size, chain) rows of ``runs``: by problem, small size first, chain."""
+    return sorted({(r["problem"], r["size"], r["method"]) for r in runs},
+                  key=lambda t: (t[0], t[1] != "small", t[2]))
+
+
+def _start(head: str) -> list:
+    """A Markdown table's header line and separator line."""
+    return [head, "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
+
+
 def table(doc: dict, tag: str = "") -> str:
     """One row per (chain, problem, size): jboat, then JBOAT (boat-jit) and boat-torch."""
     runs = [r for r in doc.get("runs", []) if r.get("tag", "") == tag]
     by = {(r["framework"], r["problem"], r["size"], r["method"]): r for r in runs}
-    rows = sorted({(r["problem"], r["size"], r["method"]) for r in runs},
-                  key=lambda t: (t[0], t[1] != "small", t[2]))
-    head = ("| chain | problem | size | ms/hyper-iter | first call s | grads | HVPs | floor "
-            "| x floor | cosine | rel. err | peak MB K=10 | peak MB K=100 | JBOAT ms "
-            "| ratio | JBOAT cos | JBOAT rel. err | torch ms | ratio |")
-    lines = [head, "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
+    rows = _rows(runs)
+    lines = _start("| chain | problem | size | ms/hyper-iter | first call s | grads | HVPs "
+                   "| floor | x floor | cosine | rel. err | peak MB K=10 | peak MB K=100 "
+                   "| JBOAT ms | ratio | JBOAT cos | JBOAT rel. err | torch ms | ratio |")
     for prob, size, meth in rows:
         j = by.get(("jboat", prob, size, meth))
         u = by.get(("boatjit", prob, size, meth))
@@ -102,13 +111,11 @@ def bare_table(doc: dict, tag: str = "") -> str:
     runs = [r for r in doc.get("runs", []) if r.get("tag", "") == tag and r.get("ok")]
     by = {(r["framework"], r["problem"], r["size"], r["method"]): r["median_s"] * 1e3
           for r in runs}
-    rows = sorted({(r["problem"], r["size"], r["method"]) for r in runs
-                   if r["framework"] == "bare"}, key=lambda t: (t[0], t[1] != "small", t[2]))
+    rows = _rows([r for r in runs if r["framework"] == "bare"])
     if not rows:
         return ""
-    head = ("| chain | problem | size | jboat ms | bare Jittor ms | jboat / bare | JBOAT ms "
-            "| bare / JBOAT | jboat / JBOAT |")
-    lines = [head, "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
+    lines = _start("| chain | problem | size | jboat ms | bare Jittor ms | jboat / bare "
+                   "| JBOAT ms | bare / JBOAT | jboat / JBOAT |")
     for prob, size, meth in rows:
         j, b, u = (by.get((fw, prob, size, meth)) for fw in ("jboat", "bare", "boatjit"))
         lines.append("| " + " | ".join([
