@@ -11,30 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import tempfile
 
 import numpy as np
 
-from .base import Bench
-
-
-def boat_config(method, ll, ul, lr, K, op_config, jt):
-    ll_var, ul_var = list(ll.parameters()), list(ul.parameters())
-    return {"fo_op": None, "gm_op": ["NGD"], "na_op": list(method.chain),
-            "lower_level_model": ll, "upper_level_model": ul,
-            "lower_level_var": ll_var, "upper_level_var": ul_var,
-            "lower_level_opt": jt.optim.SGD(ll_var, lr),
-            "upper_level_opt": jt.optim.SGD(ul_var, 0.01),
-            "lower_iters": K, "return_grad": True, "accumulate_grad": False,
-            "copy_last_param": False,
-            "loss_log_path": os.path.join(tempfile.gettempdir(), "bench_boat_loss.json"),
-            "GDA": {"alpha_init": 0.5, "alpha_decay": 0.9}, "DI": {"lr": 0.1},
-            "DM": {"auxiliary_v_lr": 0.1, "tau": 0.01, "p": 100, "mu0": 0.9, "eta0": 0.5,
-                   "strategy": "s1"},
-            "RGT": {"truncate_iter": op_config["RGT"]["truncate_iter"]
-                    if "RGT" in method.chain else 0},
-            "CG": dict(op_config["CG"]), "FD": dict(op_config["FD"])}
+from .base import Bench, boat_config
 
 
 LOSS_CONFIG = {"lower_level_loss": {"function": "benchmarks.adapters.jt_objectives.ll_loss"},
@@ -54,7 +34,11 @@ def setup(prob, method, y0, lr, op_config) -> Bench:
 
     def get(K):
         if K not in problems:
-            p = Problem(boat_config(method, ll, ul, lr, K, op_config, jt), LOSS_CONFIG)
+            ll_var, ul_var = list(ll.parameters()), list(ul.parameters())
+            cfg = boat_config(method, K, op_config, ll, ul, ll_var, ul_var,
+                              jt.optim.SGD(ll_var, lr), jt.optim.SGD(ul_var, 0.01),
+                              "bench_boat_loss.json")
+            p = Problem(cfg, LOSS_CONFIG)
             with contextlib.redirect_stdout(io.StringIO()):
                 p.build_ll_solver()
                 p.build_ul_solver()
