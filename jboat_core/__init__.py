@@ -9,22 +9,28 @@ from .diffopt import DifferentiableAdam, DifferentiableOptimizer, Differentiable
 from .errors import (ChainError, ConfigError, JboatError, MetadataError, OperatorRuntimeError,
                      PluginError, UnknownOperatorError)
 from .functional import FunctionalModel
-from .hypergradient import DynamicalSystem, DynamicsPlan, HyperGradient, HyperGradientOperator
+from .kinds import KINDS, Kind
 from .metadata import EmptyConfig
-from .problem import Problem
+from .operators import (DynamicalSystem, DynamicsPlan, FirstOrderSolver, HyperGradient,
+                        HyperGradientOperator)
 from .ordering import default_gradient_order, validate_and_adjust_order, validate_composition
+from .problem import Problem
 from .registry import Registry, get_registry, set_registry
+from .runtime import Runtime
 from .sequential import SequentialHG, makes_functional_na_operation
 from .spec import API_VERSION, hookimpl, hookspec
+from .variables import Binding, InvisibleModuleWarning, bind_variables
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "API_VERSION", "ChainError", "ConfigError", "DifferentiableAdam", "DifferentiableOptimizer",
-    "DifferentiableSGD", "DynamicalSystem", "DynamicsPlan", "EmptyConfig", "FunctionalModel",
-    "HyperGradient", "HyperGradientOperator", "JboatError", "MetadataError",
-    "OperatorRuntimeError", "PluginError", "Problem", "Registry", "SequentialHG", "SolverConfig",
-    "UnknownOperatorError", "default_gradient_order", "finished", "get_registry", "hookimpl",
+    "API_VERSION", "Binding", "ChainError", "ConfigError", "DifferentiableAdam",
+    "DifferentiableOptimizer", "DifferentiableSGD", "DynamicalSystem", "DynamicsPlan",
+    "EmptyConfig", "FirstOrderSolver", "FunctionalModel", "HyperGradient",
+    "HyperGradientOperator", "InvisibleModuleWarning", "JboatError", "KINDS", "Kind",
+    "MetadataError", "OperatorRuntimeError", "PluginError", "Problem", "Registry", "Runtime",
+    "SequentialHG", "SolverConfig", "UnknownOperatorError", "bind_variables",
+    "default_gradient_order", "finished", "get_registry", "hookimpl",
     "hookspec", "load_solver_config", "lower_point", "makes_functional_na_operation",
     "parse_solver_config", "passthrough", "require_last", "require_next", "set_registry",
     "validate_and_adjust_order", "validate_composition",

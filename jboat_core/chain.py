@@ -69,17 +69,25 @@ def dynamics_passthrough(ll_feed_dict, ul_feed_dict, auxiliary_model, auxiliary_
 
 
 def lower_lr(op, kwargs: Mapping[str, Any]) -> float:
-    """eta, the lower-level learning rate: ``ll_lr`` passed by the solver, else
-    ``solver_config["lower_level_opt"].lr`` (upstream shape)."""
+    """eta, the lower-level learning rate: ``ll_lr`` passed by the solver, else the
+    runtime's lower optimizer (``solver_config["lower_level_opt"]`` in the upstream shape)."""
     if kwargs.get("ll_lr") is not None:
         return float(kwargs["ll_lr"])
-    cfg = op.solver_config
-    opt = cfg.get("lower_level_opt") if isinstance(cfg, Mapping) else None
-    if opt is not None:
-        return float(getattr(opt, "lr"))
+    if op.runtime.ll_lr is not None:
+        return op.runtime.ll_lr
     raise OperatorRuntimeError(type(op).name, "config", "needs the lower-level learning rate: "
                                "pass ll_lr=... to compute_gradients or lower_level_opt in "
                                "solver_config")
+
+
+def to_upper(op, wrt, gradients) -> list:
+    """Gradients with respect to ``wrt`` (e.g. y_0 after IAD) reordered to ``op.ul_var``:
+    by identity when ``wrt`` holds exactly the upper variables (the same model at both
+    levels), else positionally (then ``finished`` checks the shapes)."""
+    index = {id(v): i for i, v in enumerate(wrt)}
+    if len(wrt) == len(op.ul_var) and all(id(x) in index for x in op.ul_var):
+        return [gradients[index[id(x)]] for x in op.ul_var]
+    return list(gradients)
 
 
 def finished(op, upper_loss, hyper_gradients, ll_init_gradients=None) -> dict:

@@ -1,10 +1,11 @@
 """Validated solver configuration (pydantic v2), from Python, JSON or TOML.
 
 The shared solver settings are fields of ``SolverConfig``; every other top-level key must be
-the config section of a registered operator (``"CG": {"k": 10, "tolerance": 1e-10}``), which
-is validated by that operator's own ``config_model``. This is the upstream ``boat_config``
-JSON shape. Errors come out as ``ConfigError`` with one ``loc: message`` line each. Never
-imports Jittor.
+the config section of a registered operator of any kind (``"CG": {"k": 10, "tolerance":
+1e-10}``), which is validated by that operator's own ``config_model``. This is the upstream
+``boat_config`` JSON shape; the upstream-only keys are accepted as documented in
+``COMPAT_KEYS``. Errors come out as ``ConfigError`` with one ``loc: message`` line each.
+Never imports Jittor.
 """
 
 from __future__ import annotations
@@ -18,34 +19,39 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ChainError, ConfigError, UnknownOperatorError
-from .hypergradient import validate_section
-from .ordering import check_composition, validate_and_adjust_order
+from .kinds import KINDS
+from .ordering import validate_composition
 from .registry import Registry, get_registry
+from .sections import error_lines, validate_section
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-
-def error_lines(exc: ValidationError, prefix: tuple = ()) -> list[str]:
-    """``loc: message`` lines of a pydantic ``ValidationError``."""
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in (*prefix, *err["loc"])) or "(top level)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; see `jboat show-op` for valid keys)"
-        lines.append(f"{loc}: {msg}")
-    return lines
+__all__ = ["COMPAT_KEYS", "SolverConfig", "error_lines", "load_solver_config",
+           "parse_solver_config", "read_config_file"]
 
 
 def _name_list(value: Any) -> Any:
     if value is None:
-        return []
+        return None
     if isinstance(value, str):
         return [v for v in value.replace(",", " ").split() if v]
     return value
+
+
+#: Keys that upstream configs (JBOAT / BOAT) carry and jboat accepts for compatibility,
+#: with what jboat does with each (``jboat show-config-keys`` prints this table).
+COMPAT_KEYS: dict[str, str] = {
+    "loss_log_path": "jboat.Problem (the upstream API) writes its loss history there on "
+                     "save_losses()/plot_losses(); jboat_core.Problem ignores it",
+    "device": "ignored: Jittor chooses the device (jt.flags.use_cuda)",
+    "cuda": "ignored (a dead key upstream too)",
+    "fogm_batch_input": "Jittor upstream: with fo_op, feeds are lists of batches; jboat "
+                        "treats it as accumulate_grad (the batches' directions are averaged)",
+    "fo_ol_batch_input": "torch upstream spelling of fogm_batch_input; same meaning",
+}
 
 
 class SolverConfig(BaseModel):
@@ -54,9 +60,12 @@ class SolverConfig(BaseModel):
     Attributes
     ----------
     gm_op : list of str
-        Lower-level dynamics operators (default ``["NGD"]``).
+        Lower-level dynamics operators (default ``["NGD"]``, none with ``fo_op``).
     na_op : list of str
         Hyper-gradient operators, any order (executed in stage order).
+    fo_op : list of str
+        A first-order solver (one name, or a one-element list as upstream spells it);
+        it replaces ``gm_op`` and ``na_op``.
     lower_iters : int
         Number K of lower-level steps per outer iteration.
     return_grad : bool
@@ -71,9 +80,10 @@ class SolverConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    gm_op: list[str] = Field(default_factory=lambda: ["NGD"])
-    na_op: list[str]
-    fo_op: None = Field(None, description="first-order solvers are not part of jboat")
+    gm_op: list[str] | None = None
+    na_op: list[str] | None = None
+    fo_op: list[str] | None = Field(None, description="a first-order solver, instead of "
+                                    "gm_op + na_op")
     lower_iters: int = Field(10, ge=1)
     return_grad: bool = False
     accumulate_grad: bool = False
@@ -81,47 +91,55 @@ class SolverConfig(BaseModel):
     accumulate_mode: Literal["mean", "sum"] = Field(
         "mean", description="how accumulate_grad combines the tasks' hyper-gradients "
         "(upstream summed them)")
-    loss_log_path: str | None = Field(None, description="upstream key; accepted, unused")
-    device: str | None = Field(None, description="upstream key; Jittor picks the device")
-    cuda: bool | None = Field(None, description="upstream key; ignored")
+    loss_log_path: str | None = Field(None, description=COMPAT_KEYS["loss_log_path"])
+    device: str | None = Field(None, description=COMPAT_KEYS["device"])
+    cuda: bool | None = Field(None, description=COMPAT_KEYS["cuda"])
+    fogm_batch_input: bool | None = Field(None, description=COMPAT_KEYS["fogm_batch_input"])
+    fo_ol_batch_input: bool | None = Field(None, description=COMPAT_KEYS["fo_ol_batch_input"])
     operators: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("gm_op", "na_op", mode="before")
+    @field_validator("gm_op", "na_op", "fo_op", mode="before")
     @classmethod
     def _names(cls, value):
         return _name_list(value)
 
-    @field_validator("fo_op", mode="before")
-    @classmethod
-    def _no_fo(cls, value):
-        if value not in (None, "", []):
-            raise ValueError("first-order solvers (fo_op) are not provided by jboat; set "
-                             "fo_op to null and compose gm_op/na_op operators instead")
-        return None
+    @property
+    def first_order(self) -> bool:
+        """True when a first-order solver replaces the dynamics and hyper-gradient chains."""
+        return bool(self.fo_op)
+
+    def composition(self) -> list[str]:
+        """Every chosen operator, dynamics first."""
+        return [*self.gm_op, *self.na_op, *self.fo_op]
+
+
+_SHARED = set(SolverConfig.model_fields) - {"operators"}
 
 
 def parse_solver_config(data: Mapping[str, Any], registry: Registry | None = None,
                         source: str | None = None) -> SolverConfig:
     """Validate a solver config mapping; raise ``ConfigError`` with ``loc: message`` lines.
 
-    Runtime objects of the upstream shape (models, optimizers, variables, objectives) are
-    not part of the file config; pass them to ``Problem``.
+    Every top-level key is a shared setting (including the upstream compatibility keys of
+    ``COMPAT_KEYS``) or the section of a registered operator, validated by that
+    operator's own model whether or not the operator is chosen; anything else is an
+    error. Runtime objects of the upstream shape (models, optimizers, variables,
+    objectives) are not part of the file config; pass them to ``Problem``.
     """
     reg = registry or get_registry()
     if not isinstance(data, Mapping):
-        raise ConfigError([f"(top level): expected a table of settings, got {type(data).__name__}"],
-                          source)
+        raise ConfigError([f"(top level): expected a table of settings, got "
+                           f"{type(data).__name__}"], source)
     shared, sections, lines = {}, {}, []
-    fields = set(SolverConfig.model_fields) - {"operators"}
     for key, value in data.items():
-        if key in fields:
+        if key in _SHARED:
             shared[key] = value
             continue
         try:
             rec = reg.get(key)
         except UnknownOperatorError:
             lines.append(f"{key}: unknown key: neither a solver setting "
-                         f"({', '.join(sorted(fields))}) nor a registered operator "
+                         f"({', '.join(sorted(_SHARED))}) nor a registered operator "
                          f"({', '.join(reg.names())})")
             continue
         try:
@@ -135,21 +153,12 @@ def parse_solver_config(data: Mapping[str, Any], registry: Registry | None = Non
         cfg = None
     if lines:
         raise ConfigError(lines, source)
-    for rec in (reg.get(n) for n in reg.names()):
+    for rec in reg.records():
         sections.setdefault(rec.name, validate_section(rec.cls, None))
     cfg.operators = sections
-    for key, kind in (("gm_op", "dynamics"), ("na_op", "hypergradient")):
-        try:
-            setattr(cfg, key, validate_and_adjust_order(getattr(cfg, key), kind=kind,
-                                                        registry=reg))
-        except ChainError as exc:
-            raise ConfigError([f"{key}: {exc}"], source) from None
-    try:
-        check_composition([reg.get(n) for n in cfg.gm_op + cfg.na_op], reg)
-    except ChainError as exc:
-        raise ConfigError([f"gm_op/na_op: {exc}"], source) from None
+    _compose(cfg, reg, source)
     problems = []
-    for name in cfg.gm_op + cfg.na_op:
+    for name in cfg.composition():
         rec = reg.get(name)
         problems += [f"{rec.name}.{p}" for p in rec.cls.check_solver(cfg.operators[rec.name], cfg)]
     if problems:
@@ -157,13 +166,45 @@ def parse_solver_config(data: Mapping[str, Any], registry: Registry | None = Non
     return cfg
 
 
+def _compose(cfg: SolverConfig, reg: Registry, source) -> None:
+    """Order and validate the composition in place (``ConfigError`` naming the key)."""
+    if cfg.fo_op and cfg.gm_op is None and cfg.na_op is None:
+        cfg.gm_op, cfg.na_op = [], []
+    if cfg.fogm_batch_input or cfg.fo_ol_batch_input:
+        cfg.accumulate_grad = True
+    if not cfg.fo_op:
+        cfg.gm_op = ["NGD"] if cfg.gm_op is None else cfg.gm_op
+        if cfg.na_op is None:
+            raise ConfigError(["na_op: required: choose hyper-gradient operators (e.g. "
+                               "[\"RAD\"]) or a first-order solver with fo_op"], source)
+    try:
+        cfg.gm_op, cfg.na_op, cfg.fo_op = validate_composition(
+            cfg.gm_op, cfg.na_op or [], registry=reg, fo_op=cfg.fo_op or [])
+    except ChainError as exc:
+        kind = exc.kind or _kind_of(exc.operator, reg)
+        key = KINDS[kind].config_key if kind in KINDS else "gm_op/na_op"
+        if exc.rule in ("requires", "conflicts", "first-order-alone"):
+            key = "gm_op/na_op/fo_op" if exc.rule == "first-order-alone" else "gm_op/na_op"
+        raise ConfigError([f"{key}: {exc}"], source) from None
+
+
+def _kind_of(name, reg: Registry) -> str | None:
+    try:
+        return reg.get(name).kind if name else None
+    except UnknownOperatorError:
+        return None
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Read a ``.toml`` or ``.json`` file into a dict (``ConfigError`` if unreadable)."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{p.name}: not UTF-8 text (byte {exc.start}): save it as UTF-8 "
+                           "TOML or JSON"], str(p)) from None
     except OSError as exc:
-        raise ConfigError([f"cannot read {p}: {exc.strerror}"], str(p)) from None
+        raise ConfigError([f"cannot read {p}: {exc.strerror or exc}"], str(p)) from None
     try:
         if p.suffix.lower() == ".json":
             return json.loads(text)
@@ -177,6 +218,9 @@ def load_solver_config(path: str | Path, registry: Registry | None = None) -> So
     """Read and validate a solver config file. A ``[solver]`` table (as in ``jboat run``
     task files) or a ``boat_config`` object is used when present, else the whole file."""
     data = read_config_file(path)
+    if not isinstance(data, Mapping):
+        raise ConfigError([f"(top level): expected a table of settings, got "
+                           f"{type(data).__name__}"], str(path))
     for key in ("solver", "boat_config"):
         if isinstance(data.get(key), Mapping):
             data = data[key]

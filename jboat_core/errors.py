@@ -34,14 +34,17 @@ class ChainError(JboatError, ValueError):
         The identifier of the broken rule (e.g. ``"modifier-last"``).
     choices : tuple of str
         Valid alternatives, when there are any.
+    kind : str or None
+        The operator kind whose list is at fault (``"first_order"``...), when known.
     """
 
     def __init__(self, message: str, *, operator: str | None = None, rule: str = "",
-                 choices: tuple[str, ...] = ()):
+                 choices: tuple[str, ...] = (), kind: str | None = None):
         super().__init__(message)
         self.operator = operator
         self.rule = rule
         self.choices = tuple(choices)
+        self.kind = kind
 
 
 class ConfigError(JboatError, ValueError):

@@ -3,26 +3,45 @@
 This is the part upstream borrowed from ``higher`` (``innerloop_ctx``), written for Jittor:
 
 * ``FunctionalModel(module)(*inputs, params=[...])`` runs the module's own ``execute`` with
-  the given parameter Vars substituted (tied parameters included) and restores the
-  originals afterwards; without ``params`` it uses the newest snapshot.
-* ``parameters(time=k)`` is snapshot k (0 = the real lower-level parameters themselves, so
+  the given Vars substituted for the lower-level variables (tied parameters included) and
+  restores the originals afterwards; without ``params`` it uses the newest snapshot.
+* Only the lower-level variables are substituted (``variables=``, default every trainable
+  parameter): upper-level variables living in the same module (DARTS' architecture
+  weights) stay the user's Vars, so gradients reach them.
+* ``parameters(time=k)`` is snapshot k (0 = the real lower-level variables themselves, so
   gradients with respect to ``time=0`` reach them; -1/None = newest). Snapshots are distinct
   Var objects: updates are out of place (upstream's in-place ``p -= lr * g`` aliased every
   snapshot to the newest weights).
 * ``track=False`` keeps only y_0 and the newest snapshot (memory O(1) in the number of steps).
 * Buffers (stop-grad Vars such as BatchNorm running statistics) are copied at construction;
-  calls update the copies, the real module's buffers are left as they were.
+  calls update the copies, the real module's buffers are left as they are
+  (``write_back_buffers`` copies them over when the solver adopts the inner loop's result).
+* Attribute access behaves like the user's module: ``fmodel._criterion``,
+  ``fmodel.classifier(h)``, ``fmodel._loss(x, t)`` (methods and sub-modules run with the
+  newest snapshot substituted), ``fmodel.weight`` (the newest snapshot of that variable).
 """
 
 from __future__ import annotations
+
+import inspect
+from contextlib import contextmanager
 
 from ._jittor import jittor
 from .errors import OperatorRuntimeError
 
 
+def is_buffer(var, module=None) -> bool:
+    """True for a stop-grad Var that is not a trainable parameter put in eval mode
+    (``Module.eval()`` stop-grads every parameter and remembers which were trainable)."""
+    if not var.is_stop_grad():
+        return False
+    backup = getattr(module, "backup_grad_state", None) if module is not None else None
+    return not (backup and backup.get(id(var)))
+
+
 def trainable_parameters(module) -> list:
-    """``module.parameters()`` without stop-grad buffers (e.g. BatchNorm running stats)."""
-    return [p for p in module.parameters() if not p.is_stop_grad()]
+    """``module.parameters()`` without buffers (e.g. BatchNorm running statistics)."""
+    return [p for p in module.parameters() if not is_buffer(p, module)]
 
 
 def parameter_slots(module) -> tuple[list, list, list]:
@@ -30,6 +49,13 @@ def parameter_slots(module) -> tuple[list, list, list]:
     which is this walk's first-seen order), for each of them the ``(dict, key)`` places
     that hold it (a tied parameter has several), and the same places for its buffers
     (stop-grad Vars, e.g. BatchNorm running statistics)."""
+    params, slots, buffers = walk(module)
+    return params, [slots[id(p)] for p in params], [slots[id(b)] for b in buffers]
+
+
+def walk(module) -> tuple[list, dict, list]:
+    """``(trainable parameters, {id: [(dict, key) places]}, buffers)`` of ``module``, in
+    ``module.parameters()`` order."""
     jt = jittor()
     slots: dict[int, list[tuple[dict, str]]] = {}
     every: list = []
@@ -47,9 +73,9 @@ def parameter_slots(module) -> tuple[list, list, list]:
                 places.append((store, k))
 
     module.dfs([], None, visit, None)
-    params = [p for p in every if not p.is_stop_grad()]
-    return (params, [slots[id(p)] for p in params],
-            [slots[id(p)] for p in every if p.is_stop_grad()])
+    params = [p for p in every if not is_buffer(p, module)]
+    buffers = [p for p in every if is_buffer(p, module)]
+    return params, slots, buffers
 
 
 class FunctionalModel:
@@ -58,19 +84,37 @@ class FunctionalModel:
     Parameters
     ----------
     module : jittor.Module
-        The real lower-level model; its trainable parameters are y_0.
+        The real lower-level model; its lower-level variables are y_0.
     track : bool
         Keep every snapshot differentiably (needed by unrolled operators).
+    variables : list of jittor.Var, optional
+        The lower-level variables to substitute (parameters of ``module``, matched by
+        identity); default every trainable parameter. ``parameters()`` and ``params=``
+        lists follow the module's order (``module.parameters()``) restricted to them.
     """
 
-    def __init__(self, module, track: bool = True):
+    def __init__(self, module, track: bool = True, variables=None):
         self.module = module
         self.track = bool(track)
-        self._initial, self._slots, buffer_slots = parameter_slots(module)
-        # Buffers (BatchNorm statistics) are copied once; inner steps update the copies and
-        # never write back to the real module (as higher's buffer_sync).
-        self._buffers = [places[0][0][places[0][1]].clone().stop_grad()
-                         for places in buffer_slots]
+        params, slots, buffers = walk(module)
+        if variables is not None:
+            chosen = {id(v) for v in variables}
+            missing = [i for i, v in enumerate(variables) if id(v) not in slots]
+            if missing:
+                raise OperatorRuntimeError(
+                    "FunctionalModel", "variables", f"variable {missing[0]} (shape "
+                    f"{list(variables[missing[0]].shape)}) is not an attribute of "
+                    f"{type(module).__name__}; only Vars the module holds can be substituted")
+            params = [p for p in params if id(p) in chosen]
+        self._initial = params
+        self._slots = [slots[id(p)] for p in params]
+        self._index = {id(p): i for i, p in enumerate(params)}
+        # Buffers (BatchNorm statistics) are copied once; calls update the copies and never
+        # write back to the real module unless the solver asks (write_back_buffers).
+        self._real_buffers = buffers
+        self._buffers = [b.clone().stop_grad() for b in buffers]
+        self._buffer_index = {id(b): i for i, b in enumerate(buffers)}
+        buffer_slots = [slots[id(b)] for b in buffers]
         self._all_slots = self._slots + buffer_slots
         # Flat (dict, key, index) list and the first place of each slot: one loop per call.
         self._places = [(store, key, i) for i, places in enumerate(self._all_slots)
@@ -84,6 +128,11 @@ class FunctionalModel:
     def steps(self) -> int:
         """Number of updates recorded so far (K after K inner steps)."""
         return self._steps
+
+    @property
+    def variables(self) -> list:
+        """The real lower-level variables, in ``parameters()`` order (= snapshot 0)."""
+        return list(self._initial)
 
     def parameters(self, time: int | None = None) -> list:
         """Snapshot ``time`` (0..steps, or -1/None for the newest)."""
@@ -115,29 +164,89 @@ class FunctionalModel:
             self._history = [new_params]
         self._steps += 1
 
+    # -- buffers ---------------------------------------------------------------------
+    def buffers(self) -> list:
+        """The functional copies of the module's buffers (BatchNorm statistics)."""
+        return list(self._buffers)
+
+    def write_back_buffers(self, values=None) -> None:
+        """Copy buffer values (default: the current functional copies) into the real
+        module's buffers, e.g. when the solver warm-starts y_0 with y_K."""
+        values = self._buffers if values is None else values
+        for real, value in zip(self._real_buffers, values):
+            real.update(value.detach())
+
     # -- evaluation ----------------------------------------------------------------
-    def __call__(self, *args, params=None, **kwargs):
+    def _check(self, params):
         if params is None:
-            params = self._history[-1]
-        elif not isinstance(params, (list, tuple)):
+            return self._history[-1]
+        if not isinstance(params, (list, tuple)):
             params = list(params)
         if len(params) != len(self._slots):
             raise OperatorRuntimeError(
                 "FunctionalModel", "call",
                 f"params has {len(params)} entries but {type(self.module).__name__} has "
-                f"{len(self._slots)} trainable parameters (pass them in parameters() order)")
+                f"{len(self._slots)} lower-level variables (pass them in parameters() order)")
+        return params
+
+    @contextmanager
+    def substituted(self, params=None):
+        """Within the block, the module holds ``params`` (default: the newest snapshot)
+        in place of its lower-level variables, and the buffer copies."""
+        params = self._check(params)
         values = [*params, *self._buffers] if self._buffers else params
         saved = [store[key] for store, key in self._heads]
         try:
             for store, key, i in self._places:
                 store[key] = values[i]
-            return self.module(*args, **kwargs)
+            yield self.module
         finally:
             for store, key, i in self._places:
                 store[key] = saved[i]
 
+    def __call__(self, *args, params=None, **kwargs):
+        with self.substituted(params) as module:
+            return module(*args, **kwargs)
+
+    def view(self, value):
+        """``value`` (an attribute of the module or of a sub-module) as seen through
+        this functional model: lower variables and buffers map to their snapshot / copy,
+        sub-modules and bound methods run with the newest snapshot substituted."""
+        jt = jittor()
+        if isinstance(value, jt.Var):
+            i = self._index.get(id(value))
+            if i is not None:
+                return self._history[-1][i]
+            j = self._buffer_index.get(id(value))
+            return self._buffers[j] if j is not None else value
+        if isinstance(value, jt.nn.Module) or (
+                inspect.ismethod(value) and isinstance(value.__self__, jt.nn.Module)):
+            return _Bound(self, value)
+        return value
+
     def __getattr__(self, item):
-        # Objectives may reach helpers of the user's module (e.g. ``lower_model.n_classes``).
-        if item.startswith("_") or item in ("module", "track"):
+        # Only reached for names FunctionalModel itself does not define: the module's.
+        module = self.__dict__.get("module")
+        if module is None or (item.startswith("__") and item.endswith("__")):
             raise AttributeError(item)
-        return getattr(self.module, item)
+        return self.view(getattr(module, item))
+
+
+class _Bound:
+    """A sub-module or bound method of the lower model, called with the functional
+    model's newest snapshot substituted (or ``params=``)."""
+
+    def __init__(self, fmodel: FunctionalModel, target):
+        self._fmodel, self._target = fmodel, target
+
+    def __call__(self, *args, params=None, **kwargs):
+        with self._fmodel.substituted(params):
+            return self._target(*args, **kwargs)
+
+    def __getattr__(self, item):
+        if item.startswith("__") and item.endswith("__"):
+            raise AttributeError(item)
+        return self._fmodel.view(getattr(self._target, item))
+
+    def __repr__(self) -> str:
+        return f"<functional view of {self._target!r}>"

@@ -59,7 +59,7 @@ def implicit_result(op, ll_feed_dict, ul_feed_dict, auxiliary_model, next_operat
     or ``ul_var``, differentiate the objective the dynamics descended (GDA), add DI's
     gradient when asked, and return the terminal result."""
     from .autodiff import init_gradients
-    from .chain import finished, lower_objective, lower_point, require_last
+    from .chain import finished, lower_objective, lower_point, require_last, to_upper
 
     require_last(op, next_operation)
     y = lower_point(auxiliary_model, kwargs)
@@ -67,4 +67,4 @@ def implicit_result(op, ll_feed_dict, ul_feed_dict, auxiliary_model, next_operat
     F, g = implicit_hypergradient(op, ll_feed_dict, ul_feed_dict, auxiliary_model, y,
                                   hparams, solve, lower_objective(op, kwargs))
     g0 = init_gradients(op, ul_feed_dict, auxiliary_model, y, kwargs.get("init_gradients"))
-    return finished(op, F, g, g0)
+    return finished(op, F, to_upper(op, hparams, g), g0)

@@ -1,8 +1,9 @@
 """Operator metadata: what every operator class declares, and its validation.
 
 Metadata is declared as class attributes on the abstract bases (``HyperGradient``,
-``DynamicalSystem``) and overridden by each concrete operator; the registry validates it
-when a plugin registers the class, so nothing is ever probed with ``hasattr``.
+``DynamicalSystem``, ``FirstOrderSolver``) and overridden by each concrete operator; the
+registry validates it when a plugin registers the class, so nothing is ever probed with
+``hasattr``. The kinds and their stages are data (``jboat_core.kinds.KINDS``).
 """
 
 from __future__ import annotations
@@ -14,13 +15,6 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from .errors import MetadataError
-
-#: Stages per operator kind, in execution order. An operator declares one; the default
-#: execution order of a chain is (stage rank, ``order``, name).
-STAGES: dict[str, tuple[str, ...]] = {
-    "hypergradient": ("trajectory", "gradient", "implicit"),
-    "dynamics": ("prepare", "solve"),
-}
 
 #: Chain roles. ``modifier``: must be followed by another operator of its chain;
 #: ``terminal``: must be the last of its chain; ``either``: may end the chain or be followed
@@ -44,9 +38,10 @@ class OperatorMeta:
     name : str
         Unique operator name, also the key of its config section (``"CG"``).
     kind : str
-        ``"hypergradient"`` or ``"dynamics"``; set by the abstract base.
+        A key of ``jboat_core.kinds.KINDS``; set by the abstract base.
     stage : str
-        One of ``STAGES[kind]``; decides where the operator runs in a chain.
+        One of the kind's stages; decides where the operator runs in a chain (the
+        default execution order is stage rank, then ``order``, then name).
     order : int
         Rank inside its stage (lower runs first); ties broken by name.
     role : str
@@ -90,8 +85,16 @@ class OperatorMeta:
     reference: ClassVar[str] = ""
 
 
-def metadata_problems(cls: type, kind: str, base: type) -> list[str]:
-    """Return the list of problems with ``cls``'s declared metadata (empty when valid)."""
+def metadata_problems(cls: type, kind) -> list[str]:
+    """Return the list of problems with ``cls``'s declared metadata (empty when valid).
+
+    Parameters
+    ----------
+    cls : type
+    kind : jboat_core.kinds.Kind
+        The kind it is registered as.
+    """
+    base, stages = kind.base, kind.stages
     if not (inspect.isclass(cls) and issubclass(cls, base)):
         return [f"{cls!r} is not a subclass of {base.__module__}.{base.__qualname__}"]
     problems = []
@@ -101,13 +104,13 @@ def metadata_problems(cls: type, kind: str, base: type) -> list[str]:
     if not (isinstance(cls.name, str) and _NAME_RE.match(cls.name)):
         problems.append(f"name={cls.name!r}: declare a name of letters, digits and '_' "
                         "starting with a letter")
-    if cls.stage not in STAGES[kind]:
-        problems.append(f"stage={cls.stage!r}: declare one of {', '.join(STAGES[kind])}")
+    if cls.stage not in stages:
+        problems.append(f"stage={cls.stage!r}: declare one of {', '.join(stages)}")
     if cls.role not in ROLES:
         problems.append(f"role={cls.role!r}: declare one of {', '.join(ROLES)}")
     if not isinstance(cls.order, int) or isinstance(cls.order, bool):
         problems.append(f"order={cls.order!r}: declare an int")
-    bad_follow = [s for s in cls.followed_by if s not in STAGES[kind]]
+    bad_follow = [s for s in cls.followed_by if s not in stages]
     if bad_follow:
         problems.append(f"followed_by={cls.followed_by!r}: unknown stage(s) {bad_follow}")
     if cls.role == "either" and not cls.followed_by:
@@ -140,13 +143,13 @@ def _config_model_problems(model) -> list[str]:
     return []
 
 
-def validate_metadata(cls: type, kind: str, base: type, origin: str) -> None:
+def validate_metadata(cls: type, kind, origin: str) -> None:
     """Raise ``MetadataError`` naming ``origin`` (the plugin) if ``cls`` is invalid."""
-    problems = metadata_problems(cls, kind, base)
+    problems = metadata_problems(cls, kind)
     if problems:
         label = getattr(cls, "__qualname__", repr(cls))
         raise MetadataError(
-            f"{kind} operator {label} from {origin} declares invalid metadata:\n"
+            f"{kind.label} {label} from {origin} declares invalid metadata:\n"
             + "\n".join(f"  - {p}" for p in problems))
 
 

@@ -33,6 +33,16 @@ def set_lr(optimizer, lr: float) -> None:
             pg["lr"] = lr
 
 
+def state_vars(optimizer) -> list:
+    """The Vars of a ``jittor.optim`` optimizer's state (moments, momentum buffers)."""
+    if optimizer is None:
+        return []
+    jt = jittor()
+    return [v for pg in optimizer.param_groups for k, vals in pg.items()
+            if k not in ("params", "grads") and isinstance(vals, list)
+            for v in vals if isinstance(v, jt.Var)]
+
+
 def optimizer_state(optimizer) -> dict:
     """NumPy copy of a ``jittor.optim`` optimizer's state (step count, lr, moments)."""
     jt = jittor()

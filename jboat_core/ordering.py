@@ -13,6 +13,9 @@ terminal-not-last  a ``terminal`` operator must end its chain (so two terminals 
 followed-by        an ``either`` operator may only be followed by its ``followed_by`` stages
 requires           an operator's ``requires_any`` must meet the composition
 conflicts          an operator's ``conflicts`` must not appear in the composition
+one-solver         a kind that does not chain (first-order solvers) takes exactly one
+first-order-alone  a first-order solver replaces the dynamics and hyper-gradient chains:
+                   ``fo_op`` cannot be combined with ``gm_op``/``na_op``
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from .errors import ChainError, UnknownOperatorError
-from .metadata import STAGES
+from .kinds import KINDS, STAGES
 from .registry import OperatorRecord, Registry, get_registry
 
 
@@ -47,7 +50,7 @@ def _canonical(names: Iterable[str], gradient_order: Sequence[Sequence[str]],
     for raw in names:
         if not isinstance(raw, str):
             raise ChainError(f"operator names must be strings, got {raw!r}",
-                             rule="unknown-operator", choices=tuple(known.values()))
+                             rule="unknown-operator", choices=tuple(known.values()), kind=kind)
         name = known.get(raw.strip().upper())
         if name is None:
             choices = tuple(known.values())
@@ -57,9 +60,9 @@ def _canonical(names: Iterable[str], gradient_order: Sequence[Sequence[str]],
                 hint = f" ({raw!r} is a {rec.kind} operator, not a {kind} one)"
             except UnknownOperatorError:
                 pass
-            raise ChainError(f"unknown {kind} operator {raw!r}{hint}; valid choices: "
+            raise ChainError(f"unknown {KINDS[kind].label} {raw!r}{hint}; valid choices: "
                              f"{', '.join(choices)}", operator=raw, rule="unknown-operator",
-                             choices=choices)
+                             choices=choices, kind=kind)
         if name not in out:
             out.append(name)
     return out
@@ -75,7 +78,9 @@ def validate_and_adjust_order(custom_order, gradient_order=None, *, kind: str = 
         Operator names, any order, case-insensitive; duplicates appear once.
     gradient_order : list of list of str, optional
         Groups in execution order; default ``default_gradient_order(kind)``.
-    kind : {"hypergradient", "dynamics"}
+    kind : str
+        A key of ``jboat_core.kinds.KINDS`` (``"hypergradient"``, ``"dynamics"``,
+        ``"first_order"``).
     registry : Registry, optional
 
     Returns
@@ -96,7 +101,12 @@ def validate_and_adjust_order(custom_order, gradient_order=None, *, kind: str = 
         first = [g[0] for g in gradient_order if g]
         raise ChainError(f"the {kind} chain is empty (rule empty-chain); choose operators "
                          f"among {', '.join(n for g in gradient_order for n in g)}",
-                         rule="empty-chain", choices=tuple(first))
+                         rule="empty-chain", choices=tuple(first), kind=kind)
+    if not KINDS[kind].chain and len(names) > 1:
+        raise ChainError(f"{KINDS[kind].config_key} names {len(names)} {KINDS[kind].label}s "
+                         f"({', '.join(names)}) but takes exactly one (rule one-solver); "
+                         f"keep one of them", operator=names[1], rule="one-solver",
+                         choices=tuple(names), kind=kind)
     rank = {n: (gi, i) for gi, group in enumerate(gradient_order) for i, n in enumerate(group)}
     ordered = sorted(names, key=rank.__getitem__)
     records = _records_or_none(ordered, reg)
@@ -158,7 +168,7 @@ def _kind_of(name: str, registry: Registry) -> str | None:
 
 
 def check_composition(records: list[OperatorRecord], registry: Registry,
-                      kinds: tuple[str, ...] = ("dynamics", "hypergradient")) -> None:
+                      kinds: tuple[str, ...] = tuple(KINDS)) -> None:
     """Apply ``requires_any`` and ``conflicts`` over a composition, counting only the
     required/conflicting operators of ``kinds`` (one chain, or both)."""
     present = {r.name.upper() for r in records}
@@ -178,16 +188,40 @@ def check_composition(records: list[OperatorRecord], registry: Registry,
                 operator=c.name, rule="conflicts", choices=tuple(clash))
 
 
-def validate_composition(gm_op, na_op, registry: Registry | None = None
-                         ) -> tuple[list[str], list[str]]:
-    """Order and validate both chains, then the rules that span them.
+def _given(names) -> bool:
+    if names is None:
+        return False
+    if isinstance(names, str):
+        return bool(names.replace(",", " ").split())
+    return bool(list(names))
+
+
+def validate_composition(gm_op, na_op, registry: Registry | None = None, fo_op=None
+                         ) -> tuple[list[str], list[str]] | tuple[list[str], list[str], list[str]]:
+    """Order and validate the composition: both chains and the rules that span them, or
+    a single first-order solver.
 
     Returns
     -------
-    (gm_order, na_order)
+    (gm_order, na_order), or (gm_order, na_order, fo_order) when ``fo_op`` is passed
+    (``fo_order`` is empty unless a first-order solver is chosen; then the chains are).
     """
     reg = registry or get_registry()
+    if _given(fo_op):
+        fo = validate_and_adjust_order(fo_op, kind="first_order", registry=reg)
+        others = [k for k, v in (("gm_op", gm_op), ("na_op", na_op)) if _given(v)]
+        if others:
+            rec = reg.get(fo[0])
+            raise ChainError(
+                f"{_desc(rec)} replaces the dynamics and hyper-gradient chains but "
+                f"{' and '.join(others)} {'are' if len(others) > 1 else 'is'} also set (rule "
+                f"first-order-alone). Remove {' and '.join(others)}, or remove fo_op",
+                operator=rec.name, rule="first-order-alone", choices=tuple(others))
+        check_composition([reg.get(fo[0])], reg)
+        return [], [], fo
     gm = validate_and_adjust_order(gm_op, kind="dynamics", registry=reg)
     na = validate_and_adjust_order(na_op, kind="hypergradient", registry=reg)
     check_composition([reg.get(n) for n in gm + na], reg)
+    if fo_op is not None:
+        return gm, na, []
     return gm, na

@@ -1,10 +1,11 @@
 """``Problem``: a complete bilevel solver built from a validated config.
 
-One outer iteration (``run_iter``): the lower-level dynamics (GM chain) on a functional
-copy of the lower model, the hyper-gradient chain (NA chain; skipped when a dynamics
-operator such as DM provides the hyper-gradient), then the updates: warm start
-(``copy_last_param``), the learned initialisation (DI), and the upper-level step through
-the user's real optimizer.
+One outer iteration (``run_iter``): the composition (dynamics on a functional copy of the
+lower model, then the hyper-gradient chain; or one first-order solver) evaluated by
+``jboat_core.engine``, one checked Jittor execution, then the updates: the lower variables
+(warm start ``copy_last_param``, DM's or a first-order solver's lower step), the learned
+initialisation (DI) and the upper-level step through the user's real optimizer. Nothing
+is updated when a check fails.
 """
 
 from __future__ import annotations
@@ -12,32 +13,36 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from ._jittor import jittor
 from .config import SolverConfig, parse_solver_config
-from .diffopt import DifferentiableOptimizer
+from .engine import Composition, sync_and_check
 from .errors import ConfigError, OperatorRuntimeError
-from .functional import FunctionalModel, trainable_parameters
-from .hypergradient import DynamicsPlan
-from .optimstate import apply_gradients, load_optimizer_state, optimizer_state, set_lr
+from .optimstate import apply_gradients, load_optimizer_state, optimizer_state, set_lr, state_vars
 from .registry import Registry, get_registry
-from .sequential import makes_functional_na_operation
-from .solve import sync_and_check
+from .runtime import UPSTREAM_KEYS, Runtime
+from .variables import bind_variables
 
 #: Upstream ``boat_config`` keys holding runtime objects, and their Problem argument names.
-RUNTIME_KEYS = {"lower_level_model": "ll_model", "upper_level_model": "ul_model",
-                "lower_level_var": "ll_var", "upper_level_var": "ul_var",
-                "lower_level_opt": "ll_opt", "upper_level_opt": "ul_opt"}
+RUNTIME_KEYS = UPSTREAM_KEYS
 _LOSS_KEYS = {"lower_level_loss": "ll_objective", "upper_level_loss": "ul_objective",
               "gda_loss": "gda_loss"}
 
 
-def _load_function(spec: Mapping) -> Callable:
-    """Upstream ``loss_config`` entry ``{"function": "mod.attr", "params": {...}}``."""
+def load_function(spec: Mapping, key: str = "function") -> Callable:
+    """Upstream ``loss_config`` entry ``{"function": "mod.attr", "params": {...}}``: the
+    module is imported from ``sys.path`` (as upstream: the script's folder and the
+    current directory), ``params`` are default keyword arguments."""
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("function"), str):
+        raise ConfigError([f"{key}: expected {{\"function\": \"module.name\", \"params\": "
+                           f"{{...}}}}, got {spec!r}"])
     path = spec["function"]
     module, _, attr = path.rpartition(".")
-    fn = getattr(importlib.import_module(module), attr)
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError([f"{key}.function: cannot load {path!r}: {exc} (the module must be "
+                           "importable from the current directory or sys.path)"]) from None
     params = dict(spec.get("params") or {})
     if not params:
         return fn
@@ -61,7 +66,8 @@ class Problem:
         Lower optimizer (its differentiable twin runs the inner loop) and upper optimizer
         (applies the hyper-gradients with its own algorithm).
     ll_var, ul_var : list of jittor.Var, optional
-        Default: the models' trainable parameters.
+        Matched to the models by identity (``jboat_core.variables``): buffers are dropped,
+        a variable belongs to one level. Default: the models' trainable parameters.
     gda_loss : callable, optional
         Aggregated objective for GDA, ``phi(ll_feed, ul_feed, ul_model, ll_model, **kw)``.
     callback : callable, optional
@@ -77,18 +83,10 @@ class Problem:
                      ul_model=ul_model, ll_opt=ll_opt, ul_opt=ul_opt, ll_var=ll_var,
                      ul_var=ul_var, gda_loss=gda_loss)
         if isinstance(config, Mapping):
-            data = dict(config)
-            for key, arg in RUNTIME_KEYS.items():
-                if key in data:
-                    value = data.pop(key)
-                    given[arg] = given[arg] if given[arg] is not None else value
-            for key in ("gda_loss", "lower_level_loss", "upper_level_loss"):
-                if callable(data.get(key)):
-                    given[_LOSS_KEYS[key]] = given[_LOSS_KEYS[key]] or data.pop(key)
-            config = parse_solver_config(data, self.registry)
+            config = self._split_upstream(dict(config), given)
         for key, arg in _LOSS_KEYS.items():
             if loss_config and key in loss_config and given[arg] is None:
-                given[arg] = _load_function(loss_config[key])
+                given[arg] = load_function(loss_config[key], key)
         missing = [k for k in ("ll_objective", "ul_objective", "ll_model", "ul_model",
                                "ll_opt", "ul_opt") if given[k] is None]
         if missing:
@@ -96,76 +94,71 @@ class Problem:
         self.config: SolverConfig = config
         self.ll_objective, self.ul_objective = given["ll_objective"], given["ul_objective"]
         self.ll_model, self.ul_model = given["ll_model"], given["ul_model"]
-        self.ll_opt, self.ul_opt = given["ll_opt"], given["ul_opt"]
-        self.ll_var = list(given["ll_var"] or trainable_parameters(self.ll_model))
-        self.ul_var = list(given["ul_var"] or trainable_parameters(self.ul_model))
         self.gda_loss = given["gda_loss"]
         self.callback = callback
         self.history: list[dict] = []
-        self._build()
+        self._build(given)
+
+    def _split_upstream(self, data: dict, given: dict) -> SolverConfig:
+        for key, arg in RUNTIME_KEYS.items():
+            if key in data:
+                value = data.pop(key)
+                given[arg] = given[arg] if given[arg] is not None else value
+        for key in ("gda_loss", "lower_level_loss", "upper_level_loss"):
+            if callable(data.get(key)):
+                given[_LOSS_KEYS[key]] = given[_LOSS_KEYS[key]] or data.pop(key)
+        return parse_solver_config(data, self.registry)
 
     # -- construction ----------------------------------------------------------------
-    def _runtime_config(self) -> dict:
-        cfg = self.config
-        out: dict[str, Any] = dict(cfg.operators)
-        out.update(gm_op=cfg.gm_op, na_op=cfg.na_op, lower_iters=cfg.lower_iters,
-                   gda_loss=self.gda_loss, lower_level_opt=self.ll_opt,
-                   upper_level_opt=self.ul_opt, ul_var=self.ul_var, ll_var=self.ll_var)
-        return out
-
-    def _build(self) -> None:
+    def _build(self, given: dict) -> None:
         cfg, reg = self.config, self.registry
-        runtime = self._runtime_config()
-        self.dynamics = [reg.get(n, kind="dynamics").cls(
-            self.ll_objective, self.ul_objective, self.ll_model, self.ul_model,
-            cfg.lower_iters, runtime) for n in cfg.gm_op]
-        self.dynamics_provides = type(self.dynamics[-1]).provides_hypergradient
-        self.chain = None
-        if not self.dynamics_provides:
-            self.chain = makes_functional_na_operation(
-                cfg.na_op, registry=reg, ll_objective=self.ll_objective,
-                ul_objective=self.ul_objective, ll_model=self.ll_model, ul_model=self.ul_model,
-                ll_var=self.ll_var, ul_var=self.ul_var, solver_config=runtime)
-        self.plan = self.chain.dynamics_plan() if self.chain else DynamicsPlan()
+        classes = [reg.get(n).cls for n in cfg.composition()]
+        keeps = [c.name for c in classes if c.keeps_initialisation]
+        binding = bind_variables(self.ll_model, self.ul_model, given["ll_var"],
+                                 given["ul_var"], given["ll_opt"], allow_shared=bool(keeps),
+                                 shared_hint="use IAD (MAML) in na_op")
+        self.ll_var, self.ul_var = binding.lower, binding.upper
+        self.runtime = Runtime(
+            operators=cfg.operators, ll_opt=given["ll_opt"], ul_opt=given["ul_opt"],
+            ll_var=self.ll_var, ul_var=self.ul_var, gda_loss=self.gda_loss,
+            gm_op=tuple(cfg.gm_op), na_op=tuple(cfg.na_op), fo_op=tuple(cfg.fo_op),
+            lower_iters=cfg.lower_iters, ll_model=self.ll_model, ul_model=self.ul_model,
+            solver=cfg)
+        missing = [f"{key}: {c.name} needs it but none was given (pass it to Problem)"
+                   for c in classes for key in c.requires_runtime
+                   if self.runtime.get(key) is None]
+        if missing:
+            raise ConfigError(missing)
+        self.composition = comp = Composition(
+            cfg, self.runtime, self.ll_objective, self.ul_objective, self.ll_model,
+            self.ul_model, reg)
+        self.dynamics, self.chain, self.plan = comp.dynamics, comp.chain, comp.plan
+        self.first_order = comp.first_order
         self.plan.record_loss = True  # the history records the last lower loss
         learns = [d for d in self.dynamics if type(d).learns_initialisation]
         self.init_opt = (type(self.ul_opt)(self.ll_var, learns[0].config.lr) if learns else None)
-        ops = self.dynamics + (self.chain.gradient_instances if self.chain else [])
-        keeps_init = any(type(op).keeps_initialisation for op in ops)
         self.copy_last_param = (cfg.copy_last_param and not cfg.accumulate_grad
-                                and not keeps_init and not self.dynamics_provides)
-        missing = [f"{key}: {type(op).name} needs it but none was given (pass it to Problem)"
-                   for op in ops for key in type(op).requires_runtime if runtime.get(key) is None]
-        if missing:
-            raise ConfigError(missing)
+                                and comp.adopts_inner_result)
+
+    @property
+    def ll_opt(self):
+        """The lower-level optimizer (its differentiable twin runs the inner loop)."""
+        return self.runtime.ll_opt
+
+    @ll_opt.setter
+    def ll_opt(self, opt) -> None:
+        self.runtime.ll_opt = opt
+
+    @property
+    def ul_opt(self):
+        """The upper-level optimizer (applies the hyper-gradients)."""
+        return self.runtime.ul_opt
+
+    @ul_opt.setter
+    def ul_opt(self, opt) -> None:
+        self.runtime.ul_opt = opt
 
     # -- one outer iteration -----------------------------------------------------------
-    def _run_dynamics(self, ll_feed_dict, ul_feed_dict, fmodel, dopt, current_iter):
-        state = dict(ll_feed_dict=ll_feed_dict, ul_feed_dict=ul_feed_dict,
-                     auxiliary_model=fmodel, auxiliary_opt=dopt, current_iter=current_iter,
-                     plan=self.plan)
-        names = self.config.gm_op
-        out = None
-        for i, op in enumerate(self.dynamics):
-            nxt = names[i + 1] if i + 1 < len(names) else None
-            out = op.optimize(**state, next_operation=nxt)
-            if nxt is not None:
-                state = dict(out)
-        return out
-
-    def _one(self, ll_feed_dict, ul_feed_dict, current_iter):
-        fmodel = FunctionalModel(self.ll_model, track=self.plan.track)
-        dopt = DifferentiableOptimizer.from_optimizer(self.ll_opt, fmodel.parameters(time=0))
-        out = self._run_dynamics(ll_feed_dict, ul_feed_dict, fmodel, dopt, current_iter)
-        if self.dynamics_provides:
-            return out, fmodel
-        last = self.dynamics[-1]
-        res = self.chain.compute_gradients(
-            ll_feed_dict=ll_feed_dict, ul_feed_dict=ul_feed_dict, auxiliary_model=fmodel,
-            max_loss_iter=out if isinstance(out, int) else -1, ll_lr=dopt.lr,
-            lower_objective=last.lower_objective, init_gradients=self.init_opt is not None)
-        return res[0]["gradient_operator_results"], fmodel
-
     def _pairs(self, ll_feed_dict, ul_feed_dict):
         if not self.config.accumulate_grad:
             return [(ll_feed_dict, ul_feed_dict)]
@@ -188,64 +181,95 @@ class Problem:
     def run_iter(self, ll_feed_dict, ul_feed_dict, current_iter: int = 0) -> dict:
         """One outer iteration. Returns the iteration record (``iter``, ``upper_loss``,
         ``lower_loss``, ``time``; plus ``hyper_gradients`` when ``return_grad``)."""
-        jt = jittor()
         start = time.perf_counter()
-        outs = [self._one(ll, ul, current_iter) for ll, ul in self._pairs(ll_feed_dict,
-                                                                           ul_feed_dict)]
-        grads = self._combine([r["hyper_gradients"] for r, _ in outs])
-        init = self._combine([r.get("ll_init_gradients") for r, _ in outs])
-        result, fmodel = outs[-1]
-        losses = [r["upper_loss"] for r, _ in outs]
-        lower = None
-        for d in self.dynamics:
-            lower = d.lower_loss if d.lower_loss is not None else lower
-        sync_and_check([{"hyper_gradients": grads, "ll_init_gradients": init}],
-                       self.dynamics, extra=[*losses, *([lower] if lower is not None else [])])
-        if result.get("ll_update") is not None:
-            for p, q in zip(self.ll_var, result["ll_update"]):
-                p.update(q.detach())
-        elif self.copy_last_param:
-            for p, q in zip(self.ll_var, fmodel.parameters()):
-                p.update(q.detach())
-        if self.init_opt is not None and init is not None:
-            apply_gradients(self.init_opt, self.ll_var, init)
+        comp = self.composition
+        evals = [comp.evaluate(ll, ul, current_iter, init_gradients=self.init_opt is not None)
+                 for ll, ul in self._pairs(ll_feed_dict, ul_feed_dict)]
+        last = evals[-1]
+        combined = {key: self._combine([e.result.get(key) for e in evals])
+                    for key in ("hyper_gradients", "ll_init_gradients", "ll_gradients")}
+        combined["ll_update"] = last.result.get("ll_update")
+        lower = comp.lower_losses()
+        values = sync_and_check([combined], comp.operators, extra=lower,
+                                losses=[e.result["upper_loss"] for e in evals],
+                                producer=last.producer, current_iter=current_iter)
+        self._update_lower(last, combined)
         record = {"iter": int(current_iter)}
+        grads = combined["hyper_gradients"]
         if self.config.return_grad:
             record["hyper_gradients"] = grads
         else:
-            if result.get("ul_lr") is not None:
-                set_lr(self.ul_opt, result["ul_lr"])
+            if last.result.get("ul_lr") is not None:
+                set_lr(self.ul_opt, last.result["ul_lr"])
             apply_gradients(self.ul_opt, self.ul_var, grads)
-            jt.sync(self.ul_var)
-        record["upper_loss"] = sum(float(v.item()) for v in losses) / len(losses)
-        record["lower_loss"] = float(lower.item()) if lower is not None else None
+        for op in comp.operators:
+            op.commit()
+        # Materialise every variable and optimizer state now: the next iteration starts
+        # from computed arrays, as a resumed run does (bit-identical resumes).
+        jittor().sync([*self.ul_var, *self.ll_var, *state_vars(self.ul_opt),
+                       *state_vars(self.ll_opt), *state_vars(self.init_opt)])
+        record["upper_loss"] = sum(values) / len(values)
+        record["lower_loss"] = float(lower[0].item()) if lower else None
         record["time"] = time.perf_counter() - start
         self.history.append({k: v for k, v in record.items() if k != "hyper_gradients"})
         if self.callback is not None:
             self.callback(record, self)
         return record
 
+    def _update_lower(self, last, combined) -> None:
+        """Write the lower-level results, each to the variable it was computed for."""
+        fmodel = last.fmodel
+        variables = fmodel.variables if fmodel is not None else self.ll_var
+        if combined["ll_update"] is not None:
+            for p, q in zip(variables, combined["ll_update"]):
+                p.update(q.detach())
+            if fmodel is not None:
+                fmodel.write_back_buffers(last.buffers)
+        elif self.copy_last_param and fmodel is not None:
+            for p, q in zip(variables, fmodel.parameters()):
+                p.update(q.detach())
+            fmodel.write_back_buffers(last.buffers)
+        if combined["ll_gradients"] is not None:
+            apply_gradients(self.ll_opt, variables, combined["ll_gradients"])
+        if self.init_opt is not None and combined["ll_init_gradients"] is not None:
+            apply_gradients(self.init_opt, variables, combined["ll_init_gradients"])
+
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """Everything needed to resume: variables, optimizer states, dual variables,
+        """Everything needed to resume: variables, optimizer states, operator states,
         history (NumPy arrays and plain Python values)."""
-        state = {"ll_var": [p.numpy().copy() for p in self.ll_var],
-                 "ul_var": [p.numpy().copy() for p in self.ul_var],
-                 "ul_opt": optimizer_state(self.ul_opt),
-                 "init_opt": optimizer_state(self.init_opt) if self.init_opt else None,
-                 "dynamics": [d.get_state() for d in self.dynamics],
-                 "history": [dict(h) for h in self.history]}
-        return state
+        ops = self.composition.operators
+        return {"ll_var": [p.numpy().copy() for p in self.ll_var],
+                "ul_var": [p.numpy().copy() for p in self.ul_var],
+                "ll_buffers": self._buffer_arrays(),
+                "ll_opt": optimizer_state(self.ll_opt),
+                "ul_opt": optimizer_state(self.ul_opt),
+                "init_opt": optimizer_state(self.init_opt) if self.init_opt else None,
+                "operators": {type(op).name: op.get_state() for op in ops},
+                "history": [dict(h) for h in self.history]}
+
+    def _buffer_arrays(self) -> list:
+        from .functional import walk
+        return [b.numpy().copy() for b in walk(self.ll_model)[2]]
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict`` returned (same problem)."""
+        from .functional import walk
+
         jt = jittor()
         for p, arr in zip(self.ll_var, state["ll_var"]):
             p.update(jt.array(arr))
         for p, arr in zip(self.ul_var, state["ul_var"]):
             p.update(jt.array(arr))
+        for b, arr in zip(walk(self.ll_model)[2], state.get("ll_buffers") or []):
+            b.update(jt.array(arr).stop_grad())
+        if state.get("ll_opt"):
+            load_optimizer_state(self.ll_opt, state["ll_opt"])
         load_optimizer_state(self.ul_opt, state["ul_opt"])
         if self.init_opt is not None and state.get("init_opt"):
             load_optimizer_state(self.init_opt, state["init_opt"])
-        for d, saved in zip(self.dynamics, state["dynamics"]):
-            d.set_state(saved)
+        saved = state.get("operators") or {}
+        for op in self.composition.operators:
+            if type(op).name in saved:
+                op.set_state(saved[type(op).name])
         self.history = [dict(h) for h in state["history"]]

@@ -1,9 +1,13 @@
 """Discovery of operators through the ``jboat`` entry-point group.
 
-One try/except per entry point: a plugin that fails to import, declares an incompatible
-API version or bad metadata becomes a reported ``PluginFailure`` (shown by
-``jboat list-ops``), never a crash, unless ``JBOAT_STRICT_PLUGINS=1``. Built-in operators
-come through the same group (the ``jboat`` distribution). Never imports Jittor.
+One try/except per entry point: a plugin that fails to import (any exception, even
+``SystemExit``; only ``KeyboardInterrupt`` goes through), declares an incompatible API
+version or bad metadata becomes a reported ``PluginFailure`` (shown by ``jboat
+list-ops``), never a crash, unless ``JBOAT_STRICT_PLUGINS=1``. Built-in operators come
+through the same group (the ``jboat`` distribution); a third-party operator that reuses
+a built-in's name is refused and reported against its own distribution, the built-in
+stays. Every kind of ``jboat_core.kinds.KINDS`` is registered through its own hook.
+Never imports Jittor.
 
 Environment
 -----------
@@ -27,14 +31,14 @@ from importlib import metadata as importlib_metadata
 import pluggy
 
 from .errors import MetadataError, PluginError, UnknownOperatorError
-from .hypergradient import DynamicalSystem, HyperGradient
-from .metadata import STAGES, validate_metadata
+from .kinds import KINDS, STAGES
+from .metadata import validate_metadata
 from .spec import API_VERSION, PROJECT_NAME, JboatHookSpec
 
-_KIND_OF_HOOK = {
-    "jboat_register_hypergradients": ("hypergradient", HyperGradient),
-    "jboat_register_dynamics": ("dynamics", DynamicalSystem),
-}
+_KIND_RANK = {name: i for i, name in enumerate(KINDS)}
+
+#: Distribution of the built-in operators.
+BUILTIN_DISTRIBUTION = "jboat"
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,11 @@ class Origin:
 
     def __str__(self) -> str:
         return f"plugin {self.entry_point!r} ({self.distribution} {self.version})"
+
+    @property
+    def builtin(self) -> bool:
+        """True for jboat's own operators."""
+        return _norm_dist(self.distribution) == BUILTIN_DISTRIBUTION
 
 
 @dataclass(frozen=True)
@@ -145,7 +154,25 @@ class Registry:
         reg = cls(strict=strict)
         for ep in sorted(entry_points, key=lambda e: (_origin_of(e).distribution, e.name)):
             reg._load_one(ep)
+        reg._check_references()
         return reg
+
+    def _check_references(self) -> None:
+        """``requires_any`` must name registered operators: checked once every plugin is
+        loaded (plugins load in any order); an operator whose requirement can never be
+        met is refused, reported against its plugin (repeated: refusals can cascade)."""
+        changed = True
+        while changed:
+            changed = False
+            for key, rec in list(self.operators.items()):
+                unknown = [n for n in rec.cls.requires_any if n.upper() not in self.operators]
+                if unknown:
+                    del self.operators[key]
+                    changed = True
+                    self._fail(rec.origin, f"{rec.kind} operator {rec.name} declares invalid "
+                               f"metadata: requires_any names {', '.join(map(repr, unknown))}, "
+                               "which no loaded plugin registers; fix the name, or install "
+                               "the distribution that provides it")
 
     def _fail(self, origin: Origin, error: str, exc: BaseException | None = None) -> None:
         if self.strict:
@@ -159,7 +186,9 @@ class Registry:
         origin = _origin_of(ep)
         try:
             module = ep.load()
-        except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not fatal
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - even sys.exit at import is reported
             self._fail(origin, f"import failed: {type(exc).__name__}: {exc}", exc)
             return
         declared = getattr(module, "JBOAT_API_VERSION", None)
@@ -177,24 +206,36 @@ class Registry:
         except Exception as exc:  # noqa: BLE001 - pluggy's validation message is kept
             self._fail(origin, f"invalid hook implementation: {exc}", exc)
             return
-        for hook_name, (kind, base) in _KIND_OF_HOOK.items():
-            for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        for kind in KINDS.values():
+            for impl in getattr(pm.hook, kind.hook).get_hookimpls():
                 try:
-                    impl.function(register=functools.partial(self._register, kind, base, origin))
+                    impl.function(register=functools.partial(self._register, kind, origin))
                 except MetadataError as exc:
                     self._fail(origin, str(exc), exc)
-                except Exception as exc:  # noqa: BLE001
-                    self._fail(origin, f"{hook_name} raised {type(exc).__name__}: {exc}", exc)
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:  # noqa: BLE001
+                    self._fail(origin, f"{kind.hook} raised {type(exc).__name__}: {exc}", exc)
 
-    def _register(self, kind: str, base: type, origin: Origin, cls: type) -> None:
-        validate_metadata(cls, kind, base, str(origin))
+    def _register(self, kind, origin: Origin, cls: type) -> None:
+        validate_metadata(cls, kind, str(origin))
         record = OperatorRecord(cls, origin)
         key = cls.name.upper()
+        held = self.operators.get(key)
+        if held is not None and held.origin.builtin != origin.builtin:
+            builtin, other = (held, record) if held.origin.builtin else (record, held)
+            self.operators[key] = builtin
+            self._fail(other.origin, f"{other.kind} operator {other.cls.__module__}."
+                       f"{other.cls.__qualname__} reuses the name {cls.name!r} of jboat's "
+                       f"built-in {builtin.cls.__module__}.{builtin.cls.__qualname__}; it "
+                       "was not registered and the built-in stays. Rename the plugin's "
+                       f"operator (e.g. {other.origin.distribution.upper().replace('-', '_')}"
+                       f"_{cls.name})")
+            return
         if key in self.conflicts:
             self.conflicts[key].append(record)
-        elif key in self.operators:
-            first = self.operators.pop(key)
-            self.conflicts[key] = [first, record]
+        elif held is not None:
+            self.conflicts[key] = [self.operators.pop(key), record]
         else:
             self.operators[key] = record
             return
@@ -216,7 +257,7 @@ class Registry:
         rec = self.operators.get(key)
         if rec is None or (kind is not None and rec.kind != kind):
             valid = ", ".join(self.names(kind)) or "(none loaded)"
-            what = f"{kind} operator" if kind else "operator"
+            what = KINDS[kind].label if kind else "operator"
             raise UnknownOperatorError(
                 f"unknown {what} {name!r}; valid choices: {valid}. Run `jboat list-ops` to "
                 "see what is installed and which plugins failed to load")
@@ -228,7 +269,7 @@ class Registry:
     def records(self, kind: str | None = None) -> list[OperatorRecord]:
         """Records sorted by (kind, stage rank, order, name)."""
         recs = [r for r in self.operators.values() if kind is None or r.kind == kind]
-        return sorted(recs, key=lambda r: (r.kind, STAGES[r.kind].index(r.cls.stage),
+        return sorted(recs, key=lambda r: (_KIND_RANK[r.kind], STAGES[r.kind].index(r.cls.stage),
                                            r.cls.order, r.name))
 
 

@@ -1,7 +1,7 @@
 """The plugin hook specification of jboat.
 
 A plugin is a module named by an entry point of the ``jboat`` group. It declares the
-spec version it was written for and implements one or both hooks, each of which hands
+spec version it was written for and implements one or more hooks, each of which hands
 operator classes to a ``register`` callback::
 
     import jboat_core
@@ -12,14 +12,18 @@ operator classes to a ``register`` callback::
     def jboat_register_hypergradients(register):
         register(MyOperator)
 
-pluggy collects the hook implementations once, when the registry loads; the solver then
-calls the registered classes directly (no ``pm.hook`` call in the per-iteration path).
-Nothing here imports Jittor.
+There is one registration hook per operator kind (``jboat_core.kinds.KINDS``):
+``jboat_register_dynamics``, ``jboat_register_hypergradients`` and
+``jboat_register_first_order``. pluggy collects the hook implementations once, when the
+registry loads; the solver then calls the registered classes directly (no ``pm.hook``
+call in the per-iteration path). Nothing here imports Jittor.
 """
 
 from __future__ import annotations
 
 import pluggy
+
+from .kinds import KINDS
 
 PROJECT_NAME = "jboat"
 """The pluggy project name and the entry-point group of jboat plugins."""
@@ -27,33 +31,26 @@ PROJECT_NAME = "jboat"
 API_VERSION = 1
 """Version of the hook spec and of the operator contract. A plugin declares the version it
 was written for as the module attribute ``JBOAT_API_VERSION``; the registry refuses (and
-reports) a plugin whose version differs."""
+reports) a plugin whose version differs. Version 1 gained hooks over time (first-order
+solvers, presets); a plugin implements any subset, so older version-1 plugins load."""
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
-class JboatHookSpec:
-    """Hooks a jboat plugin may implement."""
+def _registration_hook(kind):
+    def hook(self, register):
+        pass
+    hook.__name__ = kind.hook
+    hook.__doc__ = (f"{kind.hook_doc}\n\n        Parameters\n        ----------\n"
+                    "        register : callable\n            Call ``register(cls)`` once "
+                    "per class. Its metadata is validated at\n            that moment; a "
+                    "bad declaration is reported against this plugin.\n        ")
+    return hookspec(hook)
 
-    @hookspec
-    def jboat_register_hypergradients(self, register):
-        """Register hyper-gradient operators (subclasses of ``HyperGradient``).
 
-        Parameters
-        ----------
-        register : callable
-            Call ``register(cls)`` once per operator class. The class's metadata is
-            validated at that moment; a bad declaration is reported against this plugin.
-        """
-
-    @hookspec
-    def jboat_register_dynamics(self, register):
-        """Register lower-level dynamics operators (subclasses of ``DynamicalSystem``),
-        e.g. NGD, GDA, DI, DM.
-
-        Parameters
-        ----------
-        register : callable
-            Call ``register(cls)`` once per operator class.
-        """
+#: Hooks a jboat plugin may implement: one ``register`` hook per operator kind.
+JboatHookSpec = type("JboatHookSpec", (), {
+    "__doc__": "Hooks a jboat plugin may implement (one per operator kind).",
+    **{k.hook: _registration_hook(k) for k in KINDS.values()},
+})

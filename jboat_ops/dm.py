@@ -3,7 +3,6 @@ multipliers)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,7 +42,10 @@ class DM(DynamicalSystem):
     eta; with GDA (s1/s2/s3) eta_v = (t+1)^{-tau/2} alpha^{2,1,0} eta and
     lr_x = (t+1)^{-3tau/2} alpha^{7,5,3} eta. Fixes to upstream: eta_v is applied with GDA
     too, the dual variables persist across iterations, the lower update is not overwritten
-    by the warm start, and vector-Jacobian cotangents are constants.
+    by the warm start, and vector-Jacobian cotangents are constants. The new dual
+    variables are adopted only once the iteration passed the solver's finiteness checks
+    (``commit``). ``self.strategy`` starts as the config's and may be changed between
+    iterations, as JBOAT's examples do.
 
     References
     ----------
@@ -59,6 +61,8 @@ class DM(DynamicalSystem):
     provides_hypergradient = True
     config_model = DMConfig
     v = None
+    _pending_v = _probe = None
+    _t = 0
     summary = "Dual multipliers: single-loop primal-dual update of y, v and x"
     formula = "v <- v - eta_v (H v - grad_y F); y <- y - eta grad_y phi; g_x = grad_x F - d2phi/dxdy v"
     reference = "Liu et al., Averaged method of multipliers for bi-level optimization without lower-level strong convexity, ICML 2023"
@@ -75,11 +79,11 @@ class DM(DynamicalSystem):
         from jboat_core.autodiff import axpy, check_scalar, detach, grads, jt, vdot
 
         require_last(self, next_operation)
-        cfg, t = self.config, int(current_iter)
+        t = self._t = int(current_iter)
         y = detach(auxiliary_model.parameters())
         eta = auxiliary_opt.lr
         phi, alpha = self._objective(ul_feed_dict, kwargs, t)
-        ul_var = list(self.solver_config.get("ul_var") or self.ul_model.parameters())
+        ul_var = list(self.runtime.ul_var or self.ul_model.parameters())
         if self.v is None:  # dual variables, created on first use, kept across iterations
             self.v = [jt.zeros(p.shape, p.dtype) for p in y]
         f = check_scalar(phi(ll_feed_dict, self.ul_model, auxiliary_model, params=y),
@@ -97,12 +101,46 @@ class DM(DynamicalSystem):
             step = vdot(r, r) / (vdot(r, hr) + 1e-12)
         else:
             step = self._eta_v(t, eta, alpha)
-        self.v = detach(axpy(-step, r, self.v))
+        self._pending_v = detach(axpy(-step, r, self.v))
         new_y = [(p - g.detach() * eta).detach() for p, g in zip(y, gy)]
         g_x = [(c - m).detach() for c, m in zip(dF[n:], mixed)]
         return {"upper_loss": F.detach(), "hyper_gradient_finished": True,
                 "hyper_gradients": g_x, "ll_init_gradients": None, "ll_update": new_y,
                 "ul_lr": self._lr_x(t, eta, alpha)}
+
+    @property
+    def strategy(self) -> str:
+        """The step-size schedule in use (the config's unless set on the instance)."""
+        return self.__dict__.get("_strategy", self.config.strategy)
+
+    @strategy.setter
+    def strategy(self, value: str) -> None:
+        self._strategy = DMConfig(strategy=value).strategy  # validated: s1, s2 or s3
+
+    def finite_checks(self, outputs=()):
+        """A probe that is NaN/Inf iff the new dual variables are."""
+        from jboat_core.autodiff import vdot
+
+        if self._pending_v is None:
+            return []
+        self._probe = vdot(self._pending_v, [0.0] * len(self._pending_v))
+        return [self._probe]
+
+    def check_finite(self) -> None:
+        import math
+
+        from jboat_core.errors import OperatorRuntimeError
+
+        probe, self._probe = self._probe, None
+        if probe is not None and not math.isfinite(float(probe.item())):
+            self._pending_v = None
+            raise OperatorRuntimeError(self.name, f"outer iteration {self._t}, dual update",
+                                       "the dual variables v became NaN/Inf; lower eta0 (or "
+                                       "the lower learning rate) or check F and f")
+
+    def commit(self) -> None:
+        if self._pending_v is not None:
+            self.v, self._pending_v = self._pending_v, None
 
     def get_state(self) -> dict:
         return {"v": [v.numpy().copy() for v in self.v]} if self.v is not None else {}
@@ -112,8 +150,7 @@ class DM(DynamicalSystem):
         self.v = [jt.array(a) for a in state["v"]] if state.get("v") is not None else None
 
     def _rule(self) -> str:
-        na = self.solver_config.get("na_op", ["RAD"]) if isinstance(self.solver_config,
-                                                                   Mapping) else ["RAD"]
+        na = self.runtime.na_op or ("RAD",)
         return "CG" if "CG" in [str(n).upper() for n in na] else "RAD"
 
     def _objective(self, ul_feed_dict, kwargs, t):
@@ -130,17 +167,15 @@ class DM(DynamicalSystem):
         tau = self.config.tau
         if alpha is None:
             return self.config.eta0 * (t + 1) ** (-tau / 2) * eta
-        power = {"s1": 2, "s2": 1, "s3": 0}[self.config.strategy]
+        power = {"s1": 2, "s2": 1, "s3": 0}[self.strategy]
         return (t + 1) ** (-tau / 2) * alpha ** power * eta
 
     def _lr_x(self, t, eta, alpha):
         tau = self.config.tau
         if alpha is None:
-            opt = self.solver_config.get("upper_level_opt") if isinstance(
-                self.solver_config, Mapping) else None
-            base = float(opt.lr) if opt is not None else 1.0
+            base = self.runtime.ul_lr if self.runtime.ul_lr is not None else 1.0
             return base * (t + 1) ** (-tau) * eta
-        power = {"s1": 7, "s2": 5, "s3": 3}[self.config.strategy]
+        power = {"s1": 7, "s2": 5, "s3": 3}[self.strategy]
         return (t + 1) ** (-1.5 * tau) * alpha ** power * eta
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from jboat_core import API_VERSION, DynamicalSystem, hookimpl
@@ -52,7 +50,7 @@ class GDA(DynamicalSystem):
 
     def optimize(self, ll_feed_dict, ul_feed_dict, auxiliary_model, auxiliary_opt,
                  current_iter=0, next_operation=None, **kwargs):
-        gda_loss = _get(self.solver_config, "gda_loss")
+        gda_loss = self.runtime.gda_loss
         if gda_loss is None:
             raise OperatorRuntimeError(self.name, "config", "needs gda_loss(ll_feed_dict, "
                                        "ul_feed_dict, ul_model, ll_model, **kw): pass it to "
@@ -61,10 +59,6 @@ class GDA(DynamicalSystem):
                                     current_iter, kwargs, gda_loss=gda_loss,
                                     alpha=self.config.alpha_init,
                                     alpha_decay=self.config.alpha_decay)
-
-
-def _get(cfg, key):
-    return cfg.get(key) if isinstance(cfg, Mapping) else None
 
 
 @hookimpl

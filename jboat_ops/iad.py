@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jboat_core import API_VERSION, HyperGradientOperator, hookimpl
-from jboat_core.chain import finished, lower_point, passthrough
+from jboat_core.chain import finished, lower_point, passthrough, to_upper
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -11,8 +11,9 @@ JBOAT_API_VERSION = API_VERSION
 class IAD(HyperGradientOperator):
     r"""Initialisation-based auto-differentiation: the MAML meta-gradient [1].
 
-    Terminal:  :math:`g = \frac{d}{dy_0} F(y_K(y_0))`, accumulated positionally into
-    ``ul_var`` (the meta-parameters, normally the same model at both levels). For SGD on a
+    Terminal:  :math:`g = \frac{d}{dy_0} F(y_K(y_0))`, given to ``ul_var`` (the
+    meta-parameters): by identity when they are the lower variables themselves (the same
+    model at both levels), else positionally, with shapes checked. For SGD on a
     quadratic f this is :math:`\prod_k (I - \eta H)^T \nabla_y F(y_K)`; after FOA (stopped
     inner gradients) it is first-order MAML, :math:`\nabla_y F(y_K)`.
 
@@ -52,7 +53,7 @@ class IAD(HyperGradientOperator):
 
         F = upper_at(self, ul_feed_dict, auxiliary_model, y)
         g = detach(grads(F, y0, self.name, "dF/dy_0 through the trajectory"))
-        return finished(self, F.detach(), g)
+        return finished(self, F.detach(), to_upper(self, y0, g))
 
 
 @hookimpl

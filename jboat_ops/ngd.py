@@ -75,8 +75,10 @@ class NGD(DynamicalSystem):
                                                params=new).detach().reshape(1))
         # Only what is read is kept: a live Var is computed by the next sync even if unused.
         self.lower_loss = loss.detach() if plan.record_loss and loss is not None else None
-        self._last = auxiliary_model.parameters() if self.config.check_finite else None
-        self._replay = (ll_feed_dict, objective_at, auxiliary_opt) if self._last else None
+        self._last = ([*auxiliary_model.parameters(), *([loss] if loss is not None else [])]
+                      if self.config.check_finite else None)
+        self._replay = ((ll_feed_dict, objective_at, auxiliary_opt, auxiliary_model.variables)
+                        if self._last else None)
         max_loss_iter = -1
         if plan.pessimistic and upper:
             max_loss_iter = plan.truncate + 1 + int(jt.concat(upper).argmax(0)[0].item())
@@ -89,22 +91,20 @@ class NGD(DynamicalSystem):
         return max_loss_iter
 
     def finite_checks(self, outputs=()):
-        """One number that is NaN/Inf iff y_K or one of ``outputs`` (the iteration's
-        hyper-gradients) is: the sum of ``0 * v`` over them (a reduction per tensor,
-        computed with the results; nothing per inner step)."""
+        """One number that is NaN/Inf iff y_K or the last inner loss is: the sum of
+        ``0 * v`` over them (a reduction per tensor, computed with the results; nothing
+        per inner step)."""
         from jboat_core.autodiff import vdot
 
         if not self._last:
             return []
-        values = [*self._last, *outputs]
-        self._probe = vdot(values, [0.0] * len(values))
+        self._probe = vdot(self._last, [0.0] * len(self._last))
         return [self._probe]
 
     def check_finite(self):
-        """Raise if the last run ended at a NaN/Inf lower iterate or produced a NaN/Inf
-        hyper-gradient, naming the first bad inner step. Costs one float read
-        when all is well; on failure the inner loop is replayed from y_0, reading every
-        loss and iterate."""
+        """Raise if the last run ended at a NaN/Inf lower iterate or loss, naming the
+        first bad inner step. Costs one float read when all is well; on failure the inner loop is
+        replayed from y_0, reading every loss and iterate."""
         import math
 
         probe, replay = self._probe, self._replay
@@ -113,20 +113,19 @@ class NGD(DynamicalSystem):
             return
         step, why = self._first_bad_step(*replay)
         if step is None:
-            raise OperatorRuntimeError(self.name, "result", "the lower loop stayed finite but "
-                                       "the hyper-gradient is NaN/Inf; check F and the "
-                                       "hyper-gradient operator's settings")
+            raise OperatorRuntimeError(self.name, "result", "y_K is NaN/Inf although every "
+                                       "replayed inner step was finite (non-deterministic f?)")
         raise OperatorRuntimeError(self.name, f"inner step {step}", why + "; lower the "
                                    "lower-level learning rate or check f")
 
-    def _first_bad_step(self, feed, objective_at, opt) -> tuple[int | None, str]:
+    def _first_bad_step(self, feed, objective_at, opt, variables) -> tuple[int | None, str]:
         """Replay the last run outside the graph: (step, reason) of the first NaN/Inf,
         or (None, "") if every loss and iterate is finite."""
         import numpy as np
 
         from jboat_core.functional import FunctionalModel
 
-        fmodel = FunctionalModel(self.ll_model, track=False)
+        fmodel = FunctionalModel(self.ll_model, track=False, variables=variables)
         twin = type(opt)(opt.groups)
         for k in range(self.lower_loop):
             loss = objective_at(k)(feed, self.ul_model, fmodel, params=fmodel.parameters())

@@ -22,7 +22,8 @@ def run_chain(prob, names, K, lr, cfg=None, optimizer=None, registry=None, init=
                               prob.ul_model, K, cfg)
     opt = optimizer(prob.ll_var) if optimizer else jt.optim.SGD(prob.ll_var, lr)
     result, fmodel = hypergradient_step(chain, ngd, prob.ll_model, opt, prob.ll_feed,
-                                        prob.ul_feed, init_gradients=init)
+                                        prob.ul_feed, init_gradients=init,
+                                        check_finite=cfg.get("check_finite", True))
     return result, result["hyper_gradients"][0].numpy().astype(np.float64), fmodel
 
 

@@ -76,7 +76,8 @@ def test_valid_composition_runs(builtin_registry, task_name, gm, na):
 def test_invalid_composition_refused_before_computing(builtin_registry, gm, na, monkeypatch):
     from jboat_core import Problem
     calls = []
-    monkeypatch.setattr(Problem, "_one", lambda *a, **k: calls.append(a))
+    from jboat_core.engine import Composition
+    monkeypatch.setattr(Composition, "evaluate", lambda *a, **k: calls.append(a))
     with pytest.raises((ConfigError, ChainError)) as info:
         _problem("hyper_cleaning", gm, na, builtin_registry)
     assert "rule" in str(info.value) or "DM needs" in str(info.value)

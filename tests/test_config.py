@@ -62,13 +62,13 @@ def test_operator_cross_checks(builtin_registry):
                              "RGT": {"truncate_iter": 5}})
 
 
-def test_fo_op_refused_with_advice(builtin_registry):
-    with pytest.raises(ConfigError, match="fo_op: .*not provided by jboat"):
-        parse_solver_config({"na_op": ["RAD"], "fo_op": "VSO"})
+def test_unknown_fo_op_names_the_key(builtin_registry):
+    with pytest.raises(ConfigError, match="fo_op: unknown first-order solver 'NOPE'"):
+        parse_solver_config({"fo_op": "NOPE"})
 
 
 def test_missing_na_op_and_bad_file(builtin_registry, tmp_path):
-    with pytest.raises(ConfigError, match="na_op: Field required"):
+    with pytest.raises(ConfigError, match="na_op: required: choose hyper-gradient operators"):
         parse_solver_config({})
     bad = tmp_path / "x.toml"
     bad.write_text("na_op = [")

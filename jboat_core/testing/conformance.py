@@ -20,17 +20,13 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from ..hypergradient import DynamicalSystem, HyperGradient
+from ..kinds import KINDS
 from ..metadata import metadata_problems
-
-
-def _base(cls):
-    return HyperGradient if cls.kind == "hypergradient" else DynamicalSystem
 
 
 def check_metadata(cls) -> None:
     """Declared metadata is valid (the registry's own validation)."""
-    problems = metadata_problems(cls, cls.kind, _base(cls))
+    problems = metadata_problems(cls, KINDS[cls.kind])
     assert not problems, f"{cls.__name__}: " + "; ".join(problems)
 
 

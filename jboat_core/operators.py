@@ -1,0 +1,234 @@
+"""Abstract bases of the three operator kinds: ``HyperGradient`` (the seed's NA
+operators), ``DynamicalSystem`` (lower-level dynamics such as NGD) and
+``FirstOrderSolver`` (solvers that replace dynamics + hyper-gradient, such as VFO).
+Importing this module does not import Jittor."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from .metadata import OperatorMeta
+from .runtime import Runtime
+from .sections import operator_section, validate_section
+
+
+@dataclass
+class DynamicsPlan:
+    """What the hyper-gradient chain asks of the lower-level dynamics.
+
+    Built by ``SequentialHG.dynamics_plan()``: every operator of the chain contributes
+    through its ``configure_dynamics`` class method, so the dynamics never look for
+    operator names.
+
+    Attributes
+    ----------
+    track : bool
+        Keep the differentiable trajectory y_0..y_K (memory O(K)); else O(1).
+    pessimistic : bool
+        Evaluate F(x, y_k) after every step and report k* = argmax_k F (PTT).
+    first_order : bool
+        Stop gradients through the inner gradients: y_{k+1} = y_k - eta sg(grad f) (FOA).
+    truncate : int
+        Number of leading steps taken outside the graph (RGT).
+    record_loss : bool
+        Keep the lower objective of the last inner step as ``lower_loss`` (the solver's
+        history asks for it; off by default because Jittor computes every live Var).
+    """
+
+    track: bool = False
+    pessimistic: bool = False
+    first_order: bool = False
+    truncate: int = 0
+    record_loss: bool = False
+
+
+class _Operator(OperatorMeta):
+    """Shared plumbing of every operator kind (abstract)."""
+
+    def _store(self, solver_config: Any) -> None:
+        self.solver_config = solver_config if solver_config is not None else {}
+        self.solver_configs = self.solver_config  # upstream Jittor spelling
+        self.runtime = Runtime.coerce(solver_config)
+        self.config = validate_section(type(self), operator_section(self.runtime, self.name))
+
+    @classmethod
+    def configure_dynamics(cls, plan: DynamicsPlan, config: BaseModel) -> None:
+        """Adjust the lower-level dynamics this operator needs (default: tracking if
+        ``needs_trajectory``). Override to request more (PTT, FOA, RGT do)."""
+        if cls.needs_trajectory:
+            plan.track = True
+
+    @classmethod
+    def check_solver(cls, config: BaseModel, solver: Any) -> list[str]:
+        """Checks across this operator's section and the shared settings of ``solver``
+        (a ``SolverConfig``); return ``"key: message"`` strings (default: none)."""
+        return []
+
+    # -- state kept across outer iterations (dual variables, MESO's theta...) ----------
+    def get_state(self) -> dict:
+        """State kept across outer iterations, as NumPy arrays and plain values (written
+        to checkpoints); default none."""
+        return {}
+
+    def set_state(self, state: dict) -> None:
+        """Restore what ``get_state`` returned."""
+
+    def commit(self) -> None:
+        """Adopt the state computed by the last run. The solver calls it only after the
+        iteration passed its finiteness checks, so a diverged iteration changes no state
+        (default: nothing to adopt)."""
+
+    # -- finiteness ---------------------------------------------------------------------
+    def finite_checks(self, outputs=()) -> list:
+        """One-element Vars the solver computes with the iteration's results (one Jittor
+        execution) and ``check_finite`` then reads (default: none)."""
+        return []
+
+    def check_finite(self) -> None:
+        """Raise ``OperatorRuntimeError`` naming the step if the last run diverged
+        (default: no own check; the solver checks every result and loss itself)."""
+
+
+class HyperGradient(_Operator, abc.ABC):
+    """Base class for computing hyper-gradients of upper-level variables in BLO.
+
+    Keeps the seed's constructor. Concrete operators usually subclass
+    ``HyperGradientOperator``, whose constructor takes ``(ll_objective, ul_objective,
+    ll_model, ul_model, ...)`` like every seed operator.
+
+    Parameters
+    ----------
+    ll_objective, ul_objective : callable
+        ``f(ll_feed_dict, ul_model, ll_model, **kw)`` and
+        ``F(ul_feed_dict, ul_model, ll_model, **kw)``, each returning a scalar Var; ``kw``
+        carries ``params=[...]`` for the lower model.
+    ul_model, ll_model : jittor.Module
+        Upper- and lower-level models.
+    ll_var, ul_var : list of jittor.Var
+        Lower- and upper-level variables.
+    solver_config : Runtime, SolverConfig or dict
+        The operator reads its own section (validated by ``config_model``) as
+        ``self.config`` and the runtime context as ``self.runtime``.
+
+    Returns of ``compute_gradients``
+    --------------------------------
+    A pass-through operator returns the keyword arguments of the next operator
+    (``ll_feed_dict``, ``ul_feed_dict``, ``auxiliary_model``, ``max_loss_iter``,
+    ``hyper_gradient_finished``, ``lower_model_params``, ``hparams``). A terminal one returns
+    ``{"upper_loss": Var, "hyper_gradient_finished": True, "hyper_gradients": [Var per
+    ul_var], "ll_init_gradients": [Var per lower variable] or None}``.
+    """
+
+    kind: ClassVar[str] = "hypergradient"
+
+    def __init__(self, ll_objective, ul_objective, ul_model, ll_model, ll_var, ul_var,
+                 solver_config):
+        self.ll_objective = ll_objective
+        self.ul_objective = ul_objective
+        self.ul_model = ul_model
+        self.ll_model = ll_model
+        self.ll_var = list(ll_var) if ll_var is not None else []
+        self.ul_var = list(ul_var) if ul_var is not None else []
+        self._store(solver_config)
+
+    @abc.abstractmethod
+    def compute_gradients(self, **kwargs):
+        """Compute (or pass on) the hyper-gradients; see the class docstring."""
+
+
+class HyperGradientOperator(HyperGradient, abc.ABC):
+    """Abstract base of concrete hyper-gradient operators, with the seed operators'
+    constructor order ``(ll_objective, ul_objective, ll_model, ul_model, ll_var, ul_var,
+    solver_config)``."""
+
+    def __init__(self, ll_objective, ul_objective, ll_model, ul_model, ll_var, ul_var,
+                 solver_config):
+        super().__init__(ll_objective, ul_objective, ul_model, ll_model, ll_var, ul_var,
+                         solver_config)
+
+
+class DynamicalSystem(_Operator, abc.ABC):
+    """Base class of lower-level dynamics operators (gradient mappings: NGD, GDA, DI, DM).
+
+    Parameters
+    ----------
+    ll_objective, ul_objective : callable
+        As for ``HyperGradient``.
+    ll_model, ul_model : jittor.Module
+    lower_loop : int
+        Number K of lower-level steps per outer iteration.
+    solver_config : Runtime, SolverConfig or dict
+    """
+
+    kind: ClassVar[str] = "dynamics"
+    learns_initialisation: ClassVar[bool] = False
+    """Declared True by an operator (DI) that makes the solver learn y_0 too."""
+    provides_hypergradient: ClassVar[bool] = False
+    """Declared True by an operator (DM) whose ``optimize`` returns the terminal result
+    itself (``hyper_gradients``...), so the solver skips the hyper-gradient chain."""
+
+    def __init__(self, ll_objective, ul_objective, ll_model, ul_model, lower_loop,
+                 solver_config):
+        self.ll_objective = ll_objective
+        self.ul_objective = ul_objective
+        self.ll_model = ll_model
+        self.ul_model = ul_model
+        self.lower_loop = int(lower_loop)
+        self.lower_loss = None  # lower objective at the last inner step (plan.record_loss)
+        self.lower_objective = None  # objective implicit operators should use (GDA: phi)
+        self._store(solver_config)
+
+    @abc.abstractmethod
+    def optimize(self, **kwargs):
+        """Run (or configure) the lower-level dynamics of one outer iteration."""
+
+
+class FirstOrderSolver(_Operator, abc.ABC):
+    """Base class of first-order bilevel solvers (VSO, VFO, MESO, PGDO, ALTO, GAFFO).
+
+    A first-order solver replaces the whole dynamics + hyper-gradient pipeline of one
+    outer iteration: it works on the real models (no unrolled graph) and returns the
+    directions the solver applies, after its finiteness checks, through the user's
+    optimizers. Upstream's constructor order is kept.
+
+    Parameters
+    ----------
+    ll_objective, ul_objective : callable
+        ``f(ll_feed_dict, ul_model, ll_model, **kw)``, ``F(ul_feed_dict, ul_model,
+        ll_model, **kw)``; ``kw`` may carry ``params=[...]`` (lower variables in the
+        lower model's order), which the objective forwards to ``ll_model(...)``.
+    ll_model, ul_model : jittor.Module
+    lower_loop : int
+        K, the number of inner steps the method takes per outer iteration.
+    ll_var, ul_var : list of jittor.Var
+    solver_config : Runtime, SolverConfig or dict
+
+    Returns of ``optimize``
+    -----------------------
+    ``{"upper_loss": Var, "hyper_gradients": [Var per ul_var], "ll_gradients": [Var per
+    lower variable] or None, "ll_update": [Var per lower variable] or None}``:
+    ``hyper_gradients`` go to the upper optimizer, ``ll_gradients`` to the lower
+    optimizer, ``ll_update`` (new values) replaces the lower variables. State the method
+    keeps across iterations is adopted in ``commit`` (called after the checks).
+    """
+
+    kind: ClassVar[str] = "first_order"
+
+    def __init__(self, ll_objective, ul_objective, ll_model, ul_model, lower_loop, ll_var,
+                 ul_var, solver_config):
+        self.ll_objective = ll_objective
+        self.ul_objective = ul_objective
+        self.ll_model = ll_model
+        self.ul_model = ul_model
+        self.lower_loop = int(lower_loop)
+        self.ll_var = list(ll_var) if ll_var is not None else []
+        self.ul_var = list(ul_var) if ul_var is not None else []
+        self._store(solver_config)
+
+    @abc.abstractmethod
+    def optimize(self, ll_feed_dict, ul_feed_dict, current_iter=0, **kwargs) -> dict:
+        """Compute one outer iteration's updates; see the class docstring."""
