@@ -88,6 +88,9 @@ class SolverConfig(BaseModel):
     return_grad: bool = False
     accumulate_grad: bool = False
     copy_last_param: bool = True
+    check_finite: bool = Field(True, description="check every iteration's results, losses "
+                               "and operator states for NaN/Inf before anything is updated "
+                               "(one reduction per tensor, read with the results)")
     accumulate_mode: Literal["mean", "sum"] = Field(
         "mean", description="how accumulate_grad combines the tasks' hyper-gradients "
         "(upstream summed them)")

@@ -169,6 +169,21 @@ class FunctionalModel:
         """The functional copies of the module's buffers (BatchNorm statistics)."""
         return list(self._buffers)
 
+    @contextmanager
+    def frozen_buffers(self):
+        """Within the block, calls may update the buffer copies (BatchNorm in train mode);
+        afterwards they hold their values from before the block again. Used for
+        evaluations that are not lower-level steps (PTT's F after each step)."""
+        if not self._buffers:
+            yield
+            return
+        saved = [b.clone().stop_grad() for b in self._buffers]
+        try:
+            yield
+        finally:
+            for b, value in zip(self._buffers, saved):
+                b.update(value)
+
     def write_back_buffers(self, values=None) -> None:
         """Copy buffer values (default: the current functional copies) into the real
         module's buffers, e.g. when the solver warm-starts y_0 with y_K."""

@@ -82,6 +82,9 @@ class _Operator(OperatorMeta):
         iteration passed its finiteness checks, so a diverged iteration changes no state
         (default: nothing to adopt)."""
 
+    def discard(self) -> None:
+        """Drop the state computed by the last run (``Problem.evaluate``; default: none)."""
+
     # -- finiteness ---------------------------------------------------------------------
     def finite_checks(self, outputs=()) -> list:
         """One-element Vars the solver computes with the iteration's results (one Jittor
@@ -212,11 +215,18 @@ class FirstOrderSolver(_Operator, abc.ABC):
     ``{"upper_loss": Var, "hyper_gradients": [Var per ul_var], "ll_gradients": [Var per
     lower variable] or None, "ll_update": [Var per lower variable] or None}``:
     ``hyper_gradients`` go to the upper optimizer, ``ll_gradients`` to the lower
-    optimizer, ``ll_update`` (new values) replaces the lower variables. State the method
-    keeps across iterations is adopted in ``commit`` (called after the checks).
+    optimizer, ``ll_update`` (new values) replaces the lower variables (applied first, so
+    ``ll_gradients`` may be computed at the new values).
+
+    State kept across iterations (MESO's theta, PGDO's y-hat): ``optimize`` proposes it
+    with ``self.propose(name=[Vars])``; the solver checks it with the results and adopts
+    it (``commit``) only when the iteration is finite, so a diverged iteration changes no
+    state. ``self.state`` holds the adopted lists; checkpoints save them.
     """
 
     kind: ClassVar[str] = "first_order"
+    _pending: dict | None = None
+    _probe = None
 
     def __init__(self, ll_objective, ul_objective, ll_model, ul_model, lower_loop, ll_var,
                  ul_var, solver_config):
@@ -227,8 +237,53 @@ class FirstOrderSolver(_Operator, abc.ABC):
         self.lower_loop = int(lower_loop)
         self.ll_var = list(ll_var) if ll_var is not None else []
         self.ul_var = list(ul_var) if ul_var is not None else []
+        self.state: dict[str, list] = {}
         self._store(solver_config)
 
     @abc.abstractmethod
     def optimize(self, ll_feed_dict, ul_feed_dict, current_iter=0, **kwargs) -> dict:
         """Compute one outer iteration's updates; see the class docstring."""
+
+    def propose(self, **lists) -> None:
+        """Propose new persistent state (lists of Vars), adopted by ``commit``."""
+        self._pending = {k: [v.detach() for v in vs] for k, vs in lists.items()}
+
+    def finite_checks(self, outputs=()) -> list:
+        from .autodiff import vdot
+
+        self._probe = None
+        if not self._pending:
+            return []
+        values = [v for vs in self._pending.values() for v in vs]
+        self._probe = vdot(values, [0.0] * len(values))
+        return [self._probe]
+
+    def check_finite(self) -> None:
+        import math
+
+        from .errors import OperatorRuntimeError
+
+        probe, self._probe = self._probe, None
+        if probe is not None and not math.isfinite(float(probe.item())):
+            names = ", ".join(self._pending)
+            self._pending = None
+            raise OperatorRuntimeError(self.name, "state", f"the new {names} is NaN/Inf; "
+                                       "lower the step sizes of the method's config section")
+
+    def commit(self) -> None:
+        if self._pending:
+            self.state.update(self._pending)
+        self._pending = None
+
+    def discard(self) -> None:
+        self._pending = None
+
+    def get_state(self) -> dict:
+        return {k: [v.numpy().copy() for v in vs] for k, vs in self.state.items()}
+
+    def set_state(self, state: dict) -> None:
+        from ._jittor import jittor
+
+        jt = jittor()
+        self.state = {k: [jt.array(a).stop_grad() for a in arrays]
+                      for k, arrays in state.items()}

@@ -178,10 +178,7 @@ class Problem:
             total = [g / len(lists) for g in total]
         return total
 
-    def run_iter(self, ll_feed_dict, ul_feed_dict, current_iter: int = 0) -> dict:
-        """One outer iteration. Returns the iteration record (``iter``, ``upper_loss``,
-        ``lower_loss``, ``time``; plus ``hyper_gradients`` when ``return_grad``)."""
-        start = time.perf_counter()
+    def _evaluate(self, ll_feed_dict, ul_feed_dict, current_iter: int):
         comp = self.composition
         evals = [comp.evaluate(ll, ul, current_iter, init_gradients=self.init_opt is not None)
                  for ll, ul in self._pairs(ll_feed_dict, ul_feed_dict)]
@@ -192,7 +189,27 @@ class Problem:
         lower = comp.lower_losses()
         values = sync_and_check([combined], comp.operators, extra=lower,
                                 losses=[e.result["upper_loss"] for e in evals],
-                                producer=last.producer, current_iter=current_iter)
+                                producer=last.producer, current_iter=current_iter,
+                                check=self.config.check_finite)
+        combined["upper_loss"] = sum(values) / len(values)
+        combined["lower_loss"] = float(lower[0].item()) if lower else None
+        return combined, last
+
+    def evaluate(self, ll_feed_dict, ul_feed_dict, current_iter: int = 0) -> dict:
+        """One outer iteration's results, computed and checked, without updating any
+        variable, optimizer or operator state: ``hyper_gradients`` (one per ``ul_var``),
+        ``ll_init_gradients`` (DI), ``ll_update`` / ``ll_gradients`` (DM, first-order
+        solvers; one per lower variable), ``upper_loss``, ``lower_loss``."""
+        combined, _ = self._evaluate(ll_feed_dict, ul_feed_dict, current_iter)
+        for op in self.composition.operators:
+            op.discard()  # proposals of this evaluation are dropped, not adopted
+        return combined
+
+    def run_iter(self, ll_feed_dict, ul_feed_dict, current_iter: int = 0) -> dict:
+        """One outer iteration. Returns the iteration record (``iter``, ``upper_loss``,
+        ``lower_loss``, ``time``; plus ``hyper_gradients`` when ``return_grad``)."""
+        start = time.perf_counter()
+        combined, last = self._evaluate(ll_feed_dict, ul_feed_dict, current_iter)
         self._update_lower(last, combined)
         record = {"iter": int(current_iter)}
         grads = combined["hyper_gradients"]
@@ -202,14 +219,14 @@ class Problem:
             if last.result.get("ul_lr") is not None:
                 set_lr(self.ul_opt, last.result["ul_lr"])
             apply_gradients(self.ul_opt, self.ul_var, grads)
-        for op in comp.operators:
+        for op in self.composition.operators:
             op.commit()
         # Materialise every variable and optimizer state now: the next iteration starts
         # from computed arrays, as a resumed run does (bit-identical resumes).
         jittor().sync([*self.ul_var, *self.ll_var, *state_vars(self.ul_opt),
                        *state_vars(self.ll_opt), *state_vars(self.init_opt)])
-        record["upper_loss"] = sum(values) / len(values)
-        record["lower_loss"] = float(lower[0].item()) if lower else None
+        record["upper_loss"] = combined["upper_loss"]
+        record["lower_loss"] = combined["lower_loss"]
         record["time"] = time.perf_counter() - start
         self.history.append({k: v for k, v in record.items() if k != "hyper_gradients"})
         if self.callback is not None:

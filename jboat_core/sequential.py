@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import OperatorRuntimeError
-from .hypergradient import DynamicsPlan, HyperGradient
+from .operators import DynamicsPlan, HyperGradient
 from .ordering import validate_and_adjust_order
 from .registry import Registry, get_registry
 
@@ -104,4 +104,56 @@ def makes_functional_na_operation(custom_order, registry: Registry | None = None
             raise TypeError(f"{name} is not a HyperGradient")
         instances.append(cls(**{k: kwargs[k] for k in _CTOR_KEYS}))
     return SequentialHG(instances, list(custom_order) if not isinstance(custom_order, str)
+                        else [custom_order])
+
+
+_DS_KEYS = ("ll_objective", "ul_objective", "ll_model", "ul_model", "lower_loop",
+            "solver_config")
+
+
+class SequentialDS:
+    """Run dynamics operators in order (upstream ``SequentialDS``).
+
+    Parameters
+    ----------
+    ordered_instances : list of DynamicalSystem
+        In execution order (``validate_and_adjust_order(..., kind="dynamics")``).
+    custom_order : list of str
+        The user's names (kept for reference).
+    """
+
+    def __init__(self, ordered_instances, custom_order):
+        self.gradient_instances = list(ordered_instances)
+        self.custom_order = list(custom_order)
+        self.order = [type(op).name for op in self.gradient_instances]
+
+    def optimize(self, ll_feed_dict, ul_feed_dict, auxiliary_model, auxiliary_opt,
+                 current_iter=0, plan: DynamicsPlan | None = None, **kwargs):
+        """Run the dynamics on ``auxiliary_model`` (a ``FunctionalModel``); returns the last
+        operator's output (``max_loss_iter``, or DM's terminal result)."""
+        from .engine import run_dynamics
+        return run_dynamics(self.gradient_instances, plan or DynamicsPlan(), ll_feed_dict,
+                            ul_feed_dict, auxiliary_model, auxiliary_opt, current_iter)
+
+
+def makes_functional_dynamical_system(custom_order, registry: Registry | None = None,
+                                      **kwargs) -> SequentialDS:
+    """Validate ``custom_order`` (dynamics operator names), instantiate and compose them.
+
+    Parameters
+    ----------
+    custom_order : list of str
+    **kwargs
+        ``ll_objective``, ``ul_objective``, ``ll_model``, ``ul_model``, ``lower_loop``,
+        ``solver_config``.
+    """
+    reg = registry or get_registry()
+    missing = [k for k in _DS_KEYS if k not in kwargs]
+    if missing:
+        raise TypeError(f"makes_functional_dynamical_system() missing keyword arguments: "
+                        f"{', '.join(missing)}")
+    adjusted = validate_and_adjust_order(custom_order, kind="dynamics", registry=reg)
+    instances = [reg.get(n, kind="dynamics").cls(**{k: kwargs[k] for k in _DS_KEYS})
+                 for n in adjusted]
+    return SequentialDS(instances, list(custom_order) if not isinstance(custom_order, str)
                         else [custom_order])

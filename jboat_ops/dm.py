@@ -142,6 +142,9 @@ class DM(DynamicalSystem):
         if self._pending_v is not None:
             self.v, self._pending_v = self._pending_v, None
 
+    def discard(self) -> None:
+        self._pending_v = None
+
     def get_state(self) -> dict:
         return {"v": [v.numpy().copy() for v in self.v]} if self.v is not None else {}
 

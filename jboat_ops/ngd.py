@@ -71,8 +71,10 @@ class NGD(DynamicalSystem):
                                      detach=k < plan.truncate, op=self.name,
                                      where=f"inner step {k + 1}")
             if plan.pessimistic and k >= plan.truncate:  # k* among differentiable steps
-                upper.append(self.ul_objective(ul_feed_dict, self.ul_model, auxiliary_model,
-                                               params=new).detach().reshape(1))
+                with auxiliary_model.frozen_buffers():  # F evaluations are not lower steps
+                    upper.append(self.ul_objective(ul_feed_dict, self.ul_model,
+                                                   auxiliary_model, params=new
+                                                   ).detach().reshape(1))
         # Only what is read is kept: a live Var is computed by the next sync even if unused.
         self.lower_loss = loss.detach() if plan.record_loss and loss is not None else None
         self._last = ([*auxiliary_model.parameters(), *([loss] if loss is not None else [])]

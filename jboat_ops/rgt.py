@@ -14,8 +14,9 @@ class RGTConfig(BaseModel):
     """Settings of RGT."""
 
     model_config = ConfigDict(extra="forbid")
-    truncate_iter: int = Field(1, ge=1, description="leading inner steps T taken outside the "
-                               "graph; must be below lower_iters")
+    truncate_iter: int = Field(1, ge=0, description="leading inner steps T taken outside the "
+                               "graph; with RGT in the chain 1 <= T < lower_iters (0 is "
+                               "upstream's 'off', accepted when RGT is not chosen)")
 
 
 class RGT(HyperGradientOperator):
@@ -49,6 +50,9 @@ class RGT(HyperGradientOperator):
 
     @classmethod
     def check_solver(cls, config, solver):
+        if config.truncate_iter < 1:
+            return [f"truncate_iter: {config.truncate_iter} truncates nothing; with RGT in "
+                    "na_op set it to at least 1 (0 is upstream's 'off': remove RGT instead)"]
         if config.truncate_iter >= solver.lower_iters:
             return [f"truncate_iter: {config.truncate_iter} must be below lower_iters="
                     f"{solver.lower_iters} (no differentiable step would remain)"]

@@ -1,0 +1,185 @@
+"""Small real networks for tests, benchmarks and examples: a convolutional net with
+BatchNorm and a DARTS-style supernet whose architecture weights live in the same module.
+
+Both take 1-channel square images (scikit-learn's 8x8 digits). Importing this module
+imports Jittor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._jittor import jittor
+
+jt = jittor()
+nn = jt.nn
+
+
+class ConvBNNet(nn.Module):
+    """Conv -> BatchNorm -> ReLU -> average pool -> Linear.
+
+    Parameters
+    ----------
+    channels : int
+        Convolution channels.
+    classes : int
+    size : int
+        Side of the square input images.
+    """
+
+    def __init__(self, channels: int = 4, classes: int = 10, size: int = 8):
+        self.conv = nn.Conv(1, channels, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm(channels)
+        self.pool = nn.Pool(2, stride=2, op="mean")
+        self.head = nn.Linear(channels * (size // 2) ** 2, classes)
+
+    def features(self, x):
+        h = self.pool(nn.relu(self.bn(self.conv(x))))
+        return h.reshape((h.shape[0], -1))
+
+    def execute(self, x):
+        return self.head(self.features(x))
+
+
+#: Candidate operations of the supernet's edges, in order.
+PRIMITIVES = ("none", "skip_connect", "avg_pool_3x3", "conv_3x3")
+
+
+class _Zero(nn.Module):
+    def execute(self, x):
+        return x * 0.0
+
+
+class _Identity(nn.Module):
+    def execute(self, x):
+        return x
+
+
+class _ReLUConvBN(nn.Module):
+    def __init__(self, channels: int):
+        self.conv = nn.Conv(channels, channels, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm(channels, affine=False)
+
+    def execute(self, x):
+        return self.bn(self.conv(nn.relu(x)))
+
+
+def _candidate(name: str, channels: int):
+    if name == "none":
+        return _Zero()
+    if name == "skip_connect":
+        return _Identity()
+    if name == "avg_pool_3x3":
+        return nn.Pool(3, stride=1, padding=1, op="mean")
+    if name == "conv_3x3":
+        return _ReLUConvBN(channels)
+    raise ValueError(f"unknown primitive {name!r}; choose among {PRIMITIVES}")
+
+
+class MixedOp(nn.Module):
+    """An edge: the softmax(alpha)-weighted sum of every candidate operation."""
+
+    def __init__(self, channels: int, primitives=PRIMITIVES):
+        self.ops = nn.ModuleList([_candidate(p, channels) for p in primitives])
+
+    def execute(self, x, weights):
+        out = None
+        for i, op in enumerate(self.ops):
+            term = op(x) * weights[i]
+            out = term if out is None else out + term
+        return out
+
+
+class Cell(nn.Module):
+    """``nodes`` intermediate nodes; node j sums a mixed edge from the input and from
+    every earlier node; the cell's output is the sum of its nodes."""
+
+    def __init__(self, channels: int, nodes: int, primitives=PRIMITIVES):
+        self.nodes = nodes
+        self.edges = nn.ModuleList([MixedOp(channels, primitives)
+                                    for j in range(nodes) for _ in range(j + 1)])
+
+    def execute(self, x, weights):
+        states, k = [x], 0
+        for j in range(self.nodes):
+            s = None
+            for i, h in enumerate(states):
+                term = self.edges[k](h, weights[k])
+                s = term if s is None else s + term
+                k += 1
+            states.append(s)
+        out = states[1]
+        for s in states[2:]:
+            out = out + s
+        return out
+
+
+class SuperNet(nn.Module):
+    """A DARTS-style supernet: stem Conv-BN, one cell of mixed edges, pooling and a linear
+    classifier; the architecture logits ``alphas`` (edges x primitives) are a Var of the
+    module itself, so ``parameters()`` holds both levels (pass ``ul_var=[net.alphas]``).
+
+    Parameters
+    ----------
+    channels, nodes, classes, size : int
+    seed : int
+        Seed of the architecture logits (1e-3 * standard normal, as DARTS).
+    """
+
+    def __init__(self, channels: int = 4, nodes: int = 2, classes: int = 10, size: int = 8,
+                 primitives=PRIMITIVES, seed: int = 0):
+        self.primitives = tuple(primitives)
+        self.stem = nn.Sequential(nn.Conv(1, channels, 3, padding=1, bias=False),
+                                  nn.BatchNorm(channels))
+        self.cell = Cell(channels, nodes, self.primitives)
+        self.pool = nn.Pool(size, stride=size, op="mean")
+        self.head = nn.Linear(channels, classes)
+        edges = nodes * (nodes + 1) // 2
+        rng = np.random.RandomState(seed)
+        self.alphas = jt.array((1e-3 * rng.randn(edges, len(self.primitives))).astype("float32"))
+
+    def features(self, x):
+        h = self.cell(self.stem(x), nn.softmax(self.alphas, dim=-1))
+        return self.pool(h).reshape((x.shape[0], -1))
+
+    def execute(self, x):
+        return self.head(self.features(x))
+
+    def weights(self) -> list:
+        """Every trainable parameter but the architecture logits (the lower variables)."""
+        return [p for p in self.parameters() if p is not self.alphas and not p.is_stop_grad()]
+
+    def genotype(self) -> list[tuple[int, int, str]]:
+        """The derived cell: for each node, its strongest non-zero incoming edge
+        ``(node, input, primitive)``, as DARTS derives a discrete architecture."""
+        a = self.alphas.numpy()
+        weights = np.exp(a - a.max(1, keepdims=True))
+        weights /= weights.sum(1, keepdims=True)
+        none = self.primitives.index("none") if "none" in self.primitives else None
+        out, k = [], 0
+        for j in range(self.cell.nodes):
+            best = None
+            for i in range(j + 1):
+                w = weights[k].copy()
+                if none is not None:
+                    w[none] = -1
+                cand = (float(w.max()), i, self.primitives[int(w.argmax())])
+                best = cand if best is None or cand[0] > best[0] else best
+                k += 1
+            out.append((j + 1, best[1], best[2]))
+        return out
+
+
+def digits(n_train: int = 64, n_val: int = 64, seed: int = 0, size: int = 8):
+    """scikit-learn's digits (no download) as ``(train, val, test)`` feeds
+    ``{"data": (n, 1, 8, 8) float32 in [0, 1], "target": int labels}``."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    rng = np.random.RandomState(seed)
+    order = rng.permutation(len(y))
+    X = (X[order] / 16.0).astype(np.float32).reshape(-1, 1, size, size)
+    y = y[order].astype(np.int32)
+    a, b = n_train, n_train + n_val
+    feed = lambda s: {"data": jt.array(X[s]), "target": jt.array(y[s])}  # noqa: E731
+    return feed(slice(0, a)), feed(slice(a, b)), feed(slice(b, None))

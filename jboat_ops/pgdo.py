@@ -1,0 +1,107 @@
+"""PGDO: penalty-based bilevel gradient descent (PBGD)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+
+from jboat_core import API_VERSION, FirstOrderSolver, hookimpl
+
+JBOAT_API_VERSION = API_VERSION
+
+
+class PGDOConfig(BaseModel):
+    """Settings of PGDO (upstream section ``"PGDO"``; Jittor spelt ``updata_y_ahead``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    y_hat_lr: float = Field(0.1, gt=0, description="step size of the K gradient steps "
+                            "on y-hat (value-function estimate, warm-started)")
+    gamma_init: float = Field(0.0, ge=0, description="penalty weight gamma at t = 0")
+    gamma_max: float = Field(0.2, ge=0, description="gamma grows linearly to gamma_max")
+    gamma_argmax_step: int = Field(5000, gt=0, description="outer iteration at which gamma "
+                                   "reaches gamma_max")
+    update_y_ahead: bool = Field(False, validation_alias=AliasChoices(
+        "update_y_ahead", "updata_y_ahead"), description="first take K plain gradient steps "
+        "on f from y (upstream's meta-learning aid; Jittor spelling updata_y_ahead accepted)")
+    penalty: Literal["difference", "gradient"] = Field(
+        "difference", description="'difference': gamma (f(y) - f(y_hat)) (V-PBGD); "
+        "'gradient': gamma ||grad_y f(y)||^2 (G-PBGD, second order)")
+
+    @model_validator(mode="after")
+    def _gamma_order(self):
+        if self.gamma_init > self.gamma_max:
+            warnings.warn(f"PGDO: gamma_init={self.gamma_init} > gamma_max={self.gamma_max}; "
+                          "gamma stays at gamma_init", UserWarning, stacklevel=2)
+        return self
+
+
+class PGDO(FirstOrderSolver):
+    r"""Penalty-based bilevel gradient descent [1].
+
+    With :math:`\gamma_t = \min(\gamma_0 + t(\gamma_{max} - \gamma_0)/N, \gamma_{max})`
+    (a function of t, so it resumes exactly) and :math:`s_t = \min(1/\gamma_t, 1)`:
+
+    .. math::
+        L = s_t\big(F(x,y) + \gamma_t (f(x,y) - f(x,\hat y))\big)\ \text{(difference)},\quad
+        L = s_t\big(F(x,y) + \gamma_t \|\nabla_y f(x,y)\|^2\big)\ \text{(gradient)},
+
+    where :math:`\hat y` (persistent, warm-started, in checkpoints) takes K gradient steps
+    on f(x, .) per iteration and is held constant; the lower optimizer steps along
+    :math:`\nabla_y L`, the upper one along :math:`\nabla_x L`. The gradient penalty is
+    differentiated through :math:`\nabla_y f` (Hessian-vector products).
+
+    Fixes to upstream: JBOAT's PGDO took a second ``jt.grad`` of the same loss with
+    ``retain_graph=False``, so its upper gradient was always zero and the gradient penalty
+    contributed nothing; BOAT's torch version built the gradient penalty without a graph
+    (ignored). Both incremented gamma per call.
+
+    References
+    ----------
+    [1] Shen H., Chen T., "On penalty-based bilevel gradient descent method", ICML 2023.
+    """
+
+    name = "PGDO"
+    stage = "solve"
+    role = "terminal"
+    config_model = PGDOConfig
+    summary = "Penalty-based bilevel gradient descent (value-function or gradient penalty)"
+    formula = ("L = s (F(y) + gamma (f(y) - f(y_hat))) or s (F(y) + gamma |grad_y f(y)|^2); "
+               "y, x step along grad L")
+    reference = "Shen and Chen, On penalty-based bilevel gradient descent method, ICML 2023"
+
+    def gamma(self, t: int) -> tuple[float, float]:
+        """(gamma_t, s_t) of outer iteration t."""
+        cfg = self.config
+        top = max(cfg.gamma_max, cfg.gamma_init)
+        gamma = min(cfg.gamma_init + t * (top - cfg.gamma_init) / cfg.gamma_argmax_step, top)
+        return gamma, min(1.0 / (gamma + 1e-8), 1.0)
+
+    def optimize(self, ll_feed_dict, ul_feed_dict, current_iter=0, **kwargs):
+        from jboat_core.firstorder import Point, descend, grads, vdot
+
+        cfg, pt = self.config, Point(self, ll_feed_dict, ul_feed_dict)
+        gamma, s = self.gamma(int(current_iter))
+        y, update = pt.y, None
+        if cfg.update_y_ahead:
+            y = update = descend(pt, pt.y, pt.lr, self.lower_loop, step="y ahead")
+        F_y = pt.F(y)
+        if cfg.penalty == "difference":
+            y_hat = descend(pt, self.state.get("y_hat") or y, cfg.y_hat_lr, self.lower_loop,
+                            step="y-hat")
+            penalty = pt.f(y) - pt.f(y_hat, "f(x, y-hat)").detach()
+            self.propose(y_hat=y_hat)
+        else:
+            gy = grads(pt.f(y), y, self.name, "grad_y f (kept in the graph)")
+            penalty = vdot(gy, gy)
+        d_y, d_x = pt.grad_yx((F_y + penalty * gamma) * s, y, "grad L")
+        out = {"upper_loss": F_y.detach(), "hyper_gradients": d_x, "ll_gradients": d_y}
+        if update is not None:
+            out["ll_update"] = update
+        return out
+
+
+@hookimpl
+def jboat_register_first_order(register):
+    register(PGDO)
