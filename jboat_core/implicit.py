@@ -19,7 +19,7 @@ from .autodiff import check_scalar, detach, grads, linear_operator, vdot
 
 
 def implicit_hypergradient(op, ll_feed_dict, ul_feed_dict, auxiliary_model, y, hparams,
-                           solve, ll_objective=None):
+                           solve, ll_objective=None, damping: float = 0.0):
     """Return ``(F, [g_h per hparam])`` for the operator ``op`` (a ``HyperGradient``).
 
     Parameters
@@ -35,6 +35,10 @@ def implicit_hypergradient(op, ll_feed_dict, ul_feed_dict, auxiliary_model, y, h
         ``solve(matvec, b) -> x`` for ``H x = b``.
     ll_objective : callable, optional
         Lower objective to differentiate (default ``op.ll_objective``; GDA passes phi_alpha).
+    damping : float
+        lambda >= 0: solve (H + lambda I) v = grad_y F instead (an indefinite or singular
+        Hessian of a nonconvex lower level; the hyper-gradient is then biased towards
+        the first-order term).
     """
     name = type(op).name
     f_obj = ll_objective or op.ll_objective
@@ -47,13 +51,17 @@ def implicit_hypergradient(op, ll_feed_dict, ul_feed_dict, auxiliary_model, y, h
     dF = grads(F, yd + list(hparams), name, "grad F")
     b, c = detach(dF[:n]), dF[n:]
     gy = grads(f, yd, name, "grad f")
-    v = solve(linear_operator(gy, yd), b)
+    matvec = linear_operator(gy, yd)
+    if damping:
+        hvp = matvec
+        matvec = lambda v: [h + vi * damping for h, vi in zip(hvp(v), v)]  # noqa: E731
+    v = solve(matvec, b)
     mixed = grads(vdot(gy, detach(v)), hparams, name, "mixed second derivative")
     return F.detach(), [(ci - mi).detach() for ci, mi in zip(c, mixed)]
 
 
 def implicit_result(op, ll_feed_dict, ul_feed_dict, auxiliary_model, next_operation, kwargs,
-                    solve) -> dict:
+                    solve, damping: float = 0.0) -> dict:
     """The whole ``compute_gradients`` of an implicit terminal operator (CG, NS, or a
     plugin's): evaluate at ``lower_model_params`` (PTT) with respect to ``hparams`` (IAD)
     or ``ul_var``, differentiate the objective the dynamics descended (GDA), add DI's
@@ -65,6 +73,6 @@ def implicit_result(op, ll_feed_dict, ul_feed_dict, auxiliary_model, next_operat
     y = lower_point(auxiliary_model, kwargs)
     hparams = kwargs.get("hparams") or op.ul_var
     F, g = implicit_hypergradient(op, ll_feed_dict, ul_feed_dict, auxiliary_model, y,
-                                  hparams, solve, lower_objective(op, kwargs))
+                                  hparams, solve, lower_objective(op, kwargs), damping)
     g0 = init_gradients(op, ul_feed_dict, auxiliary_model, y, kwargs.get("init_gradients"))
     return finished(op, F, to_upper(op, hparams, g), g0)

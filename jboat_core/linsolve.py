@@ -36,6 +36,13 @@ class _StopTests:
         return None
 
 
+def _safe_div(num, den, ok):
+    """num / den where ``ok`` (a one-element bool Var), else 0, without a host sync and
+    without NaN (the denominator is replaced by 1 where it must not be used)."""
+    from .autodiff import jt
+    return jt.ternary(ok, num / jt.ternary(ok, den, den * 0 + 1), num * 0)
+
+
 def solve_cg(matvec, b, maxiter: int = 10, tol: float = 1e-10, check_every: int = 10):
     """Conjugate gradient for ``A x = b`` with A symmetric positive definite.
 
@@ -48,8 +55,11 @@ def solve_cg(matvec, b, maxiter: int = 10, tol: float = 1e-10, check_every: int 
     every ``check_every`` iterations and one at the end (the default, ``check_every =
     maxiter = 10``, syncs once); iterations run past a stop inside a batch are discarded, so
     the result does not depend on ``check_every``, only the wasted work does. ``tol = 0``:
-    always ``maxiter`` iterations and no sync. Returns the last iterate (upstream returned
-    the one before it on convergence).
+    always ``maxiter`` iterations and no sync; the same two stops are applied on the
+    device: from the first iteration with p'Ap <= 0 or r'r = 0 on, every step is zero, so
+    iterations after the residual vanishes (or at non-positive curvature) never divide by
+    zero (upstream, and jboat before, returned NaN there). Returns the last iterate
+    (upstream returned the one before it on convergence).
 
     References
     ----------
@@ -62,15 +72,18 @@ def solve_cg(matvec, b, maxiter: int = 10, tol: float = 1e-10, check_every: int 
     r = list(b)
     p = list(b)
     rs = vdot(r, r)
+    going = None  # one-element bool Var: no stop met so far (tol = 0)
     for i in range(int(maxiter)):
         ap = matvec(p)
         pap = vdot(p, ap)
         x_before, rs_before = x, rs
-        alpha = rs / pap
+        ok = (pap > 0) & (rs > 0)
+        going = ok if going is None else going & ok
+        alpha = _safe_div(rs, pap, going)
         x = axpy(alpha, p, x)
         r = axpy(-alpha, ap, r)
         rs_new = vdot(r, r)
-        p = axpy(rs_new / rs, p, r)
+        p = axpy(_safe_div(rs_new, rs, going), p, r)
         rs = rs_new
         if tol > 0:
             stopped = tests.add(i, (rs_before, pap), x_before)

@@ -18,6 +18,8 @@ class CGConfig(BaseModel):
     k: int = Field(10, ge=1, description="maximum conjugate-gradient iterations")
     tolerance: float = Field(1e-10, ge=0, description="stop when ||residual|| < tolerance "
                              "(0: always k iterations, no sync)")
+    damping: float = Field(0.0, ge=0, description="lambda: solve (H + lambda I) v = grad_y F "
+                           "(for indefinite Hessians of nonconvex lower levels; 0: exact IFT)")
     check_every: int = Field(10, ge=1, description="with tolerance > 0, test for the stop "
                              "every this many iterations and at the end (one host sync "
                              "each); the result does not depend on it")
@@ -29,7 +31,9 @@ class CG(HyperGradientOperator):
     .. math:: g_x = \nabla_x F - \nabla^2_{xy} f\, v,\qquad
               \nabla^2_{yy} f\, v = \nabla_y F \ \text{(k CG iterations)},
 
-    evaluated at the lower-level point y (y_K, or y_{k*} after PTT) held constant. Exact
+    evaluated at the lower-level point y (y_K, or y_{k*} after PTT) held constant; with
+    ``damping`` lambda > 0 the system is (H + lambda I) v = grad_y F (indefinite Hessians of
+    nonconvex lower levels; tolerance 0 never divides by zero, see ``solve_cg``). Exact
     (the implicit-function-theorem hyper-gradient) when y = y*(x) and CG has converged;
     k CG iterations cost about k + 2 Hessian-vector products, memory independent of K.
 
@@ -60,7 +64,7 @@ class CG(HyperGradientOperator):
         solve = functools.partial(solve_cg, maxiter=self.config.k, tol=self.config.tolerance,
                                   check_every=self.config.check_every)
         return implicit_result(self, ll_feed_dict, ul_feed_dict, auxiliary_model,
-                               next_operation, kwargs, solve)
+                               next_operation, kwargs, solve, self.config.damping)
 
 
 @hookimpl

@@ -19,6 +19,8 @@ class NSConfig(BaseModel):
     k: int = Field(10, ge=1, description="number of Neumann terms after the first")
     tolerance: float = Field(0.0, ge=0, description="stop after the first term whose norm "
                              "< tolerance (0: always k terms, no sync)")
+    damping: float = Field(0.0, ge=0, description="lambda: solve (H + lambda I) v = grad_y F "
+                           "(for indefinite Hessians of nonconvex lower levels; 0: exact IFT)")
     check_every: int = Field(10, ge=1, description="with tolerance > 0, test for the stop "
                              "every this many terms and at the end (one host sync each); "
                              "the result does not depend on it")
@@ -32,7 +34,8 @@ class NS(HyperGradientOperator):
     .. math:: g_x = \nabla_x F - \alpha\, \nabla^2_{xy} f \sum_{i=0}^{k}
               (I - \alpha \nabla^2_{yy} f)^i\, \nabla_y F,
 
-    at y held constant, alpha = eta by default. Converges to the IFT hyper-gradient when
+    at y held constant, alpha = eta by default; with ``damping`` lambda the series inverts
+    H + lambda I. Converges to the IFT hyper-gradient when
     :math:`\|I - \alpha H\| < 1` and k grows (error :math:`\|I-\alpha H\|^{k+1}`); cost
     k + 2 Hessian-vector products. Upstream Jittor's version differentiated through the
     cotangents (80-200 % off); this one keeps them constant.
@@ -62,7 +65,7 @@ class NS(HyperGradientOperator):
                                   tol=self.config.tolerance, alpha=alpha,
                                   check_every=self.config.check_every)
         return implicit_result(self, ll_feed_dict, ul_feed_dict, auxiliary_model,
-                               next_operation, kwargs, solve)
+                               next_operation, kwargs, solve, self.config.damping)
 
 
 @hookimpl

@@ -120,3 +120,65 @@ def test_check_every_must_be_positive(solver):
     import jboat_core.linsolve as linsolve
     with pytest.raises(ValueError, match="check_every=0"):
         getattr(linsolve, solver)(lambda v: v, [], check_every=0)
+
+
+@pytest.mark.parametrize("A,b", [
+    (np.diag([1.0, 0.0]), np.array([1.0, 0.0])),   # residual vanishes after one iteration
+    (np.diag([1.0, 0.0]), np.array([1.0, 1.0])),   # singular: p'Ap = 0 at iteration 2
+    (np.diag([1.0, -1.0]), np.array([1.0, 1.0])),  # indefinite: p'Ap = 0 at once
+], ids=["converged", "singular", "indefinite"])
+def test_cg_without_tolerance_never_divides_by_zero(A, b):
+    """tol = 0 (k iterations, no sync): after the residual vanishes or at non-positive
+    curvature every further step is zero; the result is what CG had then, never NaN."""
+    from jboat_core.linsolve import solve_cg
+    jt, matvec = _jt_operator(A)
+    x = solve_cg(matvec, [jt.array(b.astype(np.float32))], maxiter=50, tol=0.0)[0].numpy()
+    assert np.all(np.isfinite(x))
+    expected, _ = _np_cg(A, b, 50, 1e-30)
+    assert np.allclose(x, expected, atol=1e-6), (x, expected)
+
+
+def test_damping_solves_the_shifted_system(builtin_registry):
+    """CG and NS with damping lambda solve (H + lambda I) v = grad_y F: on the ridge
+    problem their hyper-gradient equals the IFT formula with H + lambda I."""
+    from helpers import rel_err, run_chain
+    from jboat_core.testing.problems import ridge_problem
+    lam = 0.5
+    p = ridge_problem()
+    p = ridge_problem(y0=p.solution())
+    y, x = p.y0(), p.x()
+    H = p.hessian() + lam * np.eye(len(y))
+    exact = -(np.exp(x) * y) * np.linalg.solve(H, p.grad_F(y))
+    _, g_cg, _ = run_chain(p, ["CG"], 1, 1e-8, {"CG": {"k": 20, "damping": lam}})
+    _, g_ns, _ = run_chain(p, ["NS"], 1, 1e-8, {"NS": {"k": 400, "alpha": 0.3,
+                                                        "damping": lam}})
+    assert rel_err(g_cg, exact) < 1e-4 and rel_err(g_ns, exact) < 1e-4
+
+
+def test_cg_on_a_nonconvex_tanh_lower_level_stays_finite(builtin_registry):
+    """A 2-layer tanh lower level (indefinite Hessian): CG with tolerance 0 and k = 200
+    used to return NaN; now finite, with or without damping."""
+    from jboat_core import Problem
+    from jboat_core._jittor import jittor
+    jt = jittor()
+    jt.set_global_seed(0)
+    rng = np.random.RandomState(0)
+    X, t = jt.array(rng.randn(32, 4).astype("float32")), jt.array(rng.randn(32, 1).astype("float32"))
+    net = jt.nn.Sequential(jt.nn.Linear(4, 8), jt.nn.Tanh(), jt.nn.Linear(8, 1))
+
+    class Scale(jt.nn.Module):
+        def __init__(self):
+            self.s = jt.zeros((1,))
+
+    hyper = Scale()
+    f = lambda feed, ul, ll, **kw: ((ll(X, **kw) - t) ** 2).mean() + ul.s.exp().sum() * sum(  # noqa: E731
+        (v * v).sum() for v in (kw.get("params") or net.parameters())) * 1e-3
+    F = lambda feed, ul, ll, **kw: ((ll(X, **kw) - t) ** 2).mean()  # noqa: E731
+    for damping in (0.0, 0.1):
+        prob = Problem({"na_op": ["CG"], "lower_iters": 2, "return_grad": True,
+                        "CG": {"k": 200, "tolerance": 0.0, "damping": damping}},
+                       ll_objective=f, ul_objective=F, ll_model=net, ul_model=hyper,
+                       ll_opt=jt.optim.SGD(net.parameters(), 0.1),
+                       ul_opt=jt.optim.SGD(hyper.parameters(), 0.1))
+        g = prob.run_iter({}, {}, 0)["hyper_gradients"][0].numpy()
+        assert np.all(np.isfinite(g)), (damping, g)

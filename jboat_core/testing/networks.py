@@ -115,7 +115,8 @@ class Cell(nn.Module):
 
 
 class SuperNet(nn.Module):
-    """A DARTS-style supernet: stem Conv-BN, one cell of mixed edges, pooling and a linear
+    """A DARTS-style supernet: stem Conv-BN, one cell of mixed edges, global average
+    pooling and a linear
     classifier; the architecture logits ``alphas`` (edges x primitives) are a Var of the
     module itself, so ``parameters()`` holds both levels (pass ``ul_var=[net.alphas]``).
 
@@ -132,7 +133,6 @@ class SuperNet(nn.Module):
         self.stem = nn.Sequential(nn.Conv(1, channels, 3, padding=1, bias=False),
                                   nn.BatchNorm(channels))
         self.cell = Cell(channels, nodes, self.primitives)
-        self.pool = nn.Pool(size, stride=size, op="mean")
         self.head = nn.Linear(channels, classes)
         edges = nodes * (nodes + 1) // 2
         rng = np.random.RandomState(seed)
@@ -140,7 +140,7 @@ class SuperNet(nn.Module):
 
     def features(self, x):
         h = self.cell(self.stem(x), nn.softmax(self.alphas, dim=-1))
-        return self.pool(h).reshape((x.shape[0], -1))
+        return h.mean(dims=(2, 3))  # global average pooling
 
     def execute(self, x):
         return self.head(self.features(x))
