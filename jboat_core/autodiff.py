@@ -94,5 +94,7 @@ def init_gradients(op, ul_feed_dict, auxiliary_model, y, wanted: bool, upper=Non
     Zero when the trajectory is not tracked (y does not depend on y_0 then)."""
     if not wanted:
         return None
+    if not getattr(auxiliary_model, "track", True):
+        return [jt.zeros(v.shape, v.dtype) for v in auxiliary_model.parameters(time=0)]
     F = upper if upper is not None else upper_at(op, ul_feed_dict, auxiliary_model, y)
     return detach(grads(F, auxiliary_model.parameters(time=0), type(op).name, "DI gradient"))

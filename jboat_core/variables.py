@@ -194,15 +194,17 @@ def warn_invisible_modules(model, level: str) -> list[str]:
         seen.add(id(mod))
         for key, value in vars(mod).items():
             if isinstance(value, jt.nn.Module):
-                visit(value, f"{path}.{key}")
+                if id(value) in reached:
+                    visit(value, f"{path}.{key}")
             elif isinstance(value, (list, tuple, dict)):
                 items = value.values() if isinstance(value, dict) else value
                 mods = [m for m in items if isinstance(m, jt.nn.Module)]
                 hidden = [m for m in mods if id(m) not in reached]
                 if hidden and f"{path}.{key}" not in {f[0] for f in found}:
                     found.append((f"{path}.{key}", len(hidden), type(value).__name__))
-                for m in mods:
-                    visit(m, f"{path}.{key}[...]")
+                for m in mods:  # below an invisible module: reported with it already
+                    if id(m) in reached:
+                        visit(m, f"{path}.{key}[...]")
 
     visit(model, type(model).__name__)
     for path, n, container in found:
