@@ -110,13 +110,16 @@ def cmd_run(args, reg: Registry) -> int:
     from .runner import run_task
     metrics = run_task(args.config, args.out, checkpoint_every=args.checkpoint_every,
                        resume=args.resume, iterations=args.iterations)
-    final = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                      for k, v in metrics["final"].items())
-    print(f"final: {final}")
+    print(f"final: {_metrics_line(metrics['final'])}")
     if metrics.get("baseline"):
-        print("baseline: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics["baseline"].items()))
+        print(f"baseline: {_metrics_line(metrics['baseline'])}")
     print(f"wrote {args.out}/metrics.json and {args.out}/loss_curve.png")
     return 0
+
+
+def _metrics_line(metrics: dict) -> str:
+    return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                     for k, v in metrics.items())
 
 
 def cmd_setup_onednn(args, reg: Registry) -> int:

@@ -3,7 +3,10 @@
 Each step is out of place, ``y_{k+1} = U(y_k, g_k, state_k)``, so the new snapshot is a new
 Var whose graph reaches y_k (and x through g_k). Hyper-parameters are read per parameter
 group from the user's real Jittor optimizer, with the same update formulas as
-``jittor.optim.SGD`` / ``jittor.optim.Adam``.
+``jittor.optim.SGD`` / ``jittor.optim.Adam``, and so is its state (momentum buffers, Adam's
+moments and step count, as constants): when the solver warm-starts y_0 with y_K it also
+writes the twin's final state back (``write_back``), so T outer iterations of K inner
+steps continue the lower optimizer exactly as T K steps of it would.
 """
 
 from __future__ import annotations
@@ -35,10 +38,14 @@ class DifferentiableOptimizer:
         One entry per lower-level parameter (``None``: the parameter is not optimized).
     """
 
-    def __init__(self, groups):
+    #: State keys of the twin and the ``param_groups`` lists of the real optimizer holding them.
+    STATE_KEYS: dict[str, str] = {}
+
+    def __init__(self, groups, places=None, n_step: int = 0):
         self.groups = list(groups)
         self.state: list[dict] = [{} for _ in self.groups]
-        self.n_step = 0
+        self.places = list(places) if places is not None else [None] * len(self.groups)
+        self.n_step = self.start_step = int(n_step)
 
     @classmethod
     def from_optimizer(cls, optimizer, params) -> "DifferentiableOptimizer":
@@ -51,11 +58,12 @@ class DifferentiableOptimizer:
                             "differentiable version; use jittor.optim.SGD or jittor.optim.Adam")
         where = {}
         for pg in optimizer.param_groups:
-            for p in pg["params"]:
-                where[id(p)] = pg
-        groups = []
+            for j, p in enumerate(pg["params"]):
+                where[id(p)] = (pg, j)
+        groups, places = [], []
         for p in params:
-            pg = where.get(id(p))
+            pg, j = where.get(id(p), (None, None))
+            places.append((pg, j) if pg is not None else None)
             if pg is None:
                 groups.append(None)
                 continue
@@ -66,7 +74,39 @@ class DifferentiableOptimizer:
                                  nesterov=bool(get("nesterov", False)),
                                  betas=tuple(get("betas", (0.9, 0.999))),
                                  eps=float(get("eps", 1e-8))))
-        return impl(groups)
+        twin = impl(groups, places, int(getattr(optimizer, "n_step", 0)))
+        twin._read_state()
+        return twin
+
+    def fresh(self) -> "DifferentiableOptimizer":
+        """A new twin with the same groups, started again from the real optimizer's state
+        (as at construction)."""
+        twin = type(self)(self.groups, self.places, self.start_step)
+        twin._read_state()
+        return twin
+
+    def _read_state(self) -> None:
+        """Start from the real optimizer's state (constants)."""
+        for state, place in zip(self.state, self.places):
+            if place is None:
+                continue
+            pg, j = place
+            for key, group_key in self.STATE_KEYS.items():
+                values = pg.get(group_key)
+                if values is not None and j < len(values):
+                    state[key] = values[j].detach()
+
+    def write_back(self, optimizer) -> None:
+        """Give the real optimizer the twin's final state and step count (warm start)."""
+        for state, place in zip(self.state, self.places):
+            if place is None:
+                continue
+            pg, j = place
+            for key, group_key in self.STATE_KEYS.items():
+                if key in state and group_key in pg:
+                    pg[group_key][j].update(state[key].detach())
+        if hasattr(optimizer, "n_step"):
+            optimizer.n_step = self.n_step
 
     @property
     def lr(self) -> float:
@@ -128,6 +168,8 @@ class DifferentiableSGD(DifferentiableOptimizer):
     """y <- y - lr * v, v = momentum * v + (1 - dampening) * (g + wd * y) (Nesterov: y -
     lr * (d + momentum * v)), exactly ``jittor.optim.SGD``."""
 
+    STATE_KEYS = {"v": "values"}
+
     def _update(self, p, g, grp, state):
         d = g + p * grp.weight_decay if grp.weight_decay else g
         if grp.momentum == 0 and grp.dampening == 0:
@@ -142,6 +184,8 @@ class DifferentiableSGD(DifferentiableOptimizer):
 
 class DifferentiableAdam(DifferentiableOptimizer):
     """Adam as ``jittor.optim.Adam``: m, v moments, step lr*sqrt(1-b1^n)/(1-b0^n)."""
+
+    STATE_KEYS = {"m": "m", "v": "values"}
 
     def _update(self, p, g, grp, state):
         jt = jittor()

@@ -47,12 +47,16 @@ class Evaluation:
     buffers : list or None
         Buffer values (BatchNorm statistics) right after the dynamics: what the real
         model receives if the solver adopts the inner loop's result.
+    dopt : DifferentiableOptimizer or None
+        The lower optimizer's twin after the dynamics (its state goes back to the real
+        optimizer when the solver adopts y_K).
     """
 
     result: dict
     producer: str
     fmodel: FunctionalModel | None = None
     buffers: list | None = None
+    dopt: DifferentiableOptimizer | None = None
 
 
 def run_dynamics(dynamics, plan: DynamicsPlan, ll_feed_dict, ul_feed_dict, fmodel, dopt,
@@ -93,12 +97,13 @@ def evaluate_chain(dynamics, chain: SequentialHG | None, plan: DynamicsPlan, ll_
     buffers = [b.clone() for b in fmodel.buffers()] or None
     last = dynamics[-1]
     if chain is None:
-        return Evaluation(out, type(last).name, fmodel, buffers)
+        return Evaluation(out, type(last).name, fmodel, buffers, dopt)
     res = chain.compute_gradients(
         ll_feed_dict=ll_feed_dict, ul_feed_dict=ul_feed_dict, auxiliary_model=fmodel,
         max_loss_iter=out if isinstance(out, int) else -1, ll_lr=dopt.lr,
         lower_objective=last.lower_objective, init_gradients=init_gradients)
-    return Evaluation(res[0]["gradient_operator_results"], chain.order[-1], fmodel, buffers)
+    return Evaluation(res[0]["gradient_operator_results"], chain.order[-1], fmodel, buffers,
+                      dopt)
 
 
 @dataclass

@@ -246,6 +246,8 @@ class Problem:
             for p, q in zip(variables, fmodel.parameters()):
                 p.update(q.detach())
             fmodel.write_back_buffers(last.buffers)
+            if last.dopt is not None:  # the lower optimizer continues from the inner loop
+                last.dopt.write_back(self.ll_opt)
         if combined["ll_gradients"] is not None:
             apply_gradients(self.ll_opt, variables, combined["ll_gradients"])
         if self.init_opt is not None and combined["ll_init_gradients"] is not None:

@@ -40,6 +40,9 @@ class Task:
         ``evaluate() -> dict`` of metrics of the current models (accuracy, F1...).
     baseline : callable, optional
         ``baseline() -> dict`` of the reference method's metrics (computed once).
+    final : callable, optional
+        ``final() -> dict`` of metrics computed once at the end, after ``evaluate`` (e.g.
+        retraining a derived architecture).
     """
 
     ll_model: Any
@@ -50,6 +53,7 @@ class Task:
     evaluate: Callable[[], dict]
     baseline: Callable[[], dict] | None = None
     gda_loss: Callable | None = None
+    final: Callable[[], dict] | None = None
     ll_var: list | None = None
     ul_var: list | None = None
     extra: dict = field(default_factory=dict)
@@ -212,7 +216,8 @@ def run_task(config_path: str | Path, out: str | Path, *, checkpoint_every: int 
         if checkpoint_every and (it + 1) % checkpoint_every == 0:
             _save_atomic(ckpt, pickle.dumps({"problem": problem.state_dict(),
                                              "next_iter": it + 1}))
-    final = {**task.evaluate(), "upper_loss": problem.history[-1]["upper_loss"],
+    final = {**task.evaluate(), **(task.final() if task.final else {}),
+             "upper_loss": problem.history[-1]["upper_loss"],
              "lower_loss": problem.history[-1]["lower_loss"]}
     metrics = {"task": run.task.module, "config": str(config_path),
                "gm_op": solver.gm_op, "na_op": solver.na_op, "iterations": total,

@@ -128,7 +128,7 @@ class NGD(DynamicalSystem):
         from jboat_core.functional import FunctionalModel
 
         fmodel = FunctionalModel(self.ll_model, track=False, variables=variables)
-        twin = type(opt)(opt.groups)
+        twin = opt.fresh()
         for k in range(self.lower_loop):
             loss = objective_at(k)(feed, self.ul_model, fmodel, params=fmodel.parameters())
             value = float(loss.item())

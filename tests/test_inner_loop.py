@@ -150,3 +150,29 @@ def test_adam_unroll(ridge):
     opt = lambda p: jt.optim.Adam(p, lr)  # noqa: E731
     _, g, _ = run_chain(ridge, ["RAD"], K, lr, optimizer=opt)
     assert rel_err(g, _numpy_reference(ridge, step, K)) < 1e-3
+
+
+@pytest.mark.parametrize("kind", ["SGD-momentum", "Adam"])
+def test_warm_start_continues_the_lower_optimizer(builtin_registry, kind):
+    """With copy_last_param, T outer iterations of K inner steps are T*K steps of the
+    user's lower optimizer (momentum / Adam moments and step count carried over), when
+    the upper variables do not move."""
+    import numpy as np
+
+    from jboat_core import Problem
+    from jboat_core._jittor import jittor
+    from jboat_core.testing.problems import ridge_problem
+    jt = jittor()
+    make = (lambda ps: jt.optim.SGD(ps, 0.05, momentum=0.9, weight_decay=0.01)) \
+        if kind == "SGD-momentum" else (lambda ps: jt.optim.Adam(ps, 0.05))
+    p, q = ridge_problem(), ridge_problem()
+    prob = Problem({"na_op": ["RAD"], "lower_iters": 3, "copy_last_param": True,
+                    "return_grad": True}, ll_objective=p.ll_objective,
+                   ul_objective=p.ul_objective, ll_model=p.ll_model, ul_model=p.ul_model,
+                   ll_opt=make(p.ll_var), ul_opt=jt.optim.SGD(p.ul_var, 0.1))
+    for it in range(4):
+        prob.run_iter(p.ll_feed, p.ul_feed, it)
+    opt = make(q.ll_var)
+    for _ in range(12):
+        opt.step(q.ll_objective(q.ll_feed, q.ul_model, q.ll_model))
+    assert np.allclose(p.y0(), q.y0(), atol=1e-5), (p.y0(), q.y0())
