@@ -98,3 +98,24 @@ def test_default_hyper_cleaning_beats_the_baseline(builtin_registry, tmp_path):
     gain = m["final"]["test_accuracy"] - m["baseline"]["test_accuracy"]
     assert gain >= 0.05, m["final"]
     assert m["final"]["f1"] > 0.8
+
+
+@pytest.mark.parametrize("toml", ["darts_digits.toml", "darts_digits_first_order.toml"])
+def test_darts_example_runs_small(builtin_registry, tmp_path, toml):
+    """The DARTS task files, shrunk (4 search steps, a 4-channel 2-node supernet, 5
+    retraining steps): the derived cell and both accuracies are reported."""
+    import re
+    from jboat_core.runner import run_task
+    text = (EXAMPLES / toml).read_text()
+    text = text.replace('module = "darts_digits.py"', f'module = "{EXAMPLES / "darts_digits.py"}"')
+    text = re.sub(r"iterations = \d+", "iterations = 4", text)
+    text = re.sub(r"eval_every = \d+", "eval_every = 2", text)
+    text = text.replace("channels = 8", "channels = 4").replace("nodes = 3", "nodes = 2")
+    text = text.replace("retrain_steps = 400", "retrain_steps = 5\nn_train = 64\nn_val = 64")
+    path = tmp_path / toml
+    path.write_text(text)
+    m = run_task(path, tmp_path / "out", progress=False)
+    final = m["final"]
+    assert re.fullmatch(r"node1 <- \w+\(s0\), node2 <- \w+\(s[01]\)", final["cell"])
+    assert 0 <= final["supernet_test_accuracy"] <= 1 and 0 <= final["derived_test_accuracy"] <= 1
+    assert "random_cell_test_accuracy" in m["baseline"]

@@ -77,15 +77,19 @@ def _candidate(name: str, channels: int):
 
 
 class MixedOp(nn.Module):
-    """An edge: the softmax(alpha)-weighted sum of every candidate operation."""
+    """An edge: the softmax(alpha)-weighted sum of every candidate operation. Sub-modules
+    are plain attributes (``op0``, ``op1``...), which every functional patcher sees (JBOAT's
+    cannot run ``nn.Sequential``)."""
 
     def __init__(self, channels: int, primitives=PRIMITIVES):
-        self.ops = nn.ModuleList([_candidate(p, channels) for p in primitives])
+        self.n_ops = len(primitives)
+        for i, p in enumerate(primitives):
+            setattr(self, f"op{i}", _candidate(p, channels))
 
     def execute(self, x, weights):
         out = None
-        for i, op in enumerate(self.ops):
-            term = op(x) * weights[i]
+        for i in range(self.n_ops):
+            term = getattr(self, f"op{i}")(x) * weights[i]
             out = term if out is None else out + term
         return out
 
@@ -96,15 +100,15 @@ class Cell(nn.Module):
 
     def __init__(self, channels: int, nodes: int, primitives=PRIMITIVES):
         self.nodes = nodes
-        self.edges = nn.ModuleList([MixedOp(channels, primitives)
-                                    for j in range(nodes) for _ in range(j + 1)])
+        for k in range(nodes * (nodes + 1) // 2):
+            setattr(self, f"edge{k}", MixedOp(channels, primitives))
 
     def execute(self, x, weights):
         states, k = [x], 0
         for j in range(self.nodes):
             s = None
             for i, h in enumerate(states):
-                term = self.edges[k](h, weights[k])
+                term = getattr(self, f"edge{k}")(h, weights[k])
                 s = term if s is None else s + term
                 k += 1
             states.append(s)
@@ -130,8 +134,8 @@ class SuperNet(nn.Module):
     def __init__(self, channels: int = 4, nodes: int = 2, classes: int = 10, size: int = 8,
                  primitives=PRIMITIVES, seed: int = 0):
         self.primitives = tuple(primitives)
-        self.stem = nn.Sequential(nn.Conv(1, channels, 3, padding=1, bias=False),
-                                  nn.BatchNorm(channels))
+        self.stem_conv = nn.Conv(1, channels, 3, padding=1, bias=False)
+        self.stem_bn = nn.BatchNorm(channels)
         self.cell = Cell(channels, nodes, self.primitives)
         self.head = nn.Linear(channels, classes)
         edges = nodes * (nodes + 1) // 2
@@ -139,7 +143,7 @@ class SuperNet(nn.Module):
         self.alphas = jt.array((1e-3 * rng.randn(edges, len(self.primitives))).astype("float32"))
 
     def features(self, x):
-        h = self.cell(self.stem(x), nn.softmax(self.alphas, dim=-1))
+        h = self.cell(self.stem_bn(self.stem_conv(x)), nn.softmax(self.alphas, dim=-1))
         return h.mean(dims=(2, 3))  # global average pooling
 
     def execute(self, x):
