@@ -75,7 +75,7 @@ def _run(jt, order, gm=("NGD",), steps=2, copy_last_param=True):
         hyper.log_decay.numpy().copy()
 
 
-@pytest.mark.parametrize("gm", [("NGD",), ("DI", "NGD")], ids=["warm-start", "DI"])
+@pytest.mark.parametrize("gm", [("NGD",), ("DI", "NGD"), ("DM",)], ids=["warm-start", "DI", "DM"])
 def test_another_order_gives_the_same_run(jt, gm):
     """ll_var in reverse order (every shape equal to its neighbour's: a positional pairing
     would swap the layers' values silently) gives exactly the module-order run."""
