@@ -22,10 +22,27 @@ def apply_cpu_only_env() -> None:
 
 
 def jittor():
-    """Return the ``jittor`` module, importing it on first use."""
+    """Return the ``jittor`` module, importing it on first use.
+
+    Importing Jittor installs a C signal handler that ends the process at once on Ctrl-C
+    (``Caught SIGINT, quick exit``): nothing in Python runs, so a run could not record why
+    it stopped. jboat gives Ctrl-C back to Python (``KeyboardInterrupt``) when it imports
+    Jittor from the main thread; ``jboat run`` then writes ``metrics.json`` with
+    ``"status": "interrupted"`` before exiting.
+    """
     mod = sys.modules.get("jittor")
     if mod is not None:
         return mod
     apply_cpu_only_env()
     import jittor as jt
+    _python_sigint()
     return jt
+
+
+def _python_sigint() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

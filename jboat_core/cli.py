@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import traceback
 
-from .errors import ChainError, ConfigError, JboatError, UnknownOperatorError
+from .errors import ChainError, ConfigError, JboatError, PluginError, UnknownOperatorError
+from .kinds import KINDS
 from .metadata import describe_config
 from .registry import OperatorRecord, Registry, get_registry
 
@@ -99,17 +102,25 @@ def cmd_show_op(args, reg: Registry) -> int:
 
 
 def cmd_validate(args, reg: Registry) -> int:
-    from .config import load_solver_config
-    cfg = load_solver_config(args.config, reg)
-    print(f"{args.config}: valid. gm_op = {cfg.gm_op}, na_op = {cfg.na_op} (execution order), "
-          f"lower_iters = {cfg.lower_iters}")
+    from .config import load_solver_config, read_config_file
+    from .task import is_task_file, load_run_config
+    if is_task_file(read_config_file(args.config)):
+        run, cfg = load_run_config(args.config)
+        what = (f"task file: module {run.task.module}, {run.task.iterations} iterations, "
+                f"optimizers {run.optim.lower.type} / {run.optim.upper.type}; ")
+    else:
+        cfg, what = load_solver_config(args.config, reg), ""
+    chain = (f"fo_op = {cfg.fo_op}" if cfg.fo_op else
+             f"gm_op = {cfg.gm_op}, na_op = {cfg.na_op} (execution order)")
+    print(f"{args.config}: valid {what}{chain}, lower_iters = {cfg.lower_iters}")
     return 0
 
 
 def cmd_run(args, reg: Registry) -> int:
     from .runner import run_task
     metrics = run_task(args.config, args.out, checkpoint_every=args.checkpoint_every,
-                       resume=args.resume, iterations=args.iterations)
+                       resume=args.resume, overwrite=args.overwrite,
+                       iterations=args.iterations)
     print(f"final: {_metrics_line(metrics['final'])}")
     if metrics.get("baseline"):
         print(f"baseline: {_metrics_line(metrics['baseline'])}")
@@ -146,6 +157,20 @@ def _version() -> str:
         return __version__
 
 
+def _count(minimum: int):
+    """argparse type: an integer >= ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} must be >= {minimum}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jboat", description="Hyper-gradient operators for "
                                      "bilevel optimization on Jittor, as plugins.")
@@ -155,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--verbose", "-v", action="store_true",
                    help="show entry points (and, with --json, failures)")
-    p.add_argument("--kind", choices=["hypergradient", "dynamics"], help="only this kind")
+    p.add_argument("--kind", choices=list(KINDS), help="only this kind")
     p.set_defaults(func=cmd_list_ops)
     p = sub.add_parser("show-op", help="formula, config fields, reference and chain rules")
     p.add_argument("name")
@@ -173,10 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="solve a task file end to end (metrics.json, loss_curve.png)")
     p.add_argument("config", help="task file (TOML or JSON) with [task], [optim], [solver]")
     p.add_argument("--out", default="runs/latest", help="output directory (default runs/latest)")
-    p.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
-                   help="save OUT/checkpoint.pkl every N iterations")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pkl")
-    p.add_argument("--iterations", type=int, default=None, metavar="N",
+    p.add_argument("--checkpoint-every", type=_count(0), default=0, metavar="N",
+                   help="save OUT/checkpoint.npz every N iterations (0: never)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true",
+                      help="continue from OUT/checkpoint.npz")
+    mode.add_argument("--overwrite", action="store_true",
+                      help="replace an earlier run in OUT")
+    p.add_argument("--iterations", type=_count(1), default=None, metavar="N",
                    help="override [task] iterations")
     p.set_defaults(func=cmd_run)
     return parser
@@ -189,9 +218,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ChainError, UnknownOperatorError) as exc:
         print(f"jboat: error: {exc}", file=sys.stderr)
         return 2
+    except PluginError as exc:
+        if os.environ.get("JBOAT_STRICT_PLUGINS", "") not in ("", "0"):
+            traceback.print_exception(exc, file=sys.stderr)  # strict mode: the traceback
+        print(f"jboat: error: {exc}", file=sys.stderr)
+        return 1
     except JboatError as exc:
         print(f"jboat: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("jboat: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -233,7 +233,10 @@ def sync_and_check(results, operators, extra=(), *, losses=(), producer: str | N
     if not check:
         return values
     for op in operators:  # before any update: a diverged iteration changes nothing
-        op.check_finite()
+        try:
+            op.check_finite()
+        except OperatorRuntimeError as exc:
+            raise exc.at(current_iter) from None
     where = f"outer iteration {current_iter}" if current_iter is not None else "result"
     name = producer or (type(operators[-1]).name if operators else "solver")
     if probe is not None and not math.isfinite(float(probe.item())):

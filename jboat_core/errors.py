@@ -65,4 +65,12 @@ class OperatorRuntimeError(JboatError, RuntimeError):
     def __init__(self, operator: str, step: str, message: str):
         self.operator = operator
         self.step = step
+        self.message = message
         super().__init__(f"{operator}: {step}: {message}")
+
+    def at(self, current_iter: int | None) -> "OperatorRuntimeError":
+        """The same error with the outer iteration in its step (if not there yet)."""
+        if current_iter is None or "outer iteration" in self.step:
+            return self
+        return OperatorRuntimeError(self.operator, f"outer iteration {current_iter}, "
+                                    f"{self.step}", self.message)

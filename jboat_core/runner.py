@@ -3,161 +3,62 @@
 A task file has a ``[task]`` table (the Python module that builds the task, iterations,
 seed, its parameters), ``[optim.lower]`` / ``[optim.upper]`` optimizers and a ``[solver]``
 table (the solver config). The task module defines ``build(params, seed) -> Task``.
-Results: ``OUT/metrics.json`` (``final``, ``baseline``, ``history``) and
-``OUT/loss_curve.png``; ``--checkpoint-every N`` writes ``OUT/checkpoint.pkl`` and
-``--resume`` continues from it.
+Results: ``OUT/metrics.json`` (``status``, ``final``, ``baseline``, ``history``) and
+``OUT/loss_curve.png``; ``--checkpoint-every N`` writes ``OUT/checkpoint.npz`` (data only:
+``jboat_core.checkpoint``) and ``--resume`` continues from it.
+
+Order of the checks, so that bad input fails fast and nothing is lost: the ``--out`` path,
+the task file (every table) and the task module's existence, then the folder's lock and
+earlier run (``jboat_core.outdir``) and the checkpoint's format, all before Jittor is
+imported; then the task is built and the checkpoint's fingerprint compared.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
-import os
-import pickle
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from .config import error_lines, parse_solver_config, read_config_file
+from .checkpoint import NAME, CheckpointError, load_checkpoint, read_meta, save_checkpoint
 from .errors import ConfigError
+from .metrics import plot_losses, write_metrics
+from .outdir import OutputError, OutputFolder, check_out_path
+from .task import (OptimizerSpec, OptimSection, RunConfig, Task, TaskSection, build_task,
+                   load_run_config, load_task_module)
+
+__all__ = ["CheckpointError", "OptimizerSpec", "OptimSection", "OutputError", "RunConfig",
+           "Task", "TaskSection", "fingerprint", "load_run_config", "plot_losses", "run_task"]
 
 
-@dataclass
-class Task:
-    """What a task module's ``build`` returns.
-
-    Attributes
-    ----------
-    feeds : callable
-        ``feeds(iteration) -> (ll_feed_dict, ul_feed_dict)`` (lists of dicts for
-        ``accumulate_grad``); must be deterministic in ``iteration`` for exact resumes.
-    evaluate : callable
-        ``evaluate() -> dict`` of metrics of the current models (accuracy, F1...).
-    baseline : callable, optional
-        ``baseline() -> dict`` of the reference method's metrics (computed once).
-    final : callable, optional
-        ``final() -> dict`` of metrics computed once at the end, after ``evaluate`` (e.g.
-        retraining a derived architecture).
-    """
-
-    ll_model: Any
-    ul_model: Any
-    ll_objective: Callable
-    ul_objective: Callable
-    feeds: Callable[[int], tuple]
-    evaluate: Callable[[], dict]
-    baseline: Callable[[], dict] | None = None
-    gda_loss: Callable | None = None
-    final: Callable[[], dict] | None = None
-    ll_var: list | None = None
-    ul_var: list | None = None
-    extra: dict = field(default_factory=dict)
+def _json(value):
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
-class OptimizerSpec(BaseModel):
-    """A Jittor optimizer: ``type`` and its settings."""
-
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["SGD", "Adam"] = "SGD"
-    lr: float = Field(0.1, gt=0)
-    momentum: float = Field(0.0, ge=0)
-    weight_decay: float = Field(0.0, ge=0)
-    nesterov: bool = False
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = Field(1e-8, gt=0)
-
-    def build(self, params):
-        from ._jittor import jittor
-        jt = jittor()
-        if self.type == "SGD":
-            return jt.optim.SGD(params, self.lr, momentum=self.momentum,
-                                weight_decay=self.weight_decay, nesterov=self.nesterov)
-        return jt.optim.Adam(params, self.lr, eps=self.eps, betas=self.betas,
-                             weight_decay=self.weight_decay)
+def fingerprint(run: RunConfig, problem, world_size: int = 1) -> dict:
+    """What a checkpoint must match to be resumed: the task module and its parameters,
+    the seed, the optimizers, the solver config, the variable shapes, the number of
+    processes (the iteration count is not part of it: ``--iterations`` may extend a run)."""
+    return _json({"task": run.task.module, "params": run.task.params, "seed": run.task.seed,
+                  "optim": run.optim.model_dump(mode="json"), "solver": run.solver,
+                  "variables": {"ll_var": [list(v.shape) for v in problem.ll_var],
+                                "ul_var": [list(v.shape) for v in problem.ul_var]},
+                  "world_size": world_size})
 
 
-class OptimSection(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    lower: OptimizerSpec = OptimizerSpec(type="SGD", lr=0.1)
-    upper: OptimizerSpec = OptimizerSpec(type="Adam", lr=0.01)
-
-
-class TaskSection(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    module: str = Field(description="task module: a .py path relative to the task file, "
-                        "or an importable dotted name")
-    iterations: int = Field(100, ge=1)
-    seed: int = 0
-    eval_every: int = Field(0, ge=0, description="evaluate every N iterations (0: at the end)")
-    params: dict[str, Any] = Field(default_factory=dict)
-
-
-class RunConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    task: TaskSection
-    optim: OptimSection = OptimSection()
-    solver: dict[str, Any]
-
-
-def load_run_config(path: str | Path) -> tuple[RunConfig, Any]:
-    """Validate a task file; returns (run config, validated SolverConfig)."""
-    data = read_config_file(path)
-    try:
-        run = RunConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(error_lines(exc), str(path)) from None
-    solver = parse_solver_config(run.solver, source=f"{path} [solver]")
-    return run, solver
-
-
-def load_task_module(spec: str, base: Path):
-    """Import the task module named in ``[task] module``."""
-    if spec.endswith(".py"):
-        path = (base / spec).resolve()
-        if not path.is_file():
-            raise ConfigError([f"task.module: {path} does not exist"])
-        name = f"jboat_task_{path.stem}"
-        mod_spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(mod_spec)
-        sys.modules[name] = module
-        mod_spec.loader.exec_module(module)
-        return module
-    return importlib.import_module(spec)
-
-
-def _save_atomic(path: Path, payload: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(payload)
-    os.replace(tmp, path)
-
-
-def plot_losses(history: list[dict], path: Path, title: str) -> None:
-    """Upper and lower loss per iteration, written as a PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    its = [h["iter"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(its, [h["upper_loss"] for h in history], label="upper loss F")
-    if any(h.get("lower_loss") is not None for h in history):
-        ax.plot(its, [h.get("lower_loss") for h in history], label="lower loss f")
-    ax.set_xlabel("outer iteration")
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+def _check_args(iterations, checkpoint_every) -> None:
+    lines = []
+    if iterations is not None and (not isinstance(iterations, int) or iterations < 1):
+        lines.append(f"--iterations: {iterations!r} must be a positive integer")
+    if not isinstance(checkpoint_every, int) or checkpoint_every < 0:
+        lines.append(f"--checkpoint-every: {checkpoint_every!r} must be 0 (never) or a "
+                     "positive integer")
+    if lines:
+        raise ConfigError(lines)
 
 
 def run_task(config_path: str | Path, out: str | Path, *, checkpoint_every: int = 0,
-             resume: bool = False, progress: bool | None = None,
+             resume: bool = False, overwrite: bool = False, progress: bool | None = None,
              callback: Callable | None = None, iterations: int | None = None) -> dict:
     """Run a task file end to end; returns the metrics dict also written to disk.
 
@@ -166,9 +67,11 @@ def run_task(config_path: str | Path, out: str | Path, *, checkpoint_every: int 
     config_path, out : path
         Task file and output directory.
     checkpoint_every : int
-        Save ``out/checkpoint.pkl`` every N iterations (0: never).
+        Save ``out/checkpoint.npz`` every N iterations (0: never).
     resume : bool
-        Continue from ``out/checkpoint.pkl`` if it exists.
+        Continue from ``out/checkpoint.npz`` if it exists.
+    overwrite : bool
+        Replace an earlier run found in ``out``.
     progress : bool, optional
         Show a tqdm bar (default: when stderr is a terminal).
     callback : callable, optional
@@ -176,54 +79,82 @@ def run_task(config_path: str | Path, out: str | Path, *, checkpoint_every: int 
         entry, with the task's metrics on evaluation iterations.
     iterations : int, optional
         Override ``[task] iterations``.
+
+    Raises
+    ------
+    ConfigError, OutputError, CheckpointError
+        Bad input, before anything is computed where possible.
     """
+    _check_args(iterations, checkpoint_every)
+    config_path, out = Path(config_path), Path(out)
+    check_out_path(out)
+    run, solver = load_run_config(config_path)
+    with OutputFolder(out, resume=resume, overwrite=overwrite) as folder:
+        ckpt = folder.path / NAME
+        resuming = resume and ckpt.exists()
+        if resuming:
+            read_meta(ckpt)  # a damaged or foreign file fails here, before Jittor
+        return _run(run, solver, config_path, folder.path, ckpt, resuming, checkpoint_every,
+                    progress, callback, iterations)
+
+
+def _run(run, solver, config_path, out, ckpt, resuming, checkpoint_every, progress,
+         callback, iterations) -> dict:
     from tqdm import tqdm
 
     from ._jittor import jittor
     from .problem import Problem
 
-    config_path = Path(config_path)
-    run, solver = load_run_config(config_path)
     jt = jittor()
     jt.set_global_seed(run.task.seed)
     module = load_task_module(run.task.module, config_path.parent)
-    task: Task = module.build(dict(run.task.params), run.task.seed)
-    ll_var = task.ll_var or None
+    task: Task = build_task(module, dict(run.task.params), run.task.seed)
     problem = Problem(solver, ll_objective=task.ll_objective, ul_objective=task.ul_objective,
                       ll_model=task.ll_model, ul_model=task.ul_model,
                       ll_opt=run.optim.lower.build(task.ll_var or task.ll_model.parameters()),
                       ul_opt=run.optim.upper.build(task.ul_var or task.ul_model.parameters()),
-                      ll_var=ll_var, ul_var=task.ul_var, gda_loss=task.gda_loss)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt = out / "checkpoint.pkl"
+                      ll_var=task.ll_var or None, ul_var=task.ul_var, gda_loss=task.gda_loss)
+    fp = fingerprint(run, problem)
     start = 0
-    if resume and ckpt.exists():
-        state = pickle.loads(ckpt.read_bytes())
-        problem.load_state_dict(state["problem"])
-        start = state["next_iter"]
+    if resuming:
+        state, start = load_checkpoint(ckpt, fp)
+        problem.load_state_dict(state)
     total = iterations or run.task.iterations
-    bar = tqdm(range(start, total), desc=f"jboat {'+'.join(solver.na_op)}", unit="it",
+    if start > total:
+        raise CheckpointError(f"checkpoint {ckpt} is at iteration {start}, past the "
+                              f"{total} iterations asked for; raise --iterations")
+    metrics = {"task": run.task.module, "config": str(config_path), "gm_op": solver.gm_op,
+               "na_op": solver.na_op, "fo_op": solver.fo_op, "iterations": total,
+               "status": "running", "resumed_from": start if resuming else None}
+    bar = tqdm(range(start, total), desc=f"jboat {'+'.join(solver.composition())}", unit="it",
                disable=(not progress) if progress is not None else None, file=sys.stderr)
-    for it in bar:
-        ll_feed, ul_feed = task.feeds(it)
-        rec = problem.run_iter(ll_feed, ul_feed, it)
-        if run.task.eval_every and (it + 1) % run.task.eval_every == 0:
-            problem.history[-1].update(task.evaluate())
-        bar.set_postfix(F=f"{rec['upper_loss']:.4f}")
-        if callback is not None:
-            callback(problem.history[-1], problem)  # the record with this step's metrics
-        if checkpoint_every and (it + 1) % checkpoint_every == 0:
-            _save_atomic(ckpt, pickle.dumps({"problem": problem.state_dict(),
-                                             "next_iter": it + 1}))
-    final = {**task.evaluate(), **(task.final() if task.final else {}),
-             "upper_loss": problem.history[-1]["upper_loss"],
-             "lower_loss": problem.history[-1]["lower_loss"]}
-    metrics = {"task": run.task.module, "config": str(config_path),
-               "gm_op": solver.gm_op, "na_op": solver.na_op, "iterations": total,
-               "final": final, "baseline": task.baseline() if task.baseline else None,
-               "history": problem.history}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
-    plot_losses(problem.history, out / "loss_curve.png",
-                f"{Path(run.task.module).stem}: {'+'.join(solver.gm_op + solver.na_op)}")
-    return metrics
+    try:
+        for it in bar:
+            ll_feed, ul_feed = task.feeds(it)
+            rec = problem.run_iter(ll_feed, ul_feed, it)
+            if run.task.eval_every and (it + 1) % run.task.eval_every == 0:
+                problem.history[-1].update(task.evaluate())
+            bar.set_postfix(F=f"{rec['upper_loss']:.4f}")
+            if callback is not None:
+                callback(problem.history[-1], problem)  # the record with this step's metrics
+            if checkpoint_every and (it + 1) % checkpoint_every == 0:
+                save_checkpoint(ckpt, problem.state_dict(), fp, it + 1)
+        final = {**task.evaluate(), **(task.final() if task.final else {})}
+        if problem.history:
+            final.update(upper_loss=problem.history[-1]["upper_loss"],
+                         lower_loss=problem.history[-1]["lower_loss"])
+        metrics.update(final=final, baseline=task.baseline() if task.baseline else None)
+    except BaseException as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        write_metrics(out / "metrics.json", {**metrics, "status": status,
+                                             "error": f"{type(exc).__name__}: {exc}",
+                                             "history": problem.history})
+        raise
+    finally:
+        bar.close()
+    written = write_metrics(out / "metrics.json", {**metrics, "status": "completed",
+                                                   "history": problem.history})
+    if problem.history:
+        plot_losses(problem.history, out / "loss_curve.png",
+                    f"{Path(run.task.module).stem}: {'+'.join(solver.composition())}")
+    return written

@@ -141,6 +141,7 @@ def test_diverged_iteration_changes_nothing(jt):
     prob, p = make(jt, {"na_op": ["RAD"], "copy_last_param": True})
     prob.ll_opt = jt.optim.SGD(p.ll_var, 1e8)  # a divergent lower step size
     x0, y0 = p.x(), p.y0()
-    with pytest.raises(OperatorRuntimeError, match=r"NGD: inner step \d+: .*NaN/Inf"):
+    with pytest.raises(OperatorRuntimeError,
+                       match=r"NGD: outer iteration 0, inner step \d+: .*NaN/Inf"):
         prob.run_iter(p.ll_feed, p.ul_feed, 0)
     assert np.array_equal(p.x(), x0) and np.array_equal(p.y0(), y0)

@@ -67,15 +67,17 @@ def test_killed_run_resumes_to_the_same_result(builtin_registry, small_task, tmp
     with pytest.raises(Killed):
         run_task(small_task, tmp_path / "b", checkpoint_every=3, progress=False,
                  callback=kill_at_4)
-    assert (tmp_path / "b" / "checkpoint.pkl").exists()
+    assert (tmp_path / "b" / "checkpoint.npz").exists()
+    failed = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert failed["status"] == "failed" and "Killed" in failed["error"]
+    assert len(failed["history"]) == 5  # kept beyond the last checkpoint (at 3)
     resumed = run_task(small_task, tmp_path / "b", checkpoint_every=3, resume=True,
                        progress=False)
     assert [h["iter"] for h in resumed["history"]] == list(range(6))
-    for key in ("upper_loss", "lower_loss"):
-        assert np.allclose([h[key] for h in resumed["history"]],
-                           [h[key] for h in straight["history"]], rtol=1e-6, atol=1e-7)
-    for key, value in straight["final"].items():
-        assert resumed["final"][key] == pytest.approx(value, rel=1e-6, abs=1e-7), key
+    assert resumed["status"] == "completed" and resumed["resumed_from"] == 3
+    for key in ("upper_loss", "lower_loss"):  # bit-identical: same arrays, same kernels
+        assert [h[key] for h in resumed["history"]] == [h[key] for h in straight["history"]]
+    assert resumed["final"] == straight["final"]
 
 
 def test_bad_task_file_is_a_clear_error(builtin_registry, tmp_path):

@@ -1,0 +1,116 @@
+"""The output folder of a run: checked before anything is computed, locked while the run
+writes to it, never overwritten by accident.
+
+* ``--out`` must be a folder (or a path jboat can create) under folders only: a file
+  there, or under it, is an error at once.
+* A lock file ``OUT/.jboat.lock`` (``fcntl`` advisory lock, holding the PID) makes a second
+  run on the same folder fail at once, naming the PID that holds it; the lock goes away
+  with the process, however it ends.
+* A folder holding an earlier run (a checkpoint or ``metrics.json``) is continued only with
+  ``--resume`` and replaced only with ``--overwrite``. Temporary files of a write that was
+  killed mid-way are removed once the lock is held.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from pathlib import Path
+
+from .checkpoint import LEGACY, NAME
+from .errors import JboatError
+
+LOCK = ".jboat.lock"
+OUTPUTS = (NAME, LEGACY, "metrics.json", "loss_curve.png")
+
+
+class OutputError(JboatError):
+    """An unusable output folder (a file, locked by another run, holding an earlier run)."""
+
+
+def check_out_path(out: Path) -> None:
+    """Refuse an ``--out`` that is a file or lies under a file (before any work)."""
+    for parent in [out, *out.parents]:
+        if parent.exists() and not parent.is_dir():
+            where = "is a file" if parent == out else f"lies under the file {parent}"
+            raise OutputError(f"--out {out} {where}; choose a folder")
+    probe = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"--out {out}: {probe} is not writable")
+
+
+class OutputFolder:
+    """A locked output folder (a context manager).
+
+    Parameters
+    ----------
+    out : path
+    resume, overwrite : bool
+        What to do with an earlier run found there.
+    """
+
+    def __init__(self, out, resume: bool = False, overwrite: bool = False):
+        self.path = Path(out)
+        self.resume, self.overwrite = resume, overwrite
+        self._fd: int | None = None
+
+    def __enter__(self) -> "OutputFolder":
+        check_out_path(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock()
+        try:
+            for stale in self.path.glob(".*.tmp"):  # left by a write killed mid-way
+                stale.unlink(missing_ok=True)
+            self._check_earlier_run()
+        except BaseException:
+            self.release()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def _lock(self) -> None:
+        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise OutputError(f"--out {self.path} is in use by another jboat run (PID "
+                                  f"{holder}); wait for it to finish or choose another "
+                                  "folder") from None
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None
+
+    def _check_earlier_run(self) -> None:
+        found = [n for n in OUTPUTS if (self.path / n).exists()]
+        if not found or self.overwrite:
+            if self.overwrite:
+                for name in found:
+                    (self.path / name).unlink()
+            return
+        if self.resume and (self.path / NAME).exists():
+            return
+        if self.resume:
+            if LEGACY in found:
+                raise OutputError(
+                    f"{self.path / LEGACY} is a pickled checkpoint of an older jboat; jboat "
+                    "never loads pickles (unpickling can run code). Delete it (and start "
+                    "again with --overwrite), or resume with the jboat version that wrote it")
+            raise OutputError(
+                f"--resume: {self.path} holds an earlier run ({', '.join(found)}) but no "
+                f"{NAME} to continue from (checkpoints are written with --checkpoint-every "
+                "N); pass --overwrite to replace it")
+        raise OutputError(
+            f"--out {self.path} holds an earlier run ({', '.join(found)}); pass --resume to "
+            "continue it or --overwrite to replace it, or choose another folder")

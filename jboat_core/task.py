@@ -1,0 +1,189 @@
+"""Task files (``[task]``, ``[optim]``, ``[solver]``) and task modules: validation and
+loading, with one-line errors that name the file and key. Validation never imports Jittor;
+importing a task module may.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .config import parse_solver_config, read_config_file
+from .errors import ConfigError
+from .sections import error_lines
+
+
+@dataclass
+class Task:
+    """What a task module's ``build`` returns.
+
+    Attributes
+    ----------
+    feeds : callable
+        ``feeds(iteration) -> (ll_feed_dict, ul_feed_dict)`` (lists of dicts for
+        ``accumulate_grad``); must be deterministic in ``iteration`` for exact resumes.
+    evaluate : callable
+        ``evaluate() -> dict`` of metrics of the current models (accuracy, F1...).
+    baseline : callable, optional
+        ``baseline() -> dict`` of the reference method's metrics (computed once).
+    final : callable, optional
+        ``final() -> dict`` of metrics computed once at the end, after ``evaluate`` (e.g.
+        retraining a derived architecture).
+    """
+
+    ll_model: Any
+    ul_model: Any
+    ll_objective: Callable
+    ul_objective: Callable
+    feeds: Callable[[int], tuple]
+    evaluate: Callable[[], dict]
+    baseline: Callable[[], dict] | None = None
+    gda_loss: Callable | None = None
+    final: Callable[[], dict] | None = None
+    ll_var: list | None = None
+    ul_var: list | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class OptimizerSpec(BaseModel):
+    """A Jittor optimizer: ``type`` and its settings."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["SGD", "Adam"] = "SGD"
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    nesterov: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+
+    def build(self, params):
+        from ._jittor import jittor
+        jt = jittor()
+        if self.type == "SGD":
+            return jt.optim.SGD(params, self.lr, momentum=self.momentum,
+                                weight_decay=self.weight_decay, nesterov=self.nesterov)
+        return jt.optim.Adam(params, self.lr, eps=self.eps, betas=self.betas,
+                             weight_decay=self.weight_decay)
+
+
+class OptimSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lower: OptimizerSpec = OptimizerSpec(type="SGD", lr=0.1)
+    upper: OptimizerSpec = OptimizerSpec(type="Adam", lr=0.01)
+
+
+class TaskSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    module: str = Field(description="task module: a .py path relative to the task file, "
+                        "or an importable dotted name")
+    iterations: int = Field(100, ge=1)
+    seed: int = 0
+    eval_every: int = Field(0, ge=0, description="evaluate every N iterations (0: at the end)")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    task: TaskSection
+    optim: OptimSection = OptimSection()
+    solver: dict[str, Any]
+
+
+def is_task_file(data) -> bool:
+    """True for the contents of a task file (a ``[task]`` table), not a bare solver config."""
+    return isinstance(data, dict) and "task" in data
+
+
+def load_run_config(path: str | Path) -> tuple[RunConfig, Any]:
+    """Validate a task file: the task table, the optimizers, the solver config and that the
+    task module exists (without importing it). Returns (run config, SolverConfig)."""
+    data = read_config_file(path)
+    if not isinstance(data, dict):
+        raise ConfigError([f"(top level): expected a table of settings, got "
+                           f"{type(data).__name__}"], str(path))
+    if "task" not in data:
+        raise ConfigError(["task: required: a task file has a [task] table naming the module "
+                           "that builds the problem (a bare solver config has none: "
+                           "`jboat validate` checks those)"], str(path))
+    try:
+        run = RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(error_lines(exc), str(path)) from None
+    solver = parse_solver_config(run.solver, source=f"{path} [solver]")
+    locate_task_module(run.task.module, Path(path).parent, str(path))
+    return run, solver
+
+
+def locate_task_module(spec: str, base: Path, source: str | None = None):
+    """The file of a ``.py`` task module (checked to exist), or the dotted name (checked to
+    be importable) of an installed one; nothing is imported."""
+    if spec.endswith(".py"):
+        path = (Path(base) / spec).resolve()
+        if not path.is_file():
+            raise ConfigError([f"task.module: {path} does not exist (a path is relative to "
+                               "the task file)"], source)
+        return path
+    try:
+        found = importlib.util.find_spec(spec)
+    except (ImportError, ValueError) as exc:
+        found, why = None, f" ({exc})"
+    else:
+        why = ""
+    if found is None:
+        raise ConfigError([f"task.module: no module named {spec!r}{why}; give a .py path "
+                           "relative to the task file or an importable module"], source)
+    return spec
+
+
+def _one_line(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def load_task_module(spec: str, base: Path):
+    """Import the task module named in ``[task] module`` (``ConfigError`` if it fails)."""
+    target = locate_task_module(spec, base)
+    try:
+        if isinstance(target, Path):
+            name = f"jboat_task_{target.stem}"
+            mod_spec = importlib.util.spec_from_file_location(name, target)
+            module = importlib.util.module_from_spec(mod_spec)
+            sys.modules[name] = module
+            mod_spec.loader.exec_module(module)
+            return module
+        return importlib.import_module(target)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a user module's failure, reported
+        raise ConfigError([f"task.module: importing {target} raised {_one_line(exc)}"]) from exc
+
+
+def build_task(module, params: dict, seed: int) -> Task:
+    """Call the task module's ``build(params, seed)`` and check it returns a ``Task``."""
+    build = getattr(module, "build", None)
+    where = getattr(module, "__file__", None) or module.__name__
+    if not callable(build):
+        raise ConfigError([f"task.module: {where} has no build(params, seed) function "
+                           "returning a jboat_core.runner.Task"])
+    try:
+        task = build(params, seed)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001
+        raise ConfigError([f"task.module: build() in {where} raised {_one_line(exc)}"]) from exc
+    if not isinstance(task, Task):
+        raise ConfigError([f"task.module: build() in {where} returned {type(task).__name__}; "
+                           "return a jboat_core.runner.Task"])
+    return task
+
+

@@ -1,0 +1,242 @@
+"""Nothing lost, nothing executed: checkpoints under SIGKILL, two runs on one folder,
+resumes across processes, crafted and damaged checkpoints, NaN in every operator kind.
+
+Each test asserts that nothing was lost or changed. Runs use ``tests/fault_task.py`` (the
+ridge problem, tiny and fast) in their own processes where a process must die.
+"""
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ENV = {**os.environ, "JBOAT_CPU_ONLY": "1", "JBOAT_LOAD_PLUGINS": "jboat"}
+
+
+def task_file(tmp_path, solver='na_op = ["RAD"]', iterations=8, **params):
+    lines = [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"'
+             for k, v in params.items()]
+    text = (f'[task]\nmodule = "{HERE / "fault_task.py"}"\niterations = {iterations}\n'
+            f'[task.params]\n' + "\n".join(lines) + "\n"
+            f'[optim.lower]\nlr = 0.1\n[optim.upper]\ntype = "Adam"\nlr = 0.05\n'
+            f'[solver]\n{solver}\nlower_iters = 3\n')
+    path = tmp_path / f"task_{abs(hash(text)) % 10**8}.toml"
+    path.write_text(text)
+    return path
+
+
+def jboat(*args, timeout=600, env=None):
+    return subprocess.run([sys.executable, "-m", "jboat_core.cli", *map(str, args)],
+                          capture_output=True, text=True, env=env or ENV, timeout=timeout)
+
+
+# -- checkpoints are data, written atomically --------------------------------------------
+WRITER = """
+import sys, numpy as np
+from jboat_core.checkpoint import save_checkpoint
+path = sys.argv[1]
+big = np.random.RandomState(0).rand(2_000_000)
+i = 0
+while True:
+    save_checkpoint(path, {"i": i, "big": big + i}, {"task": "t"}, i)
+    print(i, flush=True)
+    i += 1
+"""
+
+
+@pytest.fixture
+def children_may_die():
+    """Jittor (imported by earlier tests) ends its process when a child dies of a signal
+    (its SIGCHLD handler, meant for data-loader workers); these tests kill children."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
+def test_sigkill_during_checkpoint_writes_leaves_the_previous_intact(tmp_path,
+                                                                    children_may_die):
+    from jboat_core.checkpoint import load_checkpoint
+    path = tmp_path / "checkpoint.npz"
+    for trial in range(4):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)],
+                                stdout=subprocess.PIPE, text=True, env=ENV)
+        for _ in range(2 + trial):  # wait for a few complete writes, then kill mid-write
+            proc.stdout.readline()
+        time.sleep(0.01 * trial)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        state, next_iter = load_checkpoint(path, {"task": "t"})
+        assert state["i"] == next_iter and np.array_equal(state["big"][:3],
+                                                         state["big"][:3] * 0 + state["big"][:3])
+        assert np.allclose(state["big"] - state["i"],
+                           np.random.RandomState(0).rand(2_000_000)[:len(state["big"])])
+
+
+@pytest.mark.jittor
+def test_resume_after_sigkill_is_bit_identical(tmp_path, children_may_die):
+    """Straight run vs a run SIGKILLed at iteration 5 (checkpoints every 2) then resumed in
+    a new process: identical history and final values, to the last bit. (Jittor fuses the
+    ops of a lazily computed Var into the next iteration's kernels, which rounded
+    differently from a resumed run that starts from stored arrays: 7e-7 apart. Every
+    variable and optimizer state is now materialised at the end of each iteration, so both
+    runs start each iteration from the same arrays.)"""
+    from jboat_core.checkpoint import read_meta
+    task = task_file(tmp_path)
+    straight = jboat("run", task, "--out", tmp_path / "a", "--checkpoint-every", 2)
+    assert straight.returncode == 0, straight.stderr
+    killed = jboat("run", task, "--out", tmp_path / "b", "--checkpoint-every", 2,
+                   env={**ENV, "FAULT_DIE_AT": "5"})
+    assert killed.returncode == -signal.SIGKILL
+    assert not (tmp_path / "b" / "metrics.json").exists()  # SIGKILL: nothing could be written
+    assert read_meta(tmp_path / "b" / "checkpoint.npz")["next_iter"] == 4
+    resumed = jboat("run", task, "--out", tmp_path / "b", "--resume", "--checkpoint-every", 2)
+    assert resumed.returncode == 0, resumed.stderr
+    a = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert b["resumed_from"] == 4 and len(b["history"]) == len(a["history"]) == 8
+    for ha, hb in zip(a["history"], b["history"]):
+        assert (ha["upper_loss"], ha["lower_loss"]) == (hb["upper_loss"], hb["lower_loss"])
+    assert a["final"] == b["final"]
+
+
+def test_second_run_on_one_folder_is_refused_at_once(tmp_path, children_may_die):
+    task = task_file(tmp_path, sleep=0.2, iterations=40)
+    first = subprocess.Popen([sys.executable, "-m", "jboat_core.cli", "run", str(task),
+                              "--out", str(tmp_path / "o")], env=ENV,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = tmp_path / "o" / ".jboat.lock"
+    deadline = time.time() + 300
+    while not (lock.exists() and lock.read_text().strip()) and time.time() < deadline:
+        time.sleep(0.05)
+    t0 = time.time()
+    second = jboat("run", task, "--out", tmp_path / "o", "--overwrite")
+    assert time.time() - t0 < 30
+    first.kill()
+    first.wait()
+    assert second.returncode == 1
+    assert f"in use by another jboat run (PID {first.pid})" in second.stderr
+
+
+def test_ctrl_c_records_why_the_run_stopped(tmp_path, children_may_die):
+    """SIGINT (Ctrl-C) mid-run: metrics.json says "interrupted" with the history so far;
+    the exit code is 130."""
+    task = task_file(tmp_path, sleep=0.2, iterations=60)
+    proc = subprocess.Popen([sys.executable, "-m", "jboat_core.cli", "run", str(task),
+                             "--out", str(tmp_path / "o")], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = tmp_path / "o" / ".jboat.lock"
+    deadline = time.time() + 300
+    while not (lock.exists() and lock.read_text().strip()) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(3)  # a few iterations in
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and metrics["history"]
+
+
+def test_earlier_run_is_not_overwritten_without_a_flag(tmp_path):
+    from jboat_core.checkpoint import save_checkpoint
+    from jboat_core.runner import OutputError, run_task
+    out = tmp_path / "o"
+    out.mkdir()
+    save_checkpoint(out / "checkpoint.npz", {"x": np.zeros(3)}, {}, 60)
+    (out / "metrics.json").write_text('{"history": [1, 2, 3]}')
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(OutputError, match=r"holds an earlier run \(checkpoint.npz, "
+                                          r"metrics.json\); pass --resume .* or --overwrite"):
+        run_task(task_file(tmp_path), out)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name in before} == before
+
+
+# -- a checkpoint is never code ---------------------------------------------------------
+class _Evil:
+    def __reduce__(self):
+        return (exec, ("open(__import__('os').environ['EVIL_MARK'], 'w').write('ran')",))
+
+
+def test_crafted_pickle_checkpoint_is_never_executed(tmp_path):
+    mark = tmp_path / "ran"
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "checkpoint.pkl").write_bytes(pickle.dumps({"problem": _Evil()}))
+    env = {**ENV, "EVIL_MARK": str(mark)}
+    for flags in (["--resume"], []):
+        res = subprocess.run([sys.executable, "-m", "jboat_core.cli", "run",
+                              str(task_file(tmp_path)), "--out", str(out), *flags],
+                             capture_output=True, text=True, env=env, timeout=300)
+        assert res.returncode == 1 and not mark.exists()
+    assert "never loads pickles" in subprocess.run(
+        [sys.executable, "-m", "jboat_core.cli", "run", str(task_file(tmp_path)), "--out",
+         str(out), "--resume"], capture_output=True, text=True, env=env).stderr
+    # a pickle hidden in an .npz (an object array) is refused too, without running it
+    np.save(out / "evil.npy", np.array([_Evil()], dtype=object), allow_pickle=True)
+    import zipfile
+    with zipfile.ZipFile(out / "checkpoint.npz", "w") as z:
+        z.write(out / "evil.npy", "__meta__.npy")
+    (out / "checkpoint.pkl").unlink()
+    res = subprocess.run([sys.executable, "-m", "jboat_core.cli", "run",
+                          str(task_file(tmp_path)), "--out", str(out), "--resume"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 1 and not mark.exists()
+    assert f"checkpoint {out / 'checkpoint.npz'}" in res.stderr
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04truncated", os.urandom(4096)],
+                         ids=["empty", "truncated", "random"])
+def test_damaged_checkpoint_is_named(tmp_path, content):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "checkpoint.npz").write_bytes(content)
+    res = jboat("run", task_file(tmp_path), "--out", out, "--resume")
+    assert res.returncode == 1 and "jittor" not in res.stderr.lower()
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"jboat: error: checkpoint {out / 'checkpoint.npz'} is damaged")
+
+
+@pytest.mark.jittor
+def test_checkpoint_of_another_task_says_what_differs(tmp_path):
+    out = tmp_path / "o"
+    assert jboat("run", task_file(tmp_path, iterations=2), "--out", out,
+                 "--checkpoint-every", 1).returncode == 0
+    other = task_file(tmp_path, solver='na_op = ["CG"]', iterations=2)
+    res = jboat("run", other, "--out", out, "--resume")
+    assert res.returncode == 1
+    assert "was written for another problem: solver: saved" in res.stderr
+    assert "na_op" in res.stderr and "--overwrite" in res.stderr
+
+
+@pytest.mark.jittor
+@pytest.mark.parametrize("solver,where", [
+    ('gm_op = ["DM"]\nna_op = ["RAD"]', "F"), ('na_op = ["RAD"]', "F"),
+    ('fo_op = "VFO"', "F"), ('fo_op = "MESO"', "f"), ('na_op = ["CG"]', "f")],
+    ids=["DM-upper", "NGD+RAD-upper", "VFO-upper", "MESO-lower", "NGD+CG-lower"])
+def test_nan_stops_the_run_and_changes_nothing(builtin_registry, tmp_path, solver, where):
+    """An objective turning NaN at outer iteration 3: the run stops with an error naming
+    the operator and the iteration; variables, checkpoint and metrics are those of the
+    last good iteration (the issue's DM case included)."""
+    from jboat_core import OperatorRuntimeError
+    from jboat_core.checkpoint import load_checkpoint, read_meta
+    from jboat_core.runner import run_task
+    key = "nan_at" if where == "F" else "lower_nan_at"
+    task = task_file(tmp_path, solver=solver, **{key: 3})
+    seen = []
+    with pytest.raises(OperatorRuntimeError, match=r"^\w+: outer iteration 3"):
+        run_task(task, tmp_path / "o", checkpoint_every=1,
+                 callback=lambda rec, prob: seen.append(
+                     [v.numpy().copy() for v in prob.ll_var + prob.ul_var]))
+    ckpt = tmp_path / "o" / "checkpoint.npz"
+    assert read_meta(ckpt)["next_iter"] == 3
+    state, _ = load_checkpoint(ckpt, read_meta(ckpt)["fingerprint"])
+    saved = state["ll_var"] + state["ul_var"]
+    assert all(np.array_equal(a, b) for a, b in zip(saved, seen[-1]))
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and len(metrics["history"]) == 3
+    assert "OperatorRuntimeError" in metrics["error"]
