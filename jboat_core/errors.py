@@ -54,6 +54,9 @@ class ConfigError(JboatError, ValueError):
     def __init__(self, lines: list[str], source: str | None = None):
         self.lines = list(lines)
         self.source = source
+        if len(self.lines) == 1:  # one problem, one line
+            super().__init__(f"{source}: {self.lines[0]}" if source else self.lines[0])
+            return
         head = f"invalid jboat configuration{f' in {source}' if source else ''}:"
         super().__init__("\n".join([head, *("  " + ln for ln in self.lines)]))
 

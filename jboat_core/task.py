@@ -117,7 +117,14 @@ def load_run_config(path: str | Path) -> tuple[RunConfig, Any]:
     try:
         run = RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(error_lines(exc), str(path)) from None
+        lines = error_lines(exc)
+        module = data["task"].get("module") if isinstance(data["task"], dict) else None
+        if isinstance(module, str):
+            try:
+                locate_task_module(module, Path(path).parent)
+            except ConfigError as missing:
+                lines += missing.lines
+        raise ConfigError(lines, str(path)) from None
     solver = parse_solver_config(run.solver, source=f"{path} [solver]")
     locate_task_module(run.task.module, Path(path).parent, str(path))
     return run, solver
