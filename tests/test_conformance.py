@@ -30,7 +30,15 @@ def test_import_without_jittor(rec):
     conformance.check_import_without_jittor(rec.cls.__module__)
 
 @pytest.mark.jittor
-@pytest.mark.parametrize("rec", [r for r in RECORDS if r.kind == "hypergradient"],
-                         ids=lambda r: r.name)
-def test_returns_one_var_per_ul_var(builtin_registry, rec):
+@pytest.mark.parametrize("rec", RECORDS, ids=lambda r: r.name)
+def test_runs_through_problem(builtin_registry, rec):
+    """Every operator of every kind, through Problem: one finite hyper-gradient per
+    ul_var, and the upper variables move."""
     conformance.check_returns_hypergradients(rec.cls, registry=builtin_registry)
+    conformance.check_runs_through_problem(rec.cls, registry=builtin_registry)
+
+
+@pytest.mark.jittor
+@pytest.mark.parametrize("rec", RECORDS, ids=lambda r: r.name)
+def test_nan_changes_nothing(builtin_registry, rec):
+    conformance.check_finite_guard(rec.cls, registry=builtin_registry)

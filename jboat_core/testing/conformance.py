@@ -5,10 +5,14 @@ Use it from a plugin's own tests::
     from jboat_core.testing.conformance import conformance_tests
     from my_plugin import MyOp
 
-    test_my_op_conforms = conformance_tests(MyOp, module="my_plugin")
+    TestMyOp = conformance_tests(MyOp, module="my_plugin")
 
 or call the ``check_*`` functions one by one. The Jittor-free checks run in milliseconds;
-``check_returns_hypergradients`` runs the operator once on a small ridge problem.
+the two run checks put the operator, of any kind, through ``Problem`` (the path users
+run) on a small ridge problem: it must return one finite hyper-gradient per upper
+variable and move them, and a NaN in F or in f must stop the iteration with an error
+naming the operator and the outer iteration while leaving every variable, optimizer state
+and operator state bit-identical.
 """
 
 from __future__ import annotations
@@ -50,55 +54,162 @@ def check_import_without_jittor(module: str) -> None:
     assert proc.returncode == 0, f"importing {module} failed:\n{proc.stderr}"
 
 
+def default_composition(cls, chain: list[str] | None = None) -> dict:
+    """A solver config in which ``cls`` runs, whatever its kind: a hyper-gradient
+    operator after NGD (plus a required partner, or RAD to finish a modifier), a dynamics
+    operator before or as NGD with RAD (or its required partner), a first-order solver
+    alone. ``chain`` overrides the operator list of ``cls``'s kind."""
+    name = cls.name
+    if cls.kind == "first_order":
+        return {"fo_op": [name]}
+    own = list(chain) if chain else [name]
+    partner = [cls.requires_any[0]] if cls.requires_any else []
+    if cls.kind == "hypergradient":
+        if not chain and cls.role == "modifier" and not partner:
+            own.append("RAD")
+        return {"gm_op": ["NGD"], "na_op": own + [p for p in partner if p not in own]}
+    if not chain and cls.role == "modifier":
+        own.append("NGD")
+    return {"gm_op": own, "na_op": partner or ["RAD"]}
+
+
 def default_chain(cls) -> list[str]:
-    """A chain in which ``cls`` can run: itself, plus a required partner or RAD to finish
-    a modifier."""
-    chain = [cls.name]
-    if cls.requires_any:
-        chain.append(cls.requires_any[0])
-    elif cls.role == "modifier":
-        chain.append("RAD")
-    return chain
+    """The operators of ``default_composition`` that are of ``cls``'s kind."""
+    cfg = default_composition(cls)
+    return cfg.get({"hypergradient": "na_op", "dynamics": "gm_op"}.get(cls.kind, "fo_op"))
+
+
+class _Switch:
+    """Objectives of the conformance problem that turn NaN on demand. F gets a small
+    explicit term 0.05 |x|^2 (the ridge F alone does not depend on x), so that every
+    method's first upper step is non-zero: ALTO's grad_x F, DM's first step with v = 0,
+    PGDO at gamma_0 = 0."""
+
+    def __init__(self, prob, explicit_x: bool = True):
+        self.prob, self.nan_F, self.nan_f = prob, False, False
+        self.rho = 0.05 if explicit_x else 0.0
+
+    def f(self, feed, ul, ll, **kw):
+        v = self.prob.ll_objective(feed, ul, ll, **kw)
+        return v * float("nan") if self.nan_f else v
+
+    def F(self, feed, ul, ll, **kw):
+        v = self.prob.ul_objective(feed, ul, ll, **kw)
+        if self.rho:
+            v = v + (ul() * ul()).sum() * self.rho
+        return v * float("nan") if self.nan_F else v
+
+    def gda(self, ll_feed, ul_feed, ul, ll, **kw):
+        a = ll_feed["alpha"]
+        return self.F(ul_feed, ul, ll, **kw) * a + self.f(ll_feed, ul, ll, **kw) * (1 - a)
+
+
+def conformance_problem(cls, chain=None, registry=None, lr: float = 0.1, lower_iters: int = 3,
+                        explicit_x: bool = True, **solver):
+    """``(Problem, ridge problem, switch)``: ``cls`` composed as by ``default_composition``
+    on the ridge problem of ``jboat_core.testing.problems``, through ``Problem`` (the path
+    ``Problem.run_iter`` takes for every kind); ``switch.nan_F`` / ``switch.nan_f`` make
+    the objectives NaN; ``explicit_x=False`` keeps the ridge F as it is (no 0.05 |x|^2)."""
+    from .._jittor import jittor
+    from ..problem import Problem
+    from ..registry import get_registry
+    from .problems import ridge_problem
+
+    jt = jittor()
+    prob = ridge_problem()
+    sw = _Switch(prob, explicit_x)
+    cfg = {**default_composition(cls, chain), "lower_iters": lower_iters,
+           "copy_last_param": True, **solver}
+    problem = Problem(cfg, ll_objective=sw.f, ul_objective=sw.F, ll_model=prob.ll_model,
+                      ul_model=prob.ul_model, ll_opt=jt.optim.SGD(prob.ll_var, lr),
+                      ul_opt=jt.optim.Adam(prob.ul_var, 0.01), gda_loss=sw.gda,
+                      registry=registry or get_registry())
+    return problem, prob, sw
+
+
+def _check_grads(cls, problem, result) -> None:
+    import numpy as np
+
+    from .._jittor import jittor
+
+    jt = jittor()
+    grads = result["hyper_gradients"]
+    assert len(grads) == len(problem.ul_var), f"{cls.name}: {len(grads)} hyper-gradients"
+    for g, x in zip(grads, problem.ul_var):
+        assert isinstance(g, jt.Var)
+        assert list(g.shape) == list(x.shape) and g.dtype == x.dtype
+        assert np.all(np.isfinite(g.numpy()))
+    assert np.isfinite(result["upper_loss"])
 
 
 def check_returns_hypergradients(cls, chain: list[str] | None = None, registry=None,
                                  lower_iters: int = 3, lr: float = 0.1) -> dict:
-    """Run the operator in a chain on the ridge problem; one finite Var per ``ul_var``
-    with matching shape and dtype, and a scalar ``upper_loss``. Returns the result."""
+    """Evaluate ``cls`` once through ``Problem`` (``Problem.evaluate``: the path of
+    ``run_iter``, nothing updated) on the ridge problem of
+    ``jboat_core.testing.problems`` from its initial point, with SGD(``lr``) and
+    ``lower_iters`` inner steps: one finite Var per ``ul_var`` with matching shape and
+    dtype, a finite ``upper_loss``. Returns the result (for exactness checks)."""
+    problem, prob, _ = conformance_problem(cls, chain, registry, lr, lower_iters,
+                                           explicit_x=False)
+    result = problem.evaluate(prob.ll_feed, prob.ul_feed, 0)
+    _check_grads(cls, problem, result)
+    return result
+
+
+def check_runs_through_problem(cls, chain: list[str] | None = None, registry=None) -> None:
+    """Two outer iterations of ``cls`` through ``Problem.run_iter`` (F with an explicit
+    x-term, so that every method's first step is non-zero): finite results, and the upper
+    variables move."""
     import numpy as np
 
-    from .._jittor import jittor
-    from ..registry import get_registry
-    from ..sequential import makes_functional_na_operation
-    from ..solve import hypergradient_step
-    from .problems import ridge_problem
+    problem, prob, _ = conformance_problem(cls, chain, registry)
+    x0 = [v.numpy().copy() for v in problem.ul_var]
+    for it in range(2):
+        record = problem.run_iter(prob.ll_feed, prob.ul_feed, it)
+        assert np.isfinite(record["upper_loss"])
+    _check_grads(cls, problem, problem.evaluate(prob.ll_feed, prob.ul_feed, 2))
+    moved = any(not np.array_equal(a, v.numpy()) for a, v in zip(x0, problem.ul_var))
+    assert moved, f"{cls.name}: the upper variables did not move"
 
-    jt = jittor()
-    reg = registry or get_registry()
-    prob = ridge_problem()
-    chain = chain or default_chain(cls)
-    cfg: dict = {}
-    kw = dict(ll_objective=prob.ll_objective, ul_objective=prob.ul_objective,
-              ll_model=prob.ll_model, ul_model=prob.ul_model, ll_var=prob.ll_var,
-              ul_var=prob.ul_var, solver_config=cfg)
-    hg = makes_functional_na_operation(chain, registry=reg, **kw)
-    ngd = reg.get("NGD", kind="dynamics").cls(prob.ll_objective, prob.ul_objective,
-                                               prob.ll_model, prob.ul_model, lower_iters, cfg)
-    result, _ = hypergradient_step(hg, ngd, prob.ll_model, jt.optim.SGD(prob.ll_var, lr),
-                                   prob.ll_feed, prob.ul_feed)
-    grads = result["hyper_gradients"]
-    assert len(grads) == len(prob.ul_var)
-    for g, x in zip(grads, prob.ul_var):
-        assert isinstance(g, jt.Var)
-        assert list(g.shape) == list(x.shape) and g.dtype == x.dtype
-        assert np.all(np.isfinite(g.numpy()))
-    assert result["upper_loss"].numel() == 1
-    return result
+
+def _snapshot(problem) -> list:
+    import numpy as np
+
+    from ..optimstate import state_vars
+
+    arrays = [v.numpy().copy() for v in problem.ll_var + problem.ul_var]
+    arrays += [v.numpy().copy() for v in state_vars(problem.ll_opt) + state_vars(problem.ul_opt)]
+    for op in problem.composition.operators:
+        for value in op.get_state().values():
+            arrays += [np.asarray(a).copy() for a in (value if isinstance(value, list) else [value])]
+    return arrays
+
+
+def check_finite_guard(cls, chain: list[str] | None = None, registry=None) -> None:
+    """NaN injected in F, then in f, at outer iteration 1: ``run_iter`` raises
+    ``OperatorRuntimeError`` naming the operator and the outer iteration, and every
+    variable, optimizer state and operator state is bit-identical to before."""
+    import numpy as np
+
+    from ..errors import OperatorRuntimeError
+
+    for where in ("nan_F", "nan_f"):
+        problem, prob, sw = conformance_problem(cls, chain, registry)
+        problem.run_iter(prob.ll_feed, prob.ul_feed, 0)
+        before = _snapshot(problem)
+        setattr(sw, where, True)
+        with pytest.raises(OperatorRuntimeError, match=r"outer iteration 1") as info:
+            problem.run_iter(prob.ll_feed, prob.ul_feed, 1)
+        assert info.value.operator in problem.config.composition(), str(info.value)
+        after = _snapshot(problem)
+        assert len(after) == len(before) and all(
+            np.array_equal(a, b) for a, b in zip(before, after)), \
+            f"{cls.name}: a diverged iteration ({where}) changed the state"
 
 
 def conformance_tests(cls, module: str | None = None, chain: list[str] | None = None,
                       run: bool = True):
-    """A pytest test class running every check on ``cls``."""
+    """A pytest test class running every check on ``cls`` (any kind)."""
 
     class _Conformance:
         def test_metadata(self):
@@ -110,10 +221,18 @@ def conformance_tests(cls, module: str | None = None, chain: list[str] | None = 
         def test_import_without_jittor(self):
             check_import_without_jittor(module or cls.__module__)
 
-        if run and cls.kind == "hypergradient":
+        if run:
             @pytest.mark.jittor
             def test_returns_hypergradients(self):
                 check_returns_hypergradients(cls, chain)
+
+            @pytest.mark.jittor
+            def test_runs_through_problem(self):
+                check_runs_through_problem(cls, chain)
+
+            @pytest.mark.jittor
+            def test_nan_changes_nothing(self):
+                check_finite_guard(cls, chain)
 
     _Conformance.__name__ = f"TestConformance{cls.__name__}"
     return _Conformance
