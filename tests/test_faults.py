@@ -240,3 +240,35 @@ def test_nan_stops_the_run_and_changes_nothing(builtin_registry, tmp_path, solve
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert metrics["status"] == "failed" and len(metrics["history"]) == 3
     assert "OperatorRuntimeError" in metrics["error"]
+
+
+def test_metrics_are_strict_json(tmp_path):
+    from jboat_core.metrics import write_metrics
+    path = tmp_path / "metrics.json"
+    written = write_metrics(path, {"final": {"acc": float("nan"), "ok": 1.0},
+                                   "history": [{"upper_loss": float("inf")}]})
+    data = json.loads(path.read_text())  # strict: json.loads would accept NaN, so check text
+    assert "NaN" not in path.read_text() and "Infinity" not in path.read_text()
+    assert data["final"]["acc"] is None and data["history"][0]["upper_loss"] is None
+    assert data["non_finite"] == ["final.acc", "history[0].upper_loss"] == written["non_finite"]
+
+
+@pytest.mark.jittor
+def test_nan_upper_loss_with_finite_gradients_is_an_error(builtin_registry):
+    """F's value NaN but its gradient finite (a NaN constant added): still an error, and
+    nothing moves."""
+    from jboat_core import OperatorRuntimeError
+    from jboat_core.testing.conformance import conformance_problem
+    from jboat_core.testing.problems import jt
+    rad = builtin_registry.get("RAD").cls
+    problem, prob, sw = conformance_problem(rad)
+    F = sw.F
+    sw.F = lambda *a, **k: F(*a, **k) + jt.array([float("nan")]).detach().sum()  # noqa: E731
+    problem.ul_objective = problem.composition.ul_objective = sw.F
+    for op in problem.composition.operators:
+        op.ul_objective = sw.F
+    x0 = prob.x()
+    with pytest.raises(OperatorRuntimeError, match=r"RAD: outer iteration 0: the upper "
+                                                   r"objective F is nan while the gradients"):
+        problem.run_iter(prob.ll_feed, prob.ul_feed, 0)
+    assert np.array_equal(prob.x(), x0)
