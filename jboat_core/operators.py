@@ -285,5 +285,5 @@ class FirstOrderSolver(_Operator, abc.ABC):
         from ._jittor import jittor
 
         jt = jittor()
-        self.state = {k: [jt.array(a).stop_grad() for a in arrays]
-                      for k, arrays in state.items()}
+        # not stop_grad: methods differentiate at their state (MESO's grad f(theta))
+        self.state = {k: [jt.array(a) for a in arrays] for k, arrays in state.items()}

@@ -88,9 +88,9 @@ class PGDO(FirstOrderSolver):
             y = update = descend(pt, pt.y, pt.lr, self.lower_loop, step="y ahead")
         F_y = pt.F(y)
         if cfg.penalty == "difference":
-            y_hat = descend(pt, self.state.get("y_hat") or y, cfg.y_hat_lr, self.lower_loop,
-                            step="y-hat")
-            penalty = pt.f(y) - pt.f(y_hat, "f(x, y-hat)").detach()
+            y_hat = descend(pt, self.state.get("y_hat") or pt.y, cfg.y_hat_lr,
+                            self.lower_loop, step="y-hat")  # first call: from y before ahead
+            penalty = pt.f(y) - pt.f(y_hat, "f(x, y-hat)")  # y-hat constant, x is not
             self.propose(y_hat=y_hat)
         else:
             gy = grads(pt.f(y), y, self.name, "grad_y f (kept in the graph)")
