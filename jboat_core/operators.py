@@ -213,7 +213,8 @@ class FirstOrderSolver(_Operator, abc.ABC):
     Returns of ``optimize``
     -----------------------
     ``{"upper_loss": Var, "hyper_gradients": [Var per ul_var], "ll_gradients": [Var per
-    lower variable] or None, "ll_update": [Var per lower variable] or None}``:
+    lower variable] or None, "ll_update": [Var per lower variable] or None,
+    "lower_loss": Var (optional, for the history)}``:
     ``hyper_gradients`` go to the upper optimizer, ``ll_gradients`` to the lower
     optimizer, ``ll_update`` (new values) replaces the lower variables (applied first, so
     ``ll_gradients`` may be computed at the new values).

@@ -186,7 +186,8 @@ class Problem:
         combined = {key: self._combine([e.result.get(key) for e in evals])
                     for key in ("hyper_gradients", "ll_init_gradients", "ll_gradients")}
         combined["ll_update"] = last.result.get("ll_update")
-        lower = comp.lower_losses()
+        lower = comp.lower_losses() or [v for v in (last.result.get("lower_loss"),)
+                                        if v is not None]
         values = sync_and_check([combined], comp.operators, extra=lower,
                                 losses=[e.result["upper_loss"] for e in evals],
                                 producer=last.producer, current_iter=current_iter,

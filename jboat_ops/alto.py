@@ -36,10 +36,12 @@ class ALTO(FirstOrderSolver):
         from jboat_core.firstorder import Point, axpy, detach
 
         pt = Point(self, ll_feed_dict, ul_feed_dict)
-        gy = pt.grad_y(pt.f(pt.y), pt.y, "grad_y f")
+        f_y = pt.f(pt.y)
+        gy = pt.grad_y(f_y, pt.y, "grad_y f")
         y1 = detach(axpy(-pt.lr, gy, pt.y))
         F1 = pt.F(y1, "F(x, y_1)")
-        return {"upper_loss": F1.detach(), "hyper_gradients": pt.grad_x(F1, "grad_x F(y_1)"),
+        return {"upper_loss": F1.detach(), "lower_loss": f_y.detach(),
+                "hyper_gradients": pt.grad_x(F1, "grad_x F(y_1)"),
                 "ll_gradients": gy}
 
 

@@ -91,13 +91,14 @@ class GAFFO(FirstOrderSolver):
         if cfg.use_sign_lower_step:
             g0 = [jt.sign(g) for g in g0]
         y1 = detach(axpy(-step, g0, y0))
-        b = pt.grad_y(pt.f(y1, "f(x, y_1)"), y1, "grad f(y_1)")
+        f1 = pt.f(y1, "f(x, y_1)")
+        b = pt.grad_y(f1, y1, "grad f(y_1)")
         probe = detach(axpy(cfg.sigma, b, y1))
         v = pt.grad_y(pt.f(probe, "f at the probe"), probe, "grad f(probe)")
         F1 = pt.F(y1, "F(x, y_1)")
         r = pt.grad_y(F1, y1, "grad F(y_1)")
         a = [ri / max(cfg.gap_lambda, 1e-8) - (vi - bi) for ri, vi, bi in zip(r, v, b)]
-        return {"upper_loss": F1.detach(),
+        return {"upper_loss": F1.detach(), "lower_loss": f1.detach(),
                 "hyper_gradients": [-ai if cfg.maximize else ai for ai in a],
                 "ll_update": y1}
 

@@ -69,12 +69,14 @@ class MESO(FirstOrderSolver):
                      for t, g, v in zip(theta, g_th, y)]
         F_y = pt.F(y)
         gFy, gFx = pt.grad_yx(F_y, y, "grad F")
-        gfy, gfx = pt.grad_yx(pt.f(y), y, "grad f")
+        f_y = pt.f(y)
+        gfy, gfx = pt.grad_yx(f_y, y, "grad f")
         gfx_th = pt.grad_x(pt.f(theta_new, "f(x, theta+)"), "grad_x f(theta+)")
         d_y = [a / c + b - (v - t) * cfg.gamma_1 for a, b, v, t in zip(gFy, gfy, y, theta_new)]
         d_x = [a / c + b - t for a, b, t in zip(gFx, gfx, gfx_th)]
         self.propose(theta=theta_new)
-        return {"upper_loss": F_y.detach(), "hyper_gradients": d_x, "ll_gradients": d_y}
+        return {"upper_loss": F_y.detach(), "lower_loss": f_y.detach(), "hyper_gradients": d_x,
+                "ll_gradients": d_y}
 
 
 @hookimpl

@@ -86,17 +86,18 @@ class PGDO(FirstOrderSolver):
         y, update = pt.y, None
         if cfg.update_y_ahead:
             y = update = descend(pt, pt.y, pt.lr, self.lower_loop, step="y ahead")
-        F_y = pt.F(y)
+        F_y, f_y = pt.F(y), pt.f(y)
         if cfg.penalty == "difference":
             y_hat = descend(pt, self.state.get("y_hat") or pt.y, cfg.y_hat_lr,
                             self.lower_loop, step="y-hat")  # first call: from y before ahead
-            penalty = pt.f(y) - pt.f(y_hat, "f(x, y-hat)")  # y-hat constant, x is not
+            penalty = f_y - pt.f(y_hat, "f(x, y-hat)")  # y-hat constant, x is not
             self.propose(y_hat=y_hat)
         else:
-            gy = grads(pt.f(y), y, self.name, "grad_y f (kept in the graph)")
+            gy = grads(f_y, y, self.name, "grad_y f (kept in the graph)")
             penalty = vdot(gy, gy)
         d_y, d_x = pt.grad_yx((F_y + penalty * gamma) * s, y, "grad L")
-        out = {"upper_loss": F_y.detach(), "hyper_gradients": d_x, "ll_gradients": d_y}
+        out = {"upper_loss": F_y.detach(), "lower_loss": f_y.detach(), "hyper_gradients": d_x,
+               "ll_gradients": d_y}
         if update is not None:
             out["ll_update"] = update
         return out

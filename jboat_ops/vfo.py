@@ -69,7 +69,7 @@ class VFO(FirstOrderSolver):
         dot = vdot(gFy, gfy) + vdot(gFx, gqx) if gqx else vdot(gFy, gfy)
         norm = vdot(gfy, gfy) + (vdot(gqx, gqx) if gqx else 0.0)
         lam = jt.maximum((q * cfg.u1 - dot) / (norm + 1e-8), 0.0)
-        return {"upper_loss": F_y.detach(),
+        return {"upper_loss": F_y.detach(), "lower_loss": f_y.detach(),
                 "hyper_gradients": [a + b * lam for a, b in zip(gFx, gqx)],
                 "ll_gradients": [a + b * lam for a, b in zip(gFy, gfy)]}
 

@@ -77,7 +77,8 @@ class VSO(FirstOrderSolver):
         mu, theta, tau = cfg.ll_l2_reg / c, cfg.ul_l2_reg / c, cfg.ul_ln_reg / c
         z = descend(pt, pt.y, pt.lr, cfg.z_loop,
                     lambda v, s: pt.f(v, s) + vdot(v, v) * mu, "value function z")
-        l_z = (pt.f(z, "f(x, z)") + vdot(z, z) * mu).detach()
+        f_z = pt.f(z, "f(x, z)").detach()
+        l_z = f_z + vdot(z, z).detach() * mu
         scale = tau / l_z
         u = list(z)
         for k in range(self.lower_loop):
@@ -89,7 +90,8 @@ class VSO(FirstOrderSolver):
         gx = pt.grad_x(F_u, "grad_x F(u)")
         fx_u, fx_z = pt.grad_x(pt.f(u), "grad_x f(u)"), pt.grad_x(pt.f(z), "grad_x f(z)")
         g = [a + (b - c_) * scale for a, b, c_ in zip(gx, fx_u, fx_z)]
-        return {"upper_loss": F_u.detach(), "hyper_gradients": g, "ll_update": z}
+        return {"upper_loss": F_u.detach(), "lower_loss": f_z, "hyper_gradients": g,
+                "ll_update": z}
 
 
 @hookimpl

@@ -132,9 +132,13 @@ def test_plugin_registers_and_is_listed(plugin_registry, capsys):
     assert "k (int, default 20)" in out and "Pedregosa" in out and "formula:" in out
 
 
+RUN_CHECKS = ("returns", "runs_through", "nan_changes")
+
+
 def test_walkthrough_checks_without_jittor(plugin_registry):
     tests = walkthrough_tests()
-    run = [n for n in tests if n.startswith("TestConformance") and "returns" not in n]
+    run = [n for n in tests if n.startswith("TestConformance")
+           and not any(k in n for k in RUN_CHECKS)]
     assert len(run) == 3, sorted(tests)
     for name in run:  # metadata, config round trip, Jittor-free import (subprocess)
         tests[name]()
@@ -143,7 +147,8 @@ def test_walkthrough_checks_without_jittor(plugin_registry):
 @pytest.mark.jittor
 def test_walkthrough_tests_pass(plugin_registry):
     tests = walkthrough_tests()
-    run = [n for n in tests if not n.startswith("TestConformance") or "returns" in n]
+    run = [n for n in tests if not n.startswith("TestConformance")
+           or any(k in n for k in RUN_CHECKS)]
     assert "test_mr_is_exact_at_the_lower_solution" in run, sorted(tests)
-    for name in run:  # the exactness test and the kit's run in a chain
+    for name in run:  # the exactness test and the kit's runs through Problem
         tests[name]()
