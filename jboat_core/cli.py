@@ -55,9 +55,13 @@ def _chain_rules(rec: OperatorRecord, reg: Registry) -> list[str]:
         "terminal": "must be the last operator of its chain",
         "either": f"may end the chain or be followed by a {'/'.join(c.followed_by)} operator",
     }
-    lines = [f"role {c.role}: {rules[c.role]}",
-             f"runs in stage {c.stage!r} (order {c.order}); "
-             f"default order: {_order_text(c.kind, reg)}"]
+    if not KINDS[c.kind].chain:
+        lines = [f"runs alone: a {KINDS[c.kind].label} replaces gm_op and na_op "
+                 f"(choose it with {KINDS[c.kind].config_key})"]
+    else:
+        lines = [f"role {c.role}: {rules[c.role]}",
+                 f"runs in stage {c.stage!r} (order {c.order}); "
+                 f"default order: {_order_text(c.kind, reg)}"]
     if c.requires_any:
         lines.append(f"requires one of: {', '.join(c.requires_any)}")
     if c.conflicts:

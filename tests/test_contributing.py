@@ -152,3 +152,15 @@ def test_walkthrough_tests_pass(plugin_registry):
     assert "test_mr_is_exact_at_the_lower_solution" in run, sorted(tests)
     for name in run:  # the exactness test and the kit's runs through Problem
         tests[name]()
+
+
+def test_first_order_snippet_is_the_plugin_example_code():
+    """The first-order solver shown in CONTRIBUTING.md is the tested plugin's code."""
+    text = DOC.read_text(encoding="utf-8")
+    snippet = text[text.index("class F2SA(FirstOrderSolver):"):]
+    snippet = snippet[:snippet.index("```")]
+    source = (DOC.parent / "plugins-example" / "jboat_example_plugin" / "f2sa.py").read_text()
+    lines = [ln.split("#")[0].strip() for ln in snippet.splitlines()[1:]]
+    code = {ln.split("#")[0].strip() for ln in source.splitlines()}
+    missing = [ln for ln in lines if ln and ln not in code]
+    assert not missing, missing

@@ -105,3 +105,22 @@ def test_runs_in_a_chain_through_real_entry_points():
                           env=environ, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"chain ok {DIST}" in proc.stdout
+
+
+def test_third_party_first_order_solver_installs_and_runs():
+    """F2SA, the plugin's first-order solver: listed with its kind, selected by fo_op and
+    refused with gm_op/na_op, through installed entry points (its runs: the plugin's own
+    tests)."""
+    rows = {r["name"]: r for r in json.loads(jboat("list-ops", "--json").stdout)}
+    assert rows["F2SA"]["kind"] == "first_order" and rows["F2SA"]["distribution"] == DIST
+    environ = {k: v for k, v in os.environ.items()
+               if k not in ("JBOAT_LOAD_PLUGINS", "JBOAT_DISABLE_PLUGINS")}
+    environ.setdefault("JBOAT_CPU_ONLY", "1")
+    code = ("from jboat_core import parse_solver_config, ConfigError\n"
+            "assert parse_solver_config({'fo_op': 'F2SA'}).fo_op == ['F2SA']\n"
+            "try:\n    parse_solver_config({'fo_op': 'F2SA', 'na_op': ['RAD']})\n"
+            "except ConfigError as e:\n    assert 'first-order-alone' in str(e)\n"
+            "else:\n    raise SystemExit('not refused')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=environ)
+    assert proc.returncode == 0, proc.stderr
