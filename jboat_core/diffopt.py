@@ -41,15 +41,17 @@ class DifferentiableOptimizer:
     #: State keys of the twin and the ``param_groups`` lists of the real optimizer holding them.
     STATE_KEYS: dict[str, str] = {}
 
-    def __init__(self, groups, places=None, n_step: int = 0):
+    def __init__(self, groups, places=None, n_step: int = 0, reduce=None):
         self.groups = list(groups)
+        self.reduce = reduce  # e.g. Parallel.data_mean: the lower gradient across processes
         self.state: list[dict] = [{} for _ in self.groups]
         self.places = list(places) if places is not None else [None] * len(self.groups)
         self.n_step = self.start_step = int(n_step)
 
     @classmethod
-    def from_optimizer(cls, optimizer, params) -> "DifferentiableOptimizer":
-        """Build the differentiable twin of a ``jittor.optim`` optimizer over ``params``."""
+    def from_optimizer(cls, optimizer, params, reduce=None) -> "DifferentiableOptimizer":
+        """Build the differentiable twin of a ``jittor.optim`` optimizer over ``params``
+        (``reduce``: applied to each step's gradients, e.g. the mean over processes)."""
         jt = jittor()
         kinds = {jt.optim.SGD: DifferentiableSGD, jt.optim.Adam: DifferentiableAdam}
         impl = kinds.get(type(optimizer))
@@ -74,14 +76,14 @@ class DifferentiableOptimizer:
                                  nesterov=bool(get("nesterov", False)),
                                  betas=tuple(get("betas", (0.9, 0.999))),
                                  eps=float(get("eps", 1e-8))))
-        twin = impl(groups, places, int(getattr(optimizer, "n_step", 0)))
+        twin = impl(groups, places, int(getattr(optimizer, "n_step", 0)), reduce)
         twin._read_state()
         return twin
 
     def fresh(self) -> "DifferentiableOptimizer":
         """A new twin with the same groups, started again from the real optimizer's state
         (as at construction)."""
-        twin = type(self)(self.groups, self.places, self.start_step)
+        twin = type(self)(self.groups, self.places, self.start_step, self.reduce)
         twin._read_state()
         return twin
 
@@ -140,6 +142,8 @@ class DifferentiableOptimizer:
                                        f"{list(loss.shape)}; it must return a scalar")
         params = fmodel.parameters()
         grads = jittor().grad(loss, params)
+        if self.reduce is not None:
+            grads = self.reduce(list(grads))
         if first_order or detach:
             grads = [g.detach() for g in grads]
         self.n_step += 1

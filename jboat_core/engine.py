@@ -78,7 +78,7 @@ def run_dynamics(dynamics, plan: DynamicsPlan, ll_feed_dict, ul_feed_dict, fmode
 
 def evaluate_chain(dynamics, chain: SequentialHG | None, plan: DynamicsPlan, ll_model, ll_opt,
                    ll_feed_dict, ul_feed_dict, current_iter: int = 0, variables=None,
-                   init_gradients: bool = False) -> Evaluation:
+                   init_gradients: bool = False, reduce=None) -> Evaluation:
     """Dynamics then the hyper-gradient chain, on a new functional model of ``ll_model``.
 
     Parameters
@@ -90,9 +90,11 @@ def evaluate_chain(dynamics, chain: SequentialHG | None, plan: DynamicsPlan, ll_
         The lower variables (default every trainable parameter of ``ll_model``).
     init_gradients : bool
         Ask the terminal operator for dF/dy_0 too (DI).
+    reduce : callable, optional
+        Applied to every inner step's lower gradient (the mean over processes).
     """
     fmodel = FunctionalModel(ll_model, track=plan.track, variables=variables)
-    dopt = DifferentiableOptimizer.from_optimizer(ll_opt, fmodel.parameters(time=0))
+    dopt = DifferentiableOptimizer.from_optimizer(ll_opt, fmodel.parameters(time=0), reduce)
     out = run_dynamics(dynamics, plan, ll_feed_dict, ul_feed_dict, fmodel, dopt, current_iter)
     buffers = [b.clone() for b in fmodel.buffers()] or None
     last = dynamics[-1]
@@ -178,9 +180,11 @@ class Composition:
         if self.first_order is not None:
             res = self.first_order.optimize(ll_feed_dict, ul_feed_dict, current_iter)
             return Evaluation(res, type(self.first_order).name)
+        par = self.runtime.parallel
         return evaluate_chain(self.dynamics, self.chain, self.plan, self.ll_model,
                               self.runtime.ll_opt, ll_feed_dict, ul_feed_dict, current_iter,
-                              variables=self.runtime.ll_var, init_gradients=init_gradients)
+                              variables=self.runtime.ll_var, init_gradients=init_gradients,
+                              reduce=par.data_mean if par.active else None)
 
 
 def _outputs(result: dict) -> list:

@@ -36,28 +36,33 @@ class Point:
         self.y = self.model.variables
         self.x = list(op.ul_var)
         self.name = type(op).name
+        self.par = op.runtime.parallel  # values and gradients are means over processes
+
+    def mean(self, values) -> list:
+        """The mean over processes of quantities that are means over the data."""
+        return self.par.data_mean(values)
 
     def f(self, y, step: str = "lower objective"):
         """f(x, y) (a scalar Var; y may be the real variables or any point)."""
-        return check_scalar(self.op.ll_objective(self.ll_feed, self.op.ul_model, self.model,
-                                                 params=list(y)), self.name, step)
+        return self.par.data_mean1(check_scalar(self.op.ll_objective(
+            self.ll_feed, self.op.ul_model, self.model, params=list(y)), self.name, step))
 
     def F(self, y, step: str = "upper objective"):
         """F(x, y)."""
-        return check_scalar(self.op.ul_objective(self.ul_feed, self.op.ul_model, self.model,
-                                                 params=list(y)), self.name, step)
+        return self.par.data_mean1(check_scalar(self.op.ul_objective(
+            self.ul_feed, self.op.ul_model, self.model, params=list(y)), self.name, step))
 
     def grad_y(self, value, y, step: str = "") -> list:
         """d value / d y, detached."""
-        return detach(grads(value, list(y), self.name, step))
+        return self.mean(detach(grads(value, list(y), self.name, step)))
 
     def grad_x(self, value, step: str = "") -> list:
         """d value / d x (partial: auxiliary points are constants), detached."""
-        return detach(grads(value, self.x, self.name, step))
+        return self.mean(detach(grads(value, self.x, self.name, step)))
 
     def grad_yx(self, value, y, step: str = "") -> tuple[list, list]:
         """(d value / d y, d value / d x), detached, from one backward pass."""
-        g = detach(grads(value, list(y) + self.x, self.name, step))
+        g = self.mean(detach(grads(value, list(y) + self.x, self.name, step)))
         return g[:len(y)], g[len(y):]
 
     @property

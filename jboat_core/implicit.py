@@ -48,10 +48,14 @@ def implicit_hypergradient(op, ll_feed_dict, ul_feed_dict, auxiliary_model, y, h
     F = check_scalar(op.ul_objective(ul_feed_dict, op.ul_model, auxiliary_model, params=yd),
                      name, "upper objective at y")
     n = len(yd)
+    par = op.runtime.parallel
     dF = grads(F, yd + list(hparams), name, "grad F")
-    b, c = detach(dF[:n]), dF[n:]
+    b, c = par.data_mean(detach(dF[:n])), dF[n:]
     gy = grads(f, yd, name, "grad f")
     matvec = linear_operator(gy, yd)
+    if par.active:  # H v = the mean over processes of their Hessian-vector products
+        local = matvec
+        matvec = lambda v: par.data_mean(local(v))  # noqa: E731
     if damping:
         hvp = matvec
         matvec = lambda v: [h + vi * damping for h, vi in zip(hvp(v), v)]  # noqa: E731

@@ -19,6 +19,7 @@ from .config import SolverConfig, parse_solver_config
 from .engine import Composition, sync_and_check
 from .errors import ConfigError, OperatorRuntimeError
 from .optimstate import apply_gradients, load_optimizer_state, optimizer_state, set_lr, state_vars
+from .parallel import Parallel, no_optimizer_reduce
 from .registry import Registry, get_registry
 from .runtime import UPSTREAM_KEYS, Runtime
 from .variables import bind_variables
@@ -73,11 +74,16 @@ class Problem:
     callback : callable, optional
         ``callback(record, problem)`` after every iteration; ``record`` holds ``iter``,
         ``upper_loss``, ``lower_loss`` and ``time`` (seconds).
+    parallel : Parallel, optional
+        Under ``mpirun`` (detected by default): every process passes the full feeds,
+        takes its shard of them, and the results are averaged at the points listed in
+        ``jboat_core.parallel``; the variables are broadcast from rank 0 here.
     """
 
     def __init__(self, config, loss_config=None, *, ll_objective=None, ul_objective=None,
                  ll_model=None, ul_model=None, ll_opt=None, ul_opt=None, ll_var=None,
-                 ul_var=None, gda_loss=None, callback=None, registry: Registry | None = None):
+                 ul_var=None, gda_loss=None, callback=None, registry: Registry | None = None,
+                 parallel: Parallel | None = None):
         self.registry = registry or get_registry()
         given = dict(ll_objective=ll_objective, ul_objective=ul_objective, ll_model=ll_model,
                      ul_model=ul_model, ll_opt=ll_opt, ul_opt=ul_opt, ll_var=ll_var,
@@ -97,6 +103,8 @@ class Problem:
         self.gda_loss = given["gda_loss"]
         self.callback = callback
         self.history: list[dict] = []
+        self.parallel = parallel or Parallel.detect(
+            mode="tasks" if config.accumulate_grad else "examples")
         self._build(given)
 
     def _split_upstream(self, data: dict, given: dict) -> SolverConfig:
@@ -123,7 +131,7 @@ class Problem:
             ll_var=self.ll_var, ul_var=self.ul_var, gda_loss=self.gda_loss,
             gm_op=tuple(cfg.gm_op), na_op=tuple(cfg.na_op), fo_op=tuple(cfg.fo_op),
             lower_iters=cfg.lower_iters, ll_model=self.ll_model, ul_model=self.ul_model,
-            solver=cfg)
+            solver=cfg, parallel=self.parallel)
         missing = [f"{key}: {c.name} needs it but none was given (pass it to Problem)"
                    for c in classes for key in c.requires_runtime
                    if self.runtime.get(key) is None]
@@ -139,6 +147,21 @@ class Problem:
         self.init_opt = (type(self.ul_opt)(self.ll_var, learns[0].config.lr) if learns else None)
         self.copy_last_param = (cfg.copy_last_param and not cfg.accumulate_grad
                                 and comp.adopts_inner_result)
+        if self.parallel.active:
+            self._start_parallel()
+
+    def _start_parallel(self) -> None:
+        """Same configuration on every rank, and rank 0's variables everywhere."""
+        from .functional import walk
+        par = self.parallel
+        par.check_same({"solver": self.config.model_dump(mode="json", exclude={"operators"}),
+                        "sections": {k: (v.model_dump(mode="json") if hasattr(v, "model_dump")
+                                         else v) for k, v in self.config.operators.items()},
+                        "variables": [list(v.shape) for v in self.ll_var + self.ul_var],
+                        "world": par.world})
+        buffers = walk(self.ll_model)[2] + (walk(self.ul_model)[2]
+                                            if self.ul_model is not self.ll_model else [])
+        par.broadcast(self.ll_var + self.ul_var + buffers)
 
     @property
     def ll_opt(self):
@@ -179,22 +202,36 @@ class Problem:
         return total
 
     def _evaluate(self, ll_feed_dict, ul_feed_dict, current_iter: int):
-        comp = self.composition
+        comp, par = self.composition, self.parallel
+        if par.active:
+            ll_feed_dict, ul_feed_dict = par.shard(ll_feed_dict, ul_feed_dict)
         evals = [comp.evaluate(ll, ul, current_iter, init_gradients=self.init_opt is not None)
                  for ll, ul in self._pairs(ll_feed_dict, ul_feed_dict)]
         last = evals[-1]
         combined = {key: self._combine([e.result.get(key) for e in evals])
-                    for key in ("hyper_gradients", "ll_init_gradients", "ll_gradients")}
-        combined["ll_update"] = last.result.get("ll_update")
+                    for key in ("hyper_gradients", "ll_init_gradients", "ll_gradients",
+                                "ll_update")}
+        upper = [e.result["upper_loss"].reshape((1,)) for e in evals]
+        upper = [sum(upper[1:], upper[0]) / len(upper)]
         lower = comp.lower_losses() or [v for v in (last.result.get("lower_loss"),)
                                         if v is not None]
-        values = sync_and_check([combined], comp.operators, extra=lower,
-                                losses=[e.result["upper_loss"] for e in evals],
+        lower = [v.reshape((1,)) for v in lower]
+        if par.active:  # the solver's one collective: results and losses, global means
+            combined, upper, lower = self._reduce(combined, upper, lower)
+        values = sync_and_check([combined], comp.operators, extra=lower, losses=upper,
                                 producer=last.producer, current_iter=current_iter,
                                 check=self.config.check_finite)
-        combined["upper_loss"] = sum(values) / len(values)
+        combined["upper_loss"] = values[0]
         combined["lower_loss"] = float(lower[0].item()) if lower else None
         return combined, last
+
+    def _reduce(self, combined, upper, lower):
+        keys = [k for k, v in combined.items() if v is not None]
+        flat = [v for k in keys for v in combined[k]] + upper + lower
+        means = iter(self.parallel.mean(flat))
+        out = {k: ([next(means) for _ in combined[k]] if k in keys else None) for k in combined}
+        upper = [next(means) for _ in upper]
+        return out, upper, [next(means) for _ in lower]
 
     def evaluate(self, ll_feed_dict, ul_feed_dict, current_iter: int = 0) -> dict:
         """One outer iteration's results, computed and checked, without updating any
@@ -219,7 +256,8 @@ class Problem:
         else:
             if last.result.get("ul_lr") is not None:
                 set_lr(self.ul_opt, last.result["ul_lr"])
-            apply_gradients(self.ul_opt, self.ul_var, grads)
+            with no_optimizer_reduce(self.parallel):  # already averaged: reduce once
+                apply_gradients(self.ul_opt, self.ul_var, grads)
         for op in self.composition.operators:
             op.commit()
         # Materialise every variable and optimizer state now: the next iteration starts
@@ -249,10 +287,11 @@ class Problem:
             fmodel.write_back_buffers(last.buffers)
             if last.dopt is not None:  # the lower optimizer continues from the inner loop
                 last.dopt.write_back(self.ll_opt)
-        if combined["ll_gradients"] is not None:
-            apply_gradients(self.ll_opt, variables, combined["ll_gradients"])
-        if self.init_opt is not None and combined["ll_init_gradients"] is not None:
-            apply_gradients(self.init_opt, variables, combined["ll_init_gradients"])
+        with no_optimizer_reduce(self.parallel):
+            if combined["ll_gradients"] is not None:
+                apply_gradients(self.ll_opt, variables, combined["ll_gradients"])
+            if self.init_opt is not None and combined["ll_init_gradients"] is not None:
+                apply_gradients(self.init_opt, variables, combined["ll_init_gradients"])
 
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -19,6 +19,11 @@ UPSTREAM_KEYS = {"lower_level_opt": "ll_opt", "upper_level_opt": "ul_opt",
                  "lower_level_model": "ll_model", "upper_level_model": "ul_model"}
 
 
+def _one_process():
+    from .parallel import Parallel
+    return Parallel()
+
+
 def _names(value) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -48,6 +53,8 @@ class Runtime:
     ll_model, ul_model : jittor.Module or None
     solver : SolverConfig or None
         The validated solver config, when built by ``Problem``.
+    parallel : Parallel
+        Where to reduce across processes (``jboat_core.parallel``; one process: nothing).
     """
 
     operators: Mapping[str, Any] = field(default_factory=dict)
@@ -63,6 +70,7 @@ class Runtime:
     ll_model: Any = None
     ul_model: Any = None
     solver: Any = None
+    parallel: Any = field(default_factory=lambda: _one_process())
 
     @property
     def ll_lr(self) -> float | None:

@@ -90,19 +90,19 @@ class DM(DynamicalSystem):
                          self.name, "lower objective")
         F = check_scalar(self.ul_objective(ul_feed_dict, self.ul_model, auxiliary_model,
                                            params=y), self.name, "upper objective")
-        n = len(y)
+        n, par = len(y), self.runtime.parallel
         dF = detach(grads(F, y + ul_var, self.name, "grad F"))
         gy = grads(f, y, self.name, "grad phi")
         hv_x = grads(vdot(gy, self.v), y + ul_var, self.name, "H v")
-        hv, mixed = detach(hv_x[:n]), detach(hv_x[n:])
-        r = [a - b for a, b in zip(hv, dF[:n])]
+        hv, mixed = par.data_mean(detach(hv_x[:n])), detach(hv_x[n:])
+        r = [a - b for a, b in zip(hv, par.data_mean(dF[:n]))]
         if self._rule() == "CG":
-            hr = detach(grads(vdot(gy, r), y, self.name, "H r"))
+            hr = par.data_mean(detach(grads(vdot(gy, r), y, self.name, "H r")))
             step = vdot(r, r) / (vdot(r, hr) + 1e-12)
         else:
             step = self._eta_v(t, eta, alpha)
         self._pending_v = detach(axpy(-step, r, self.v))
-        new_y = [(p - g.detach() * eta).detach() for p, g in zip(y, gy)]
+        new_y = [(p - g * eta).detach() for p, g in zip(y, par.data_mean(detach(gy)))]
         g_x = [(c - m).detach() for c, m in zip(dF[n:], mixed)]
         return {"upper_loss": F.detach(), "hyper_gradient_finished": True,
                 "hyper_gradients": g_x, "ll_init_gradients": None, "ll_update": new_y,

@@ -61,7 +61,7 @@ class FD(HyperGradientOperator):
         F = upper_at(self, ul_feed_dict, auxiliary_model, yd)
         n = len(self.ul_var)
         dF = detach(grads(F, self.ul_var + yd, self.name, "grad F"))
-        gx, v = dF[:n], dF[n:]
+        gx, v = dF[:n], self.runtime.parallel.data_mean(dF[n:])
         eps = self.config.r / jt.maximum(jt.sqrt(vdot(v, v)), 1e-30)
         w = detach(auxiliary_model.parameters(time=0))
         f_obj = lower_objective(self, kwargs)

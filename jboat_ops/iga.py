@@ -47,7 +47,9 @@ class IGA(HyperGradientOperator):
         f = lower_at(self, ll_feed_dict, auxiliary_model, yd, objective=lower_objective(self, kwargs))
         dF = detach(grads(F, yd + self.ul_var, self.name, "grad F"))
         df = detach(grads(f, yd + self.ul_var, self.name, "grad f"))
-        lam = -vdot(dF[:n], df[:n]) / jt.maximum(vdot(df[:n], df[:n]), 1e-30)
+        par = self.runtime.parallel  # lambda from the global lower gradients
+        Fy, fy = par.data_mean(dF[:n]), par.data_mean(df[:n])
+        lam = -vdot(Fy, fy) / jt.maximum(vdot(fy, fy), 1e-30)
         g = [(a + b * lam).detach() for a, b in zip(dF[n:], df[n:])]
         g0 = init_gradients(self, ul_feed_dict, auxiliary_model, y, kwargs.get("init_gradients"))
         return finished(self, F.detach(), g, g0)

@@ -83,7 +83,8 @@ class NGD(DynamicalSystem):
                         if self._last else None)
         max_loss_iter = -1
         if plan.pessimistic and upper:
-            max_loss_iter = plan.truncate + 1 + int(jt.concat(upper).argmax(0)[0].item())
+            values = self.runtime.parallel.data_mean1(jt.concat(upper))  # global F(y_k)
+            max_loss_iter = plan.truncate + 1 + int(values.argmax(0)[0].item())
         last = max_loss_iter if max_loss_iter > 0 else self.lower_loop
         self.lower_objective = objective_at(max(last - 1, 0))
         if next_operation is not None:

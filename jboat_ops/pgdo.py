@@ -93,7 +93,7 @@ class PGDO(FirstOrderSolver):
             penalty = f_y - pt.f(y_hat, "f(x, y-hat)")  # y-hat constant, x is not
             self.propose(y_hat=y_hat)
         else:
-            gy = grads(f_y, y, self.name, "grad_y f (kept in the graph)")
+            gy = pt.mean(grads(f_y, y, self.name, "grad_y f (kept in the graph)"))
             penalty = vdot(gy, gy)
         d_y, d_x = pt.grad_yx((F_y + penalty * gamma) * s, y, "grad L")
         out = {"upper_loss": F_y.detach(), "lower_loss": f_y.detach(), "hyper_gradients": d_x,

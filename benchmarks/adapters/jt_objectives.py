@@ -54,6 +54,12 @@ def ul_loss(feed, ul_model, ll_model, **kw):
     return softplus(-feed["t"] * pred).mean()
 
 
+def ul_loss_reg(feed, ul_model, ll_model, **kw):
+    """F + rho/2 |x|^2 (``feed["rho"]``): an upper objective that depends on x itself."""
+    x = ul_model()
+    return ul_loss(feed, ul_model, ll_model, **kw) + (x * x).sum() * (feed.get("rho", 0.0) / 2)
+
+
 def build(prob, y0):
     """(ll_model, ul_model, ll_feed, ul_feed) for ``prob`` (benchmarks.problems.Problem)."""
     D = prob.data
