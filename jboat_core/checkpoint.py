@@ -178,6 +178,10 @@ def fingerprint_differences(saved: dict, current: dict) -> list[str]:
             continue
         if key == "variables" and isinstance(a, dict) and isinstance(b, dict):
             out += _shape_differences(a, b)
+        elif key == "world_size":
+            out.append(f"it was written by {a} process(es), this run has {b}: resume with "
+                       f"`mpirun -np {a}`" if a and a > 1 else f"it was written by one process,"
+                       f" this run has {b}: resume without mpirun")
         else:
             out.append(f"{key}: saved {_short(a)}, now {_short(b)}")
     return out

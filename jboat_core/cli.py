@@ -124,7 +124,10 @@ def cmd_run(args, reg: Registry) -> int:
     from .runner import run_task
     metrics = run_task(args.config, args.out, checkpoint_every=args.checkpoint_every,
                        resume=args.resume, overwrite=args.overwrite,
-                       iterations=args.iterations)
+                       iterations=args.iterations, mpi=args.mpi,
+                       mpi_timeout=args.mpi_timeout or None)
+    if "final" not in metrics:  # a rank > 0 of an MPI run: rank 0 reports
+        return 0
     print(f"final: {_metrics_line(metrics['final'])}")
     if metrics.get("baseline"):
         print(f"baseline: {_metrics_line(metrics['baseline'])}")
@@ -211,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="replace an earlier run in OUT")
     p.add_argument("--iterations", type=_count(1), default=None, metavar="N",
                    help="override [task] iterations")
+    p.add_argument("--mpi", action="store_true",
+                   help="require a data-parallel run (mpirun -np N jboat run ... --mpi)")
+    p.add_argument("--mpi-timeout", type=_count(0), default=600, metavar="S",
+                   help="under MPI, end a process whose outer iteration takes longer than S "
+                        "seconds (a peer died); 0: no limit (default 600)")
     p.set_defaults(func=cmd_run)
     return parser
 

@@ -55,9 +55,15 @@ class ParallelError(JboatError):
 
 
 def launched_by_mpirun() -> bool:
-    """True when this process was started by an MPI launcher."""
+    """True when this process was started by an MPI launcher with more than one process."""
     size = os.environ.get("OMPI_COMM_WORLD_SIZE") or os.environ.get("PMI_SIZE")
     return bool(size and int(size) > 1)
+
+
+def launcher_rank() -> int:
+    """This process's rank as the launcher says (before Jittor is imported; 0 alone)."""
+    rank = os.environ.get("OMPI_COMM_WORLD_RANK") or os.environ.get("PMI_RANK") or "0"
+    return int(rank)
 
 
 @dataclass

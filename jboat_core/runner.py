@@ -24,11 +24,13 @@ from .checkpoint import NAME, CheckpointError, load_checkpoint, read_meta, save_
 from .errors import ConfigError
 from .metrics import plot_losses, write_metrics
 from .outdir import OutputError, OutputFolder, check_out_path
+from .parallel import ParallelError, launched_by_mpirun, launcher_rank, watchdog
 from .task import (OptimizerSpec, OptimSection, RunConfig, Task, TaskSection, build_task,
                    load_run_config, load_task_module)
 
-__all__ = ["CheckpointError", "OptimizerSpec", "OptimSection", "OutputError", "RunConfig",
-           "Task", "TaskSection", "fingerprint", "load_run_config", "plot_losses", "run_task"]
+__all__ = ["CheckpointError", "OptimizerSpec", "OptimSection", "OutputError", "ParallelError",
+           "RunConfig", "Task", "TaskSection", "fingerprint", "load_run_config", "plot_losses",
+           "run_task"]
 
 
 def _json(value):
@@ -59,7 +61,8 @@ def _check_args(iterations, checkpoint_every) -> None:
 
 def run_task(config_path: str | Path, out: str | Path, *, checkpoint_every: int = 0,
              resume: bool = False, overwrite: bool = False, progress: bool | None = None,
-             callback: Callable | None = None, iterations: int | None = None) -> dict:
+             callback: Callable | None = None, iterations: int | None = None,
+             mpi: bool = False, mpi_timeout: float | None = 600.0) -> dict:
     """Run a task file end to end; returns the metrics dict also written to disk.
 
     Parameters
@@ -79,6 +82,15 @@ def run_task(config_path: str | Path, out: str | Path, *, checkpoint_every: int 
         entry, with the task's metrics on evaluation iterations.
     iterations : int, optional
         Override ``[task] iterations``.
+    mpi : bool
+        Require a data-parallel run (``ParallelError`` unless started by ``mpirun`` with
+        Jittor's MPI available). Under ``mpirun`` it is data-parallel anyway: each process
+        takes its shard of every feed; only rank 0 locks the folder and writes files
+        (metrics, plot, checkpoints) and shows progress; every rank reads the checkpoint
+        on ``--resume``, which must have been written by the same number of processes.
+    mpi_timeout : float, optional
+        Under MPI, a process whose outer iteration takes longer (a peer died or hangs)
+        prints its traceback and exits, instead of waiting forever (None: no limit).
 
     Raises
     ------
@@ -89,17 +101,26 @@ def run_task(config_path: str | Path, out: str | Path, *, checkpoint_every: int 
     config_path, out = Path(config_path), Path(out)
     check_out_path(out)
     run, solver = load_run_config(config_path)
+    if mpi and not launched_by_mpirun():
+        raise ParallelError("--mpi: this process was not started by mpirun with more than one "
+                            "process; run `mpirun -np N jboat run ...`")
+    writer = launcher_rank() == 0
+    options = dict(checkpoint_every=checkpoint_every, progress=progress, callback=callback,
+                   iterations=iterations, writer=writer,
+                   timeout=mpi_timeout if launched_by_mpirun() else None)
+    if not writer:  # ranks > 0 never write: no lock, no earlier-run check
+        ckpt = out / NAME
+        return _run(run, solver, config_path, out, ckpt, resume and ckpt.exists(), **options)
     with OutputFolder(out, resume=resume, overwrite=overwrite) as folder:
         ckpt = folder.path / NAME
         resuming = resume and ckpt.exists()
         if resuming:
             read_meta(ckpt)  # a damaged or foreign file fails here, before Jittor
-        return _run(run, solver, config_path, folder.path, ckpt, resuming, checkpoint_every,
-                    progress, callback, iterations)
+        return _run(run, solver, config_path, folder.path, ckpt, resuming, **options)
 
 
-def _run(run, solver, config_path, out, ckpt, resuming, checkpoint_every, progress,
-         callback, iterations) -> dict:
+def _run(run, solver, config_path, out, ckpt, resuming, *, checkpoint_every, progress,
+         callback, iterations, writer, timeout) -> dict:
     from tqdm import tqdm
 
     from ._jittor import jittor
@@ -114,7 +135,7 @@ def _run(run, solver, config_path, out, ckpt, resuming, checkpoint_every, progre
                       ll_opt=run.optim.lower.build(task.ll_var or task.ll_model.parameters()),
                       ul_opt=run.optim.upper.build(task.ul_var or task.ul_model.parameters()),
                       ll_var=task.ll_var or None, ul_var=task.ul_var, gda_loss=task.gda_loss)
-    fp = fingerprint(run, problem)
+    fp = fingerprint(run, problem, problem.parallel.world)
     start = 0
     if resuming:
         state, start = load_checkpoint(ckpt, fp)
@@ -126,29 +147,38 @@ def _run(run, solver, config_path, out, ckpt, resuming, checkpoint_every, progre
     metrics = {"task": run.task.module, "config": str(config_path), "gm_op": solver.gm_op,
                "na_op": solver.na_op, "fo_op": solver.fo_op, "iterations": total,
                "status": "running", "resumed_from": start if resuming else None}
+    if problem.parallel.active:
+        metrics["processes"] = problem.parallel.world
+    show = (not progress) if progress is not None else None
     bar = tqdm(range(start, total), desc=f"jboat {'+'.join(solver.composition())}", unit="it",
-               disable=(not progress) if progress is not None else None, file=sys.stderr)
+               disable=show if writer else True, file=sys.stderr)
     try:
         for it in bar:
+            watchdog(timeout)
             ll_feed, ul_feed = task.feeds(it)
             rec = problem.run_iter(ll_feed, ul_feed, it)
-            if run.task.eval_every and (it + 1) % run.task.eval_every == 0:
+            if writer and run.task.eval_every and (it + 1) % run.task.eval_every == 0:
                 problem.history[-1].update(task.evaluate())
             bar.set_postfix(F=f"{rec['upper_loss']:.4f}")
             if callback is not None:
                 callback(problem.history[-1], problem)  # the record with this step's metrics
-            if checkpoint_every and (it + 1) % checkpoint_every == 0:
+            if writer and checkpoint_every and (it + 1) % checkpoint_every == 0:
                 save_checkpoint(ckpt, problem.state_dict(), fp, it + 1)
+        watchdog(None)
+        if not writer:
+            return {**metrics, "status": "completed", "history": problem.history}
         final = {**task.evaluate(), **(task.final() if task.final else {})}
         if problem.history:
             final.update(upper_loss=problem.history[-1]["upper_loss"],
                          lower_loss=problem.history[-1]["lower_loss"])
         metrics.update(final=final, baseline=task.baseline() if task.baseline else None)
     except BaseException as exc:
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        write_metrics(out / "metrics.json", {**metrics, "status": status,
-                                             "error": f"{type(exc).__name__}: {exc}",
-                                             "history": problem.history})
+        watchdog(None)
+        if writer:
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            write_metrics(out / "metrics.json", {**metrics, "status": status,
+                                                 "error": f"{type(exc).__name__}: {exc}",
+                                                 "history": problem.history})
         raise
     finally:
         bar.close()

@@ -180,3 +180,15 @@ def test_strict_mode_prints_the_traceback(tmp_path):
     assert "Traceback (most recent call last)" in proc.stderr
     assert "missing dependency xyz" in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("jboat: error: plugin 'broken'")
+
+
+@pytest.mark.jittor
+def test_mpirun_without_jittor_mpi_is_a_clear_error(monkeypatch):
+    """Started by mpirun (the launcher's variables set) but Jittor has no MPI (here: not
+    under a real mpirun, so jt.in_mpi is False): refused with what to install."""
+    from jboat_core.parallel import Parallel, ParallelError
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")
+    with pytest.raises(ParallelError, match="Jittor's MPI is not available: install OpenMPI"):
+        Parallel.detect()
+    monkeypatch.delenv("OMPI_COMM_WORLD_SIZE")
+    assert Parallel.detect().world == 1

@@ -1,0 +1,163 @@
+"""Data-parallel runs under ``mpirun -np 2`` compute what one process computes on the full
+batch (``jboat_core.parallel``); ``jboat run`` under mpirun writes once, resumes with the
+same number of processes only; bad input stops every rank with a message.
+
+Skipped, with the reason, where ``mpirun`` or Jittor's MPI is missing (``.ci/run``
+installs OpenMPI). Tolerance of the equivalence: float32, relative 1e-5 of the largest
+entry (the shards' sums are added in another order than the full batch's; measured
+1e-7 to 1e-6).
+"""
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ENV = {**os.environ, "JBOAT_CPU_ONLY": "1", "JBOAT_LOAD_PLUGINS": "jboat", "nvcc_path": "",
+       "use_mkl": "0", "log_silent": "1", "OMPI_ALLOW_RUN_AS_ROOT": "1",
+       "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_rmaps_base_oversubscribe": "1"}
+MPIRUN = ["mpirun", "-np", "2", "--oversubscribe"]
+TOL = 1e-5
+
+
+@functools.lru_cache(maxsize=None)
+def mpi_missing() -> str:
+    """Why the MPI tests cannot run here ('' when they can)."""
+    if shutil.which("mpirun") is None:
+        return "mpirun not found (install OpenMPI: apt-get install openmpi-bin libopenmpi-dev)"
+    probe = subprocess.run(MPIRUN + [sys.executable, "-c",
+                                     "import jboat_core._jittor as j; jt = j.jittor(); "
+                                     "print('MPI', jt.in_mpi, jt.world_size)"],
+                           capture_output=True, text=True, env=ENV, timeout=900)
+    if "MPI True 2" not in probe.stdout:
+        return f"Jittor's MPI is not available under mpirun: {probe.stderr[-300:]}"
+    return ""
+
+
+pytestmark = [pytest.mark.jittor, pytest.mark.mpi]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def needs_mpi():
+    why = mpi_missing()
+    if why:
+        pytest.skip(why)
+
+
+def _run(args, mpi: bool, timeout=900, env=None):
+    cmd = (MPIRUN if mpi else []) + [sys.executable] + [str(a) for a in args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env or ENV, timeout=timeout)
+
+
+CASES = ["RAD", "PTT+RAD", "CG", "FD", "GDA+IGA", "DI+RAD", "DM", "VFO", "PGDO", "IAD-tasks"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_two_processes_compute_what_one_computes(tmp_path, case):
+    one, two = tmp_path / "one.npz", tmp_path / "two.npz"
+    for path, mpi in ((one, False), (two, True)):
+        proc = _run([HERE / "mpi_run.py", case, path], mpi)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = np.load(one), np.load(two)
+    assert int(a["world"][0]) == 1 and int(b["world"][0]) == 2
+    assert int(b["rows"][0]) * 2 == int(a["rows"][0])  # each rank saw half the batch
+    for key in a.files:
+        if key in ("world", "rows"):
+            continue
+        scale = max(np.abs(a[key]).max(), 1e-12)
+        err = np.abs(a[key] - b[key]).max() / scale
+        assert err < TOL, (case, key, err, a[key], b[key])
+
+
+TASK = """[task]
+module = "{module}"
+iterations = {iterations}
+seed = 1
+[task.params]
+{params}
+[optim.lower]
+lr = 0.1
+[optim.upper]
+type = "Adam"
+lr = 0.05
+[solver]
+na_op = ["RAD"]
+lower_iters = 3
+"""
+
+
+def _task(tmp_path, name="t.toml", iterations=4, **params):
+    path = tmp_path / name
+    path.write_text(TASK.format(module=HERE / "mpi_task.py", iterations=iterations,
+                                params="\n".join(f"{k} = {v}" for k, v in params.items())))
+    return path
+
+
+def _jboat(*args, mpi=True, **kw):
+    return _run(["-m", "jboat_core.cli", *args], mpi, **kw)
+
+
+def test_jboat_run_under_mpirun_writes_once_and_matches_one_process(tmp_path):
+    task = _task(tmp_path)
+    alone = _jboat("run", task, "--out", tmp_path / "one", mpi=False)
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    par = _jboat("run", task, "--out", tmp_path / "two", "--checkpoint-every", 2)
+    assert par.returncode == 0, par.stderr[-2000:]
+    assert par.stdout.count("final:") == 1  # rank 0 reports, rank 1 is silent
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [
+        ".jboat.lock", "checkpoint.npz", "loss_curve.png", "metrics.json"]
+    a = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert b["processes"] == 2 and "processes" not in a
+    for ha, hb in zip(a["history"], b["history"]):
+        assert abs(ha["upper_loss"] - hb["upper_loss"]) < 1e-5 * abs(ha["upper_loss"])
+    # resume with the same number of processes; another number is refused
+    more = _jboat("run", task, "--out", tmp_path / "two", "--resume", "--iterations", 6)
+    assert more.returncode == 0, more.stderr[-2000:]
+    assert json.loads((tmp_path / "two" / "metrics.json").read_text())["resumed_from"] == 4
+    alone = _jboat("run", task, "--out", tmp_path / "two", "--resume", "--iterations", 8,
+                   mpi=False)
+    assert alone.returncode == 1
+    assert "written by 2 process(es), this run has 1: resume with `mpirun -np 2`" in alone.stderr
+
+
+def test_unequal_shards_are_refused(tmp_path):
+    proc = _jboat("run", _task(tmp_path, n=15), "--out", tmp_path / "o", timeout=600)
+    assert proc.returncode != 0
+    assert "15 examples cannot be split into 2 equal shards" in proc.stderr
+
+
+def test_different_configs_are_refused(tmp_path):
+    a, b = _task(tmp_path, "a.toml"), _task(tmp_path, "b.toml", iterations=4, lower_iters=2)
+    b.write_text(b.read_text().replace("lower_iters = 3", "lower_iters = 2"))
+    cmd = ["mpirun", "--oversubscribe", "-np", "1", sys.executable, "-m", "jboat_core.cli",
+           "run", str(a), "--out", str(tmp_path / "o"), ":", "-np", "1", sys.executable, "-m",
+           "jboat_core.cli", "run", str(b), "--out", str(tmp_path / "o")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600)
+    assert proc.returncode != 0
+    assert "started with different configurations" in proc.stderr
+
+
+@pytest.mark.parametrize("how", ["dies", "hangs"])
+def test_a_rank_that_dies_or_hangs_does_not_hang_the_others(tmp_path, how):
+    """Rank 1 is SIGKILLed (or sleeps) at iteration 2: the run ends with an error within
+    the watchdog's limit instead of waiting in a collective forever."""
+    env = {**ENV, "MPI_FAULT": how}
+    proc = _jboat("run", _task(tmp_path, iterations=6), "--out", tmp_path / "o",
+                  "--mpi-timeout", 20, timeout=300, env=env)
+    assert proc.returncode != 0
+    if how == "hangs":
+        assert "Timeout" in proc.stderr
+
+
+def test_mpi_requested_without_mpirun(tmp_path):
+    proc = _jboat("run", _task(tmp_path), "--out", tmp_path / "o", "--mpi", mpi=False)
+    assert proc.returncode == 1
+    assert "--mpi: this process was not started by mpirun" in proc.stderr
