@@ -89,14 +89,17 @@ def build(params: dict, seed: int) -> Task:
     baseline_lr = float(params.get("baseline_lr", 0.5))
     (Xtr, ytr, corrupted), (Xval, yval), (Xte, yte) = load_data(n_train, n_val, corruption, seed)
     f32 = lambda a: jt.array(np.asarray(a, np.float32))  # noqa: E731
-    ll_feed = {"X": f32(Xtr), "Y": f32(np.eye(10)[ytr])}
+    # "idx" names each example's weight: under mpirun every process takes a shard of the
+    # rows of the feed (jboat_core.parallel), and x_i must follow its example.
+    ll_feed = {"X": f32(Xtr), "Y": f32(np.eye(10)[ytr]),
+               "idx": jt.array(np.arange(n_train, dtype=np.int32))}
     ul_feed = {"X": f32(Xval), "Y": f32(np.eye(10)[yval])}
     ll_model, ul_model = Linear(Xtr.shape[1], 10), Weights(n_train)
 
     def ll_objective(feed, upper, lower, **kw):
         ce = cross_entropy(lower(feed["X"], **kw), feed["Y"])
         W = kw["params"][0] if kw.get("params") is not None else lower.W
-        return (jt.sigmoid(upper()) * ce).mean() + 0.5 * mu * (W * W).sum()
+        return (jt.sigmoid(upper()[feed["idx"]]) * ce).mean() + 0.5 * mu * (W * W).sum()
 
     def ul_objective(feed, upper, lower, **kw):
         return cross_entropy(lower(feed["X"], **kw), feed["Y"]).mean()
