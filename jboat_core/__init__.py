@@ -14,6 +14,7 @@ from .metadata import EmptyConfig
 from .operators import (DynamicalSystem, DynamicsPlan, FirstOrderSolver, HyperGradient,
                         HyperGradientOperator)
 from .ordering import default_gradient_order, validate_and_adjust_order, validate_composition
+from .presets import Preset
 from .problem import Problem
 from .registry import Registry, get_registry, set_registry
 from .runtime import Runtime

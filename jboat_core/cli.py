@@ -105,6 +105,48 @@ def cmd_show_op(args, reg: Registry) -> int:
     return 0
 
 
+def _composition(cfg: dict) -> str:
+    parts = [("fo_op", cfg.get("fo_op")), ("gm_op", cfg.get("gm_op")), ("na_op", cfg.get("na_op"))]
+    return "  ".join(f"{k} {'+'.join(v)}" for k, v in parts if v)
+
+
+def cmd_list_presets(args, reg: Registry) -> int:
+    records = reg.preset_records()
+    if args.json:
+        print(json.dumps([r.as_dict() for r in records], indent=2))
+        return 0
+    rows = [["NAME", "COMPOSITION", "DISTRIBUTION", "SUMMARY"]]
+    rows += [[r.name, _composition(dict(r.preset.config)),
+              f"{r.origin.distribution} {r.origin.version}", r.preset.summary] for r in records]
+    print(_table(rows) if records else "no presets found")
+    return 0
+
+
+def cmd_show_preset(args, reg: Registry) -> int:
+    from .config import parse_solver_config
+    rec = reg.get_preset(args.name)
+    if rec is None:
+        raise UnknownOperatorError(f"unknown preset {args.name!r}; valid choices: "
+                                   f"{', '.join(reg.preset_names())}")
+    p = rec.preset
+    cfg = parse_solver_config({"preset": p.name}, reg)
+    expanded = {"gm_op": cfg.gm_op, "na_op": cfg.na_op, "fo_op": cfg.fo_op,
+                "lower_iters": cfg.lower_iters,
+                **{k: v for k, v in dict(p.config).items() if isinstance(v, dict)}}
+    if args.json:
+        print(json.dumps({**rec.as_dict(), "expanded": expanded}, indent=2, default=str))
+        return 0
+    print(f"{p.name} — {p.summary}")
+    print(f"  from:      {rec.origin.distribution} {rec.origin.version}")
+    print(f"  reference: {p.reference}")
+    print(f"  config:    {json.dumps(dict(p.config))}")
+    print(f"  runs:      {_composition(expanded)}, lower_iters {cfg.lower_iters}")
+    if p.notes:
+        print(f"  needs:     {p.notes}")
+    print(f'  use:       preset = "{p.name}" in [solver] (other keys override it)')
+    return 0
+
+
 def cmd_validate(args, reg: Registry) -> int:
     from .config import load_solver_config, read_config_file
     from .task import is_task_file, load_run_config
@@ -138,6 +180,20 @@ def cmd_run(args, reg: Registry) -> int:
 def _metrics_line(metrics: dict) -> str:
     return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                      for k, v in metrics.items())
+
+
+def cmd_compare(args, reg: Registry) -> int:
+    from .compare import run_compare, table
+    report = run_compare(args.config, args.out, methods=args.methods,
+                         iterations=args.iterations, reference_steps=args.reference_steps,
+                         reference_chain=args.reference_chain or None, metric=args.metric,
+                         overwrite=args.overwrite, timeout=args.timeout, registry=reg)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(table(report, args.metric))
+        print(f"\nwrote {args.out}/compare.json, compare.md and compare.png")
+    return 0
 
 
 def cmd_setup_onednn(args, reg: Registry) -> int:
@@ -193,9 +249,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_show_op)
-    p = sub.add_parser("validate", help="validate a solver config file (TOML or JSON)")
+    p = sub.add_parser("list-presets", help="the named presets (classical algorithms)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list_presets)
+    p = sub.add_parser("show-preset", help="a preset's composition, settings and paper")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_show_preset)
+    p = sub.add_parser("validate", help="validate a solver config or task file (TOML or JSON)")
     p.add_argument("config")
     p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("compare", help="run several methods on a task, each in its own "
+                       "process: time, memory, metrics, agreement with a reference")
+    p.add_argument("config", help="task file (TOML or JSON)")
+    p.add_argument("--methods", help="comma-separated presets (BDA), operator chains "
+                   "(PTT+RAD, GDA+NGD+CG, VFO) or 'presets'; default: every valid composition")
+    p.add_argument("--iterations", type=_count(2), default=30, metavar="N",
+                   help="outer iterations per method (default 30)")
+    p.add_argument("--out", default="runs/compare", help="output directory")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier comparison")
+    p.add_argument("--metric", help="the task metric to report and draw (default: its first)")
+    p.add_argument("--reference-chain", default="CG", metavar="CHAIN",
+                   help="hyper-gradient chain of the reference (default CG; '' : none)")
+    p.add_argument("--reference-steps", type=_count(1), default=2000, metavar="N",
+                   help="most lower steps to solve the lower level for the reference")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds per method")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_compare)
     p = sub.add_parser("setup-onednn", help="let Jittor use a locally installed oneDNN "
                        "(libdnnl-dev) instead of downloading one")
     p.add_argument("--cache-dir", default="~/.cache/jittor", help="Jittor's cache folder")

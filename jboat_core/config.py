@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ChainError, ConfigError, UnknownOperatorError
 from .kinds import KINDS
 from .ordering import validate_composition
+from .presets import expand as expand_preset
 from .registry import Registry, get_registry
 from .sections import error_lines, validate_section
 
@@ -99,6 +100,8 @@ class SolverConfig(BaseModel):
     cuda: bool | None = Field(None, description=COMPAT_KEYS["cuda"])
     fogm_batch_input: bool | None = Field(None, description=COMPAT_KEYS["fogm_batch_input"])
     fo_ol_batch_input: bool | None = Field(None, description=COMPAT_KEYS["fo_ol_batch_input"])
+    preset: str | None = Field(None, description="the named preset this config started from "
+                               "(`jboat list-presets`); its keys are laid under this config's")
     operators: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("gm_op", "na_op", "fo_op", mode="before")
@@ -133,6 +136,7 @@ def parse_solver_config(data: Mapping[str, Any], registry: Registry | None = Non
     if not isinstance(data, Mapping):
         raise ConfigError([f"(top level): expected a table of settings, got "
                            f"{type(data).__name__}"], source)
+    data = expand_preset(data, reg, source)
     shared, sections, lines = {}, {}, []
     for key, value in data.items():
         if key in _SHARED:

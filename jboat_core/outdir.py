@@ -48,11 +48,15 @@ class OutputFolder:
     out : path
     resume, overwrite : bool
         What to do with an earlier run found there.
+    outputs : tuple of str
+        The files that make up a run's results (``jboat run``'s by default).
     """
 
-    def __init__(self, out, resume: bool = False, overwrite: bool = False):
+    def __init__(self, out, resume: bool = False, overwrite: bool = False,
+                 outputs: tuple[str, ...] = OUTPUTS):
         self.path = Path(out)
         self.resume, self.overwrite = resume, overwrite
+        self.outputs = tuple(outputs)
         self._fd: int | None = None
 
     def __enter__(self) -> "OutputFolder":
@@ -93,7 +97,7 @@ class OutputFolder:
             self._fd = None
 
     def _check_earlier_run(self) -> None:
-        found = [n for n in OUTPUTS if (self.path / n).exists()]
+        found = [n for n in self.outputs if (self.path / n).exists()]
         if not found or self.overwrite:
             if self.overwrite:
                 for name in found:

@@ -33,6 +33,7 @@ import pluggy
 from .errors import MetadataError, PluginError, UnknownOperatorError
 from .kinds import KINDS, STAGES
 from .metadata import validate_metadata
+from .presets import validate_preset
 from .spec import API_VERSION, PROJECT_NAME, JboatHookSpec
 
 _KIND_RANK = {name: i for i, name in enumerate(KINDS)}
@@ -90,6 +91,24 @@ class OperatorRecord:
 
 
 @dataclass(frozen=True)
+class PresetRecord:
+    """A registered preset and where it came from."""
+
+    preset: object
+    origin: Origin
+
+    @property
+    def name(self) -> str:
+        return self.preset.name
+
+    def as_dict(self) -> dict:
+        p = self.preset
+        return {"name": p.name, "summary": p.summary, "reference": p.reference,
+                "config": dict(p.config), "notes": p.notes,
+                "distribution": self.origin.distribution, "version": self.origin.version}
+
+
+@dataclass(frozen=True)
 class PluginFailure:
     """A plugin (or one of its operators) that could not be registered."""
 
@@ -133,6 +152,7 @@ class Registry:
     failures: list[PluginFailure] = field(default_factory=list)
     conflicts: dict[str, list[OperatorRecord]] = field(default_factory=dict)
     strict: bool = False
+    presets: dict[str, PresetRecord] = field(default_factory=dict)
 
     # -- loading -----------------------------------------------------------------
     @classmethod
@@ -216,6 +236,36 @@ class Registry:
                     raise
                 except BaseException as exc:  # noqa: BLE001
                     self._fail(origin, f"{kind.hook} raised {type(exc).__name__}: {exc}", exc)
+        for impl in pm.hook.jboat_register_presets.get_hookimpls():
+            try:
+                impl.function(register=functools.partial(self._register_preset, origin))
+            except MetadataError as exc:
+                self._fail(origin, str(exc), exc)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001
+                self._fail(origin, f"jboat_register_presets raised {type(exc).__name__}: "
+                                   f"{exc}", exc)
+
+    def _register_preset(self, origin: Origin, preset) -> None:
+        validate_preset(preset, str(origin))
+        key = preset.name.upper()
+        held = self.presets.get(key)
+        if held is None:
+            self.presets[key] = PresetRecord(preset, origin)
+            return
+        if held.origin.builtin and not origin.builtin:
+            self._fail(origin, f"preset {preset.name!r} reuses the name of jboat's built-in "
+                               "preset; it was not registered and the built-in stays. Rename it")
+            return
+        if origin.builtin and not held.origin.builtin:
+            self.presets[key] = PresetRecord(preset, origin)
+            self._fail(held.origin, f"preset {preset.name!r} reuses the name of jboat's "
+                                    "built-in preset; it was not registered and the built-in "
+                                    "stays. Rename it")
+            return
+        self._fail(origin, f"preset name {preset.name!r} is registered twice: by {held.origin} "
+                           f"and by {origin}; the first stays. Rename one")
 
     def _register(self, kind, origin: Origin, cls: type) -> None:
         validate_metadata(cls, kind, str(origin))
@@ -262,6 +312,16 @@ class Registry:
                 f"unknown {what} {name!r}; valid choices: {valid}. Run `jboat list-ops` to "
                 "see what is installed and which plugins failed to load")
         return rec
+
+    def get_preset(self, name: str) -> PresetRecord | None:
+        """The preset ``name`` (case-insensitive), or None."""
+        return self.presets.get(str(name).upper())
+
+    def preset_names(self) -> list[str]:
+        return sorted(r.name for r in self.presets.values())
+
+    def preset_records(self) -> list[PresetRecord]:
+        return [self.presets[n.upper()] for n in self.preset_names()]
 
     def names(self, kind: str | None = None) -> list[str]:
         return [r.name for r in self.records(kind)]

@@ -49,8 +49,23 @@ def _registration_hook(kind):
     return hookspec(hook)
 
 
-#: Hooks a jboat plugin may implement: one ``register`` hook per operator kind.
+def jboat_register_presets(register):
+    """Register named presets (``jboat_core.Preset`` objects): classical algorithms as
+    solver configs, selected with ``preset = "NAME"``.
+
+    Parameters
+    ----------
+    register : callable
+        Call ``register(preset)`` once per preset.
+    """
+
+
+#: Hooks a jboat plugin may implement: one ``register`` hook per operator kind, and one
+#: for presets.
 JboatHookSpec = type("JboatHookSpec", (), {
-    "__doc__": "Hooks a jboat plugin may implement (one per operator kind).",
+    "__doc__": "Hooks a jboat plugin may implement (one per operator kind, and presets).",
     **{k.hook: _registration_hook(k) for k in KINDS.values()},
+    "jboat_register_presets": hookspec(lambda self, register: None),
 })
+JboatHookSpec.jboat_register_presets.__doc__ = jboat_register_presets.__doc__
+JboatHookSpec.jboat_register_presets.__name__ = "jboat_register_presets"
