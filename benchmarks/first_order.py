@@ -10,7 +10,8 @@ n = 100; large: R^5000, n = 1000) with the upper objective F + rho/2 |x|^2 (rho 
 so that the bilevel optimum x* is finite and grad_x F is used. Every framework runs the
 same objective code (``adapters/jt_objectives``, ``adapters/torch_objectives``) with the
 same settings per method (those of ``tests/test_first_order.py``'s convergence test):
-SGD 0.1 below, Adam 0.03 above, ``lower_iters`` and the method's section.
+SGD 0.1 below (at most 0.9 / L, L the lower curvature, which also caps the methods' inner
+step sizes), Adam 0.03 above, ``lower_iters`` and the method's section.
 
 Timed: one whole ``run_iter`` (for the upstream packages that includes what their
 ``run_iter`` always does besides: printing to a null stream, two loss evaluations on the
@@ -89,7 +90,8 @@ def reference(prob):
     return value, value(x)
 
 
-def _upstream_config(method: str, K: int, section: dict, models, opts, log: str, torch: bool):
+def _upstream_config(method: str, K: int, section: dict, models, opts, log: str, torch: bool,
+                     lr: float):
     ll, ul = models
     sec = dict(section)
     if method == "PGDO":
@@ -100,17 +102,31 @@ def _upstream_config(method: str, K: int, section: dict, models, opts, log: str,
             "lower_level_var": list(ll.parameters()), "upper_level_var": list(ul.parameters()),
             "lower_level_opt": opts[0], "upper_level_opt": opts[1],
             "GDA": {"alpha_init": 0.5, "alpha_decay": 0.9}, "RGT": {"truncate_iter": 0},
-            "VSO": SETTINGS["VSO"][1], "VFO": SETTINGS["VFO"][1], "MESO": SETTINGS["MESO"][1],
-            "PGDO": {**SETTINGS["PGDO"][1], "update_y_ahead" if torch else "updata_y_ahead": False},
+            "VSO": _steps(SETTINGS["VSO"][1], lr), "VFO": _steps(SETTINGS["VFO"][1], lr),
+            "MESO": _steps(SETTINGS["MESO"][1], lr),
+            "PGDO": {**_steps(SETTINGS["PGDO"][1], lr),
+                     "update_y_ahead" if torch else "updata_y_ahead": False},
             method: sec}
     base.update(device="cpu")  # JBOAT's VFO and PGDO read it too
     base.update(fo_ol_batch_input=False) if torch else base.update(fogm_batch_input=False)
     return base
 
 
+def _steps(section: dict, lr: float) -> dict:
+    """The method's inner step sizes capped at the stable ``lr`` (the large problem's
+    curvature is higher than the small one's)."""
+    keys = ("z_lr", "y_hat_lr", "eta") if section else ()
+    return {k: (min(v, lr) if k in keys and isinstance(v, float) else v)
+            for k, v in section.items()}
+
+
 def _stepper(framework: str, method: str, prob):
     """(step(t), x() -> ndarray, info) for one framework."""
     K, section = SETTINGS[method]
+    lr = min(LL_LR, round(0.9 / prob.lipschitz(), 4))
+    section = _steps(section, lr)
+    if method == "VSO" and prob.dim_y > 1000:  # its barrier multiplies the curvature
+        section["z_lr"] = 0.005
     y0 = 0.1 * np.random.RandomState(0).randn(prob.dim_y)  # the same start everywhere
     if framework == "boattorch":
         import torch
@@ -122,7 +138,7 @@ def _stepper(framework: str, method: str, prob):
         from .adapters import torch_objectives as obj
         ll, ul, llf, ulf = obj.build(prob, y0)
         ulf["rho"] = RHO
-        opts = (torch.optim.SGD(ll.parameters(), LL_LR), torch.optim.Adam(ul.parameters(), UL_LR))
+        opts = (torch.optim.SGD(ll.parameters(), lr), torch.optim.Adam(ul.parameters(), UL_LR))
         info = {"torch": torch.__version__, "boat_torch": getattr(boat_torch, "__version__", "1.1.1")}
     else:
         import jittor as jt
@@ -130,7 +146,7 @@ def _stepper(framework: str, method: str, prob):
         from .adapters import jt_objectives as obj
         ll, ul, llf, ulf = obj.build(prob, y0)
         ulf["rho"] = RHO
-        opts = (jt.optim.SGD(ll.parameters(), LL_LR), jt.optim.Adam(ul.parameters(), UL_LR))
+        opts = (jt.optim.SGD(ll.parameters(), lr), jt.optim.Adam(ul.parameters(), UL_LR))
         info = {"jittor": jt.__version__}
     x_of = lambda: ul.w.detach().numpy().astype(np.float64) if framework == "boattorch" \
         else ul.w.numpy().astype(np.float64)  # noqa: E731
@@ -146,7 +162,9 @@ def _stepper(framework: str, method: str, prob):
         from boat_jit.boat_opt import Problem as Up
     fd, log = tempfile.mkstemp(suffix=".json")
     os.close(fd)
-    cfg = _upstream_config(method, K, section, (ll, ul), opts, log, framework == "boattorch")
+    cfg = _upstream_config(method, K, section, (ll, ul), opts, log, framework == "boattorch",
+                           lr)
+    cfg["VSO"] = dict(section) if method == "VSO" else cfg["VSO"]
     mod = "torch_objectives" if framework == "boattorch" else "jt_objectives"
     loss_cfg = {"lower_level_loss": {"function": f"benchmarks.adapters.{mod}.ll_loss"},
                 "upper_level_loss": {"function": f"benchmarks.adapters.{mod}.ul_loss_reg"}}

@@ -101,7 +101,8 @@ def run(spec: dict) -> dict:
             problem.run_iter(*feeds, it)
             times.append(time.perf_counter() - t0)
     except OperatorRuntimeError as exc:
-        return {**row, "status": "diverged", "reason": f"{exc} (after {len(times)} iterations)"}
+        status = "diverged" if "NaN/Inf" in str(exc) or " nan " in str(exc) else "failed"
+        return {**row, "status": status, "reason": f"{exc} (after {len(times)} iterations)"}
     row.update(first_iter_s=times[0], ms_per_iter=1e3 * statistics.median(times[1:]),
                upper_loss=problem.history[-1]["upper_loss"], metrics=task.evaluate())
     row["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
