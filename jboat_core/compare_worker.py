@@ -37,16 +37,18 @@ def _vec(values):
     return np.concatenate([v.numpy().astype(np.float64).ravel() for v in values])
 
 
-def _reference(problem, run, task, feeds, steps: int, chain: str) -> tuple[float, float]:
-    """(cosine, relative error) of ``problem``'s hyper-gradient against the reference at
-    the same upper point: the lower level solved by warm-started NGD (chunks of 50 steps,
+def _reference(problem, run, task, feeds, it: int, steps: int,
+               chain: str) -> tuple[float, float]:
+    """(cosine, relative error) of ``problem``'s hyper-gradient at outer iteration ``it``
+    (the one after the run: schedules such as PGDO's penalty growth apply) against the
+    reference at the same upper point: the lower level solved by warm-started NGD (chunks of 50 steps,
     until the lower loss changes by less than 1e-8 relatively, at most ``steps``), then
     ``chain`` (CG to convergence by default)."""
     import numpy as np
 
     from .problem import Problem
 
-    g = _vec(problem.evaluate(*feeds, 0)["hyper_gradients"])
+    g = _vec(problem.evaluate(*feeds, it)["hyper_gradients"])
     section = {"CG": {"k": 200, "tolerance": 1e-10}, "NS": {"k": 500}}.get(chain, {})
     ref = Problem({"gm_op": ["NGD"], "na_op": [chain], "lower_iters": 50,
                    "copy_last_param": True, "return_grad": True, chain: section},
@@ -109,8 +111,8 @@ def run(spec: dict) -> dict:
     if problem.parallel.world == 1 and spec.get("reference_chain"):
         try:
             row["cosine"], row["rel_err"] = _reference(
-                problem, run_cfg, task, task.feeds(len(times)), int(spec["reference_steps"]),
-                spec["reference_chain"])
+                problem, run_cfg, task, task.feeds(len(times)), len(times),
+                int(spec["reference_steps"]), spec["reference_chain"])
         except JboatError as exc:
             row["reason"] = f"no reference: {' '.join(str(exc).split())[:200]}"
     return row

@@ -22,7 +22,7 @@ from .optimstate import apply_gradients, load_optimizer_state, optimizer_state, 
 from .parallel import Parallel, no_optimizer_reduce
 from .registry import Registry, get_registry
 from .runtime import UPSTREAM_KEYS, Runtime
-from .variables import bind_variables
+from .variables import bind_variables, check_mirror
 
 #: Upstream ``boat_config`` keys holding runtime objects, and their Problem argument names.
 RUNTIME_KEYS = UPSTREAM_KEYS
@@ -126,6 +126,10 @@ class Problem:
                                  given["ul_var"], given["ll_opt"], allow_shared=bool(keeps),
                                  shared_hint="use IAD (MAML) in na_op")
         self.ll_var, self.ul_var = binding.lower, binding.upper
+        if keeps:
+            dists = sorted({reg.get(n).origin.distribution for n in keeps})
+            check_mirror(self.ll_var, self.ul_var, binding.shared,
+                         f"{'+'.join(keeps)} ({', '.join(dists)})")
         self.runtime = Runtime(
             operators=cfg.operators, ll_opt=given["ll_opt"], ul_opt=given["ul_opt"],
             ll_var=self.ll_var, ul_var=self.ul_var, gda_loss=self.gda_loss,

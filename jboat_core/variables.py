@@ -178,6 +178,33 @@ def _check_levels(lower, upper, ll_var, allow_shared, hint) -> bool:
         "of the same module, pass ll_var without them)"])
 
 
+def check_mirror(lower, upper, shared: bool, who: str) -> None:
+    """Refuse upper variables that do not mirror the lower ones, for operators that hand
+    the gradient with respect to the lower level's initial point y_0 to ``ul_var``
+    (``keeps_initialisation``: IAD, GAFFO). ``who`` names the operators and distribution.
+
+    Raises
+    ------
+    ConfigError
+        When the two lists differ in length or in a pair's shape (unless ``shared``).
+    """
+    if shared:
+        return
+    rule = (f"{who} needs ul_var to mirror ll_var ({{}}): it gives ul_var the gradient with "
+            "respect to the lower level's initial point y_0 (metadata keeps_initialisation), "
+            "so pass the same variables (MAML: one model at both levels) or one variable of "
+            "the same shape per lower variable; for upper variables of their own "
+            "(hyper-parameters, weights, an architecture) choose a chain that differentiates "
+            "with respect to them, e.g. RAD or CG")
+    if len(lower) != len(upper):
+        raise ConfigError(["ll_var/ul_var: " + rule.format(
+            f"here ll_var has {len(lower)} variables and ul_var {len(upper)}")])
+    for i, (a, b) in enumerate(zip(lower, upper)):
+        if list(a.shape) != list(b.shape):
+            raise ConfigError(["ll_var/ul_var: " + rule.format(
+                f"here {_desc('ll_var', i, a)} but {_desc('ul_var', i, b)}")])
+
+
 def warn_invisible_modules(model, level: str) -> list[str]:
     """Warn about modules held in plain lists, tuples or dicts of ``model``'s modules
     (``Module.parameters()`` does not see them: they are neither trained nor

@@ -105,15 +105,21 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, children_may_die):
     assert a["final"] == b["final"]
 
 
-def test_second_run_on_one_folder_is_refused_at_once(tmp_path, children_may_die):
-    task = task_file(tmp_path, sleep=0.2, iterations=40)
-    first = subprocess.Popen([sys.executable, "-m", "jboat_core.cli", "run", str(task),
-                              "--out", str(tmp_path / "o")], env=ENV,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lock = tmp_path / "o" / ".jboat.lock"
+def start_run(task, out):
+    """``jboat run TASK --out OUT`` in the background, returned once it holds OUT's lock."""
+    proc = subprocess.Popen([sys.executable, "-m", "jboat_core.cli", "run", str(task),
+                             "--out", str(out)], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = out / ".jboat.lock"
     deadline = time.time() + 300
     while not (lock.exists() and lock.read_text().strip()) and time.time() < deadline:
         time.sleep(0.05)
+    return proc
+
+
+def test_second_run_on_one_folder_is_refused_at_once(tmp_path, children_may_die):
+    task = task_file(tmp_path, sleep=0.2, iterations=40)
+    first = start_run(task, tmp_path / "o")
     t0 = time.time()
     second = jboat("run", task, "--out", tmp_path / "o", "--overwrite")
     assert time.time() - t0 < 30
@@ -127,13 +133,7 @@ def test_ctrl_c_records_why_the_run_stopped(tmp_path, children_may_die):
     """SIGINT (Ctrl-C) mid-run: metrics.json says "interrupted" with the history so far;
     the exit code is 130."""
     task = task_file(tmp_path, sleep=0.2, iterations=60)
-    proc = subprocess.Popen([sys.executable, "-m", "jboat_core.cli", "run", str(task),
-                             "--out", str(tmp_path / "o")], env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lock = tmp_path / "o" / ".jboat.lock"
-    deadline = time.time() + 300
-    while not (lock.exists() and lock.read_text().strip()) and time.time() < deadline:
-        time.sleep(0.05)
+    proc = start_run(task, tmp_path / "o")
     time.sleep(3)  # a few iterations in
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)

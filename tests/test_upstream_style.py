@@ -39,12 +39,19 @@ def _script(name, folder):
     return importlib.import_module(name)
 
 
-@pytest.fixture
-def l2_style(builtin_registry, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    mod = _script("l2_style", "l2_style")
-    yield mod
-    sys.path.remove(str(HERE / "l2_style"))
+def _script_fixture(name):
+    """A fixture importing ``tests/upstream_style/NAME/NAME.py``, run from a temporary
+    folder (the scripts write their logs to the working directory)."""
+    @pytest.fixture(name=name)
+    def fixture(builtin_registry, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        yield _script(name, name)
+        sys.path.remove(str(HERE / name))
+
+    return fixture
+
+
+l2_style = _script_fixture("l2_style")
 
 
 @pytest.mark.parametrize("gm,na,fo", COMBOS, ids=lambda v: v or "-")
@@ -89,12 +96,7 @@ def test_l2_style_return_grad_returns_this_iterations_gradients(l2_style, monkey
     assert np.abs(out["x"]).max() == 0  # return_grad: no upper step, as upstream
 
 
-@pytest.fixture
-def nas_style(builtin_registry, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    mod = _script("nas_style", "nas_style")
-    yield mod
-    sys.path.remove(str(HERE / "nas_style"))
+nas_style = _script_fixture("nas_style")
 
 
 @pytest.mark.parametrize("extra", [[], ["--na_op", "FD"], ["--na_op", "CG"],

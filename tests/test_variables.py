@@ -168,6 +168,23 @@ def test_same_variables_at_both_levels_need_a_meta_learning_operator(jt):
     assert Problem({"na_op": ["IAD"]}, **kw).ll_var  # MAML accepts them
 
 
+def test_initialisation_operators_need_mirrored_upper_variables(jt):
+    """IAD hands dF/dy_0 to ul_var: upper variables of their own (a hyper-parameter) are
+    refused when the Problem is built, naming the rule, not after an iteration."""
+    from jboat_core import Problem
+    net = _twin_layers(jt)
+    hyper, f, F = _objectives(jt)
+    kw = dict(ll_objective=f, ul_objective=F, ll_model=net, ul_model=hyper,
+              ll_opt=jt.optim.SGD(net.parameters(), 0.1),
+              ul_opt=jt.optim.SGD([hyper.log_decay], 0.1))
+    for na in (["IAD"], ["FOA", "IAD"], ["IAD", "CG"]):
+        with pytest.raises(ConfigError, match=r"IAD \(jboat\) needs ul_var to mirror ll_var "
+                                              r"\(here ll_var has 4 variables and ul_var 1\).*"
+                                              r"initial point y_0.*RAD or CG"):
+            Problem({"na_op": na}, **kw)
+    assert Problem({"na_op": ["RAD"]}, **kw).ul_var  # the same problem, a fitting chain
+
+
 def test_modules_in_plain_lists_are_reported(jt):
     from jboat_core import InvisibleModuleWarning, Problem
 
