@@ -6,8 +6,8 @@ Importing ``jboat_core`` never imports Jittor; operators import it when they com
 from .chain import finished, lower_point, passthrough, require_last, require_next
 from .config import SolverConfig, load_solver_config, parse_solver_config
 from .diffopt import DifferentiableAdam, DifferentiableOptimizer, DifferentiableSGD
-from .errors import (ChainError, ConfigError, JboatError, MetadataError, OperatorRuntimeError,
-                     PluginError, UnknownOperatorError)
+from .errors import (ChainError, ConfigError, DivergedError, JboatError, MetadataError,
+                     OperatorRuntimeError, PluginError, UnknownOperatorError)
 from .functional import FunctionalModel
 from .kinds import KINDS, Kind
 from .metadata import EmptyConfig
@@ -25,7 +25,7 @@ from .variables import Binding, InvisibleModuleWarning, bind_variables
 __version__ = "0.1.0"
 
 __all__ = [
-    "API_VERSION", "Binding", "ChainError", "ConfigError", "DifferentiableAdam",
+    "API_VERSION", "Binding", "ChainError", "ConfigError", "DifferentiableAdam", "DivergedError",
     "DifferentiableOptimizer", "DifferentiableSGD", "DynamicalSystem", "DynamicsPlan",
     "EmptyConfig", "FirstOrderSolver", "FunctionalModel", "HyperGradient",
     "HyperGradientOperator", "InvisibleModuleWarning", "JboatError", "KINDS", "Kind",

@@ -72,7 +72,7 @@ def _reference(problem, run, task, feeds, it: int, steps: int,
 def run(spec: dict) -> dict:
     from ._jittor import jittor
     from .config import parse_solver_config
-    from .errors import ConfigError, JboatError, OperatorRuntimeError
+    from .errors import ConfigError, DivergedError, JboatError, OperatorRuntimeError
     from .problem import Problem
     from .task import build_task, load_run_config, load_task_module
 
@@ -103,7 +103,7 @@ def run(spec: dict) -> dict:
             problem.run_iter(*feeds, it)
             times.append(time.perf_counter() - t0)
     except OperatorRuntimeError as exc:
-        status = "diverged" if "NaN/Inf" in str(exc) or " nan " in str(exc) else "failed"
+        status = "diverged" if isinstance(exc, DivergedError) else "failed"
         return {**row, "status": status, "reason": f"{exc} (after {len(times)} iterations)"}
     row.update(first_iter_s=times[0], ms_per_iter=1e3 * statistics.median(times[1:]),
                upper_loss=problem.history[-1]["upper_loss"], metrics=task.evaluate())

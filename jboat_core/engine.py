@@ -22,7 +22,7 @@ from typing import Any
 
 from ._jittor import jittor
 from .diffopt import DifferentiableOptimizer
-from .errors import OperatorRuntimeError
+from .errors import DivergedError, OperatorRuntimeError
 from .functional import FunctionalModel
 from .operators import DynamicsPlan
 from .registry import Registry
@@ -201,7 +201,7 @@ def sync_and_check(results, operators, extra=(), *, losses=(), producer: str | N
 
     Order of the checks: each operator's own (``finite_checks`` / ``check_finite``; NGD
     names the first diverged inner step), then one probe over every output (NaN/Inf iff
-    one of them is), then the upper losses. Each failure is an ``OperatorRuntimeError``
+    one of them is), then the upper losses. Each failure is a ``DivergedError``
     naming the operator and the outer iteration.
 
     Parameters
@@ -244,11 +244,11 @@ def sync_and_check(results, operators, extra=(), *, losses=(), producer: str | N
     where = f"outer iteration {current_iter}" if current_iter is not None else "result"
     name = producer or (type(operators[-1]).name if operators else "solver")
     if probe is not None and not math.isfinite(float(probe.item())):
-        raise OperatorRuntimeError(name, where, "the hyper-gradient or the update it computed "
-                                   "is NaN/Inf although the lower loop stayed finite; check F, "
-                                   "the operator's settings and the step sizes")
+        raise DivergedError(name, where, "the hyper-gradient or the update it computed is "
+                            "NaN/Inf although the lower loop stayed finite; check F, the "
+                            "operator's settings and the step sizes")
     bad = [v for v in values if not math.isfinite(v)]
     if bad:
-        raise OperatorRuntimeError(name, where, f"the upper objective F is {bad[0]} while the "
-                                   "gradients are finite; check F (log of 0, division by 0...)")
+        raise DivergedError(name, where, f"the upper objective F is {bad[0]} while the "
+                            "gradients are finite; check F (log of 0, division by 0...)")
     return values

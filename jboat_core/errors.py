@@ -75,5 +75,11 @@ class OperatorRuntimeError(JboatError, RuntimeError):
         """The same error with the outer iteration in its step (if not there yet)."""
         if current_iter is None or "outer iteration" in self.step:
             return self
-        return OperatorRuntimeError(self.operator, f"outer iteration {current_iter}, "
-                                    f"{self.step}", self.message)
+        return type(self)(self.operator, f"outer iteration {current_iter}, {self.step}",
+                          self.message)
+
+
+class DivergedError(OperatorRuntimeError):
+    """An iteration's results, losses or operator states are NaN/Inf (the run diverged);
+    raised before anything is updated."""
+

@@ -262,14 +262,14 @@ class FirstOrderSolver(_Operator, abc.ABC):
     def check_finite(self) -> None:
         import math
 
-        from .errors import OperatorRuntimeError
+        from .errors import DivergedError
 
         probe, self._probe = self._probe, None
         if probe is not None and not math.isfinite(float(probe.item())):
             names = ", ".join(self._pending)
             self._pending = None
-            raise OperatorRuntimeError(self.name, "state", f"the new {names} is NaN/Inf; "
-                                       "lower the step sizes of the method's config section")
+            raise DivergedError(self.name, "state", f"the new {names} is NaN/Inf; lower the "
+                                "step sizes of the method's config section")
 
     def commit(self) -> None:
         if self._pending:

@@ -129,14 +129,14 @@ class DM(DynamicalSystem):
     def check_finite(self) -> None:
         import math
 
-        from jboat_core.errors import OperatorRuntimeError
+        from jboat_core.errors import DivergedError
 
         probe, self._probe = self._probe, None
         if probe is not None and not math.isfinite(float(probe.item())):
             self._pending_v = None
-            raise OperatorRuntimeError(self.name, f"outer iteration {self._t}, dual update",
-                                       "the dual variables v became NaN/Inf; lower eta0 (or "
-                                       "the lower learning rate) or check F and f")
+            raise DivergedError(self.name, f"outer iteration {self._t}, dual update",
+                                "the dual variables v became NaN/Inf; lower eta0 (or the "
+                                "lower learning rate) or check F and f")
 
     def commit(self) -> None:
         if self._pending_v is not None:

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jboat_core import API_VERSION, DynamicalSystem, DynamicsPlan, hookimpl
 from jboat_core.chain import dynamics_passthrough
-from jboat_core.errors import OperatorRuntimeError
+from jboat_core.errors import DivergedError
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -116,10 +116,10 @@ class NGD(DynamicalSystem):
             return
         step, why = self._first_bad_step(*replay)
         if step is None:
-            raise OperatorRuntimeError(self.name, "result", "y_K is NaN/Inf although every "
-                                       "replayed inner step was finite (non-deterministic f?)")
-        raise OperatorRuntimeError(self.name, f"inner step {step}", why + "; lower the "
-                                   "lower-level learning rate or check f")
+            raise DivergedError(self.name, "result", "y_K is NaN/Inf although every "
+                                "replayed inner step was finite (non-deterministic f?)")
+        raise DivergedError(self.name, f"inner step {step}", why + "; lower the "
+                            "lower-level learning rate or check f")
 
     def _first_bad_step(self, feed, objective_at, opt, variables) -> tuple[int | None, str]:
         """Replay the last run outside the graph: (step, reason) of the first NaN/Inf,

@@ -71,3 +71,24 @@ def test_compare_on_a_small_task(builtin_registry, tmp_path, capsys):
     assert report["machine"]["cpus"] >= 1
     # an earlier comparison is not overwritten without --overwrite
     assert main(["compare", str(task), "--methods", "AID-CG", "--out", str(out)]) == 1
+
+
+@pytest.mark.jittor
+def test_diverged_and_timed_out_methods_are_rows(builtin_registry, tmp_path, capsys):
+    """A NaN stops a method as "diverged" (DivergedError), not "failed"; --timeout bounds
+    a method's process, also from a process that imported Jittor (its SIGCHLD handler
+    would end this one when the killed worker dies)."""
+    from jboat_core._jittor import jittor
+    from jboat_core.cli import main
+    jittor()
+    from jboat_core.compare import _run_method
+    task = tmp_path / "task.toml"
+    task.write_text(TASK.format(module=HERE / "mpi_task.py").replace("lr = 0.1", "lr = 1e30"))
+    assert main(["compare", str(task), "--methods", "RHG", "--iterations", "2",
+                 "--out", str(tmp_path / "cmp"), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["rows"][0]
+    assert row["status"] == "diverged", row
+    assert "NGD: outer iteration 0, inner step" in row["reason"]
+    slow = _run_method({"task": str(task), "method": "RHG", "config": {"preset": "RHG"},
+                        "iterations": 2, "reference_chain": "", "reference_steps": 0}, 0.5)
+    assert slow == {"status": "failed", "reason": "timed out after 0.5 s"}

@@ -187,18 +187,19 @@ def _snapshot(problem) -> list:
 
 def check_finite_guard(cls, chain: list[str] | None = None, registry=None) -> None:
     """NaN injected in F, then in f, at outer iteration 1: ``run_iter`` raises
-    ``OperatorRuntimeError`` naming the operator and the outer iteration, and every
-    variable, optimizer state and operator state is bit-identical to before."""
+    ``DivergedError`` (an operator's own ``check_finite`` should raise it too) naming the
+    operator and the outer iteration, and every variable, optimizer state and operator
+    state is bit-identical to before."""
     import numpy as np
 
-    from ..errors import OperatorRuntimeError
+    from ..errors import DivergedError
 
     for where in ("nan_F", "nan_f"):
         problem, prob, sw = conformance_problem(cls, chain, registry)
         problem.run_iter(prob.ll_feed, prob.ul_feed, 0)
         before = _snapshot(problem)
         setattr(sw, where, True)
-        with pytest.raises(OperatorRuntimeError, match=r"outer iteration 1") as info:
+        with pytest.raises(DivergedError, match=r"outer iteration 1") as info:
             problem.run_iter(prob.ll_feed, prob.ul_feed, 1)
         assert info.value.operator in problem.config.composition(), str(info.value)
         after = _snapshot(problem)
