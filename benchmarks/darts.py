@@ -29,14 +29,11 @@ import io
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+from benchmarks.rounds import RESULTS, ROOT, progress, publish, rotated, run_worker
 FRAMEWORKS = ("jboat", "bare", "boatjit")
 
 
@@ -157,21 +154,8 @@ def worker(framework: str, chain: str, warmup: int, reps: int) -> dict:
 
 def _run_one(python: str, framework: str, chain: str, warmup: int, reps: int,
              timeout: float) -> dict:
-    code = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); "
-            "from benchmarks.darts import worker; "
-            f"print('@@' + json.dumps(worker({framework!r}, {chain!r}, {warmup}, {reps})))")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    try:
-        proc = subprocess.run([python, "-c", code], capture_output=True, text=True,
-                              timeout=timeout, env=env, cwd=tempfile.gettempdir())
-    except subprocess.TimeoutExpired:
-        return {"framework": framework, "chain": chain, "ok": False,
-                "error": f"timed out after {timeout:.0f} s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith("@@"):
-            return json.loads(line[2:])
-    return {"framework": framework, "chain": chain, "ok": False,
-            "error": (proc.stderr or proc.stdout)[-400:]}
+    return run_worker(python, "darts", (framework, chain, warmup, reps),
+                      {"framework": framework, "chain": chain}, timeout)
 
 
 def _clean(error: str) -> str:
@@ -233,19 +217,13 @@ def main(argv=None) -> int:
     records = []
     configs = [(fw, ch) for ch in args.chains.split(",") for fw in FRAMEWORKS
                if not (fw == "bare" and ch != "RAD")]
-    for k in range(args.rounds):
-        shift = k % len(configs)
-        for fw, ch in configs[shift:] + configs[:shift]:  # rotate who goes first
-            rec = _run_one(pythons[fw], fw, ch, args.warmup, args.reps, args.timeout)
-            rec["round"] = k
-            records.append(rec)
-            state = f"{1e3 * rec['median_s']:.1f} ms" if rec.get("ok") else rec.get("error")
-            print(f"round {k}: {fw:8s} {ch:4s} {state}", file=sys.stderr, flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "darts.json").write_text(json.dumps(records, indent=1) + "\n")
-    table = report(records)
-    (RESULTS / "darts.md").write_text(table)
-    print(table)
+    for k, (fw, ch) in rotated(configs, args.rounds):
+        rec = _run_one(pythons[fw], fw, ch, args.warmup, args.reps, args.timeout)
+        rec["round"] = k
+        records.append(rec)
+        state = f"{1e3 * rec['median_s']:.1f} ms" if rec.get("ok") else rec.get("error")
+        progress(f"round {k}: {fw:8s} {ch:4s} {state}")
+    publish("darts", records, report(records))
     return 0
 
 

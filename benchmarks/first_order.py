@@ -31,16 +31,13 @@ import io
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+from benchmarks.rounds import RESULTS, ROOT, progress, publish, rotated, run_worker
 RHO, LL_LR, UL_LR, TOL = 0.01, 0.1, 0.03, 0.03
 SETTINGS = {  # K and the section, per method
     "VSO": (50, {"z_loop": 30, "z_lr": 0.05, "ll_l2_reg": 0.0, "ul_l2_reg": 0.0,
@@ -214,22 +211,8 @@ def worker(framework: str, method: str, size: str, max_iters: int, large_iters: 
 
 
 def _run_one(python, framework, method, size, max_iters, large_iters, timeout) -> dict:
-    code = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); "
-            "from benchmarks.first_order import worker; "
-            f"print('@@' + json.dumps(worker({framework!r}, {method!r}, {size!r}, "
-            f"{max_iters}, {large_iters})))")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    try:
-        proc = subprocess.run([python, "-c", code], capture_output=True, text=True,
-                              timeout=timeout, env=env, cwd=tempfile.gettempdir())
-    except subprocess.TimeoutExpired:
-        return {"framework": framework, "method": method, "size": size, "ok": False,
-                "error": f"timed out after {timeout:.0f} s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith("@@"):
-            return json.loads(line[2:])
-    return {"framework": framework, "method": method, "size": size, "ok": False,
-            "error": (proc.stderr or proc.stdout)[-300:]}
+    return run_worker(python, "first_order", (framework, method, size, max_iters, large_iters),
+                      {"framework": framework, "method": method, "size": size}, timeout, 300)
 
 
 def _cell(rs, key, fmt):
@@ -294,20 +277,14 @@ def main(argv=None) -> int:
     configs = [(fw, m, s) for s in args.sizes.split(",") for m in args.methods.split(",")
                for fw in fws if fw == "jboat" or m in UPSTREAM.get(fw, ())]
     records = []
-    for k in range(args.rounds):
-        shift = k % len(configs)
-        for fw, m, s in configs[shift:] + configs[:shift]:
-            rec = _run_one(pythons[fw], fw, m, s, args.max_iters, args.large_iters, args.timeout)
-            rec["round"] = k
-            records.append(rec)
-            state = (f"{1e3 * rec['median_s']:.2f} ms, reached {rec.get('reached')}"
-                     if rec.get("ok") else rec.get("error"))
-            print(f"round {k}: {fw:9s} {m:5s} {s:5s} {state}", file=sys.stderr, flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "first_order.json").write_text(json.dumps(records, indent=1) + "\n")
-    table = report(records)
-    (RESULTS / "first_order.md").write_text(table)
-    print(table)
+    for k, (fw, m, s) in rotated(configs, args.rounds):
+        rec = _run_one(pythons[fw], fw, m, s, args.max_iters, args.large_iters, args.timeout)
+        rec["round"] = k
+        records.append(rec)
+        state = (f"{1e3 * rec['median_s']:.2f} ms, reached {rec.get('reached')}"
+                 if rec.get("ok") else rec.get("error"))
+        progress(f"round {k}: {fw:9s} {m:5s} {s:5s} {state}")
+    publish("first_order", records, report(records))
     return 0
 
 

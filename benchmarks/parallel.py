@@ -22,10 +22,8 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+from benchmarks.rounds import ROOT, progress, publish
 ENV = {"nvcc_path": "", "use_mkl": "0", "log_silent": "1", "FIX_TORCH_ERROR": "0",
        "JBOAT_CPU_ONLY": "1", "JBOAT_LOAD_PLUGINS": "jboat", "OMP_NUM_THREADS": "1",
        "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
@@ -35,25 +33,13 @@ def worker(n: int, d: int, K: int, chain: str, iters: int) -> dict:
     import numpy as np
 
     from jboat_core import Problem
-    from jboat_core.testing.problems import Vector, jt
+    from jboat_core.testing.problems import Vector, jt, mean_mse, mean_ridge, mean_ridge_feeds
 
-    rng = np.random.RandomState(0)
-    f32 = lambda a: jt.array(a.astype(np.float32))  # noqa: E731
-    ll_feed = {"A": f32(rng.randn(n, d) / np.sqrt(d)), "b": f32(rng.randn(n))}
-    ul_feed = {"A": f32(rng.randn(n, d) / np.sqrt(d)), "b": f32(rng.randn(n))}
+    ll_feed, ul_feed = mean_ridge_feeds(n, d, np.random.RandomState(0), 1 / np.sqrt(d))
     ll, ul = Vector(np.zeros(d)), Vector(np.zeros(d))
 
-    def f(feed, up, low, **kw):
-        pred, _ = low(feed["A"], **kw)
-        y = kw.get("params") or [low.w]
-        return ((pred - feed["b"]) ** 2).mean() * 0.5 + (up().exp() * y[0] * y[0]).sum() * 0.5
-
-    def F(feed, up, low, **kw):
-        pred, _ = low(feed["A"], **kw)
-        return ((pred - feed["b"]) ** 2).mean() * 0.5
-
     prob = Problem({"na_op": chain.split("+"), "lower_iters": K, "copy_last_param": True},
-                   ll_objective=f, ul_objective=F, ll_model=ll, ul_model=ul,
+                   ll_objective=mean_ridge, ul_objective=mean_mse, ll_model=ll, ul_model=ul,
                    ll_opt=jt.optim.SGD(ll.parameters(), 0.5),
                    ul_opt=jt.optim.Adam(ul.parameters(), 0.01))
     times = []
@@ -127,14 +113,9 @@ def main(argv=None) -> int:
             rec = _launch(procs, args)
             rec["round"] = k
             records.append(rec)
-            print(f"round {k}: {procs} process(es): "
-                  f"{rec.get('median_s', 0) * 1e3:.1f} ms {rec.get('error', '')}",
-                  file=sys.stderr, flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "parallel.json").write_text(json.dumps(records, indent=1) + "\n")
-    table = report(records)
-    (RESULTS / "parallel.md").write_text(table)
-    print(table)
+            progress(f"round {k}: {procs} process(es): "
+                     f"{rec.get('median_s', 0) * 1e3:.1f} ms {rec.get('error', '')}")
+    publish("parallel", records, report(records))
     return 0
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import OperatorRuntimeError
-from .operators import DynamicsPlan, HyperGradient
+from .operators import DynamicsPlan
 from .ordering import validate_and_adjust_order
 from .registry import Registry, get_registry
 
@@ -91,20 +91,22 @@ def makes_functional_na_operation(custom_order, registry: Registry | None = None
     -------
     SequentialHG
     """
+    instances, names = _instantiate(custom_order, "hypergradient", _CTOR_KEYS,
+                                    "makes_functional_na_operation", registry, kwargs)
+    return SequentialHG(instances, names)
+
+
+def _instantiate(custom_order, kind: str, keys: tuple, caller: str, registry, kwargs):
+    """Validate and order ``custom_order`` (operators of ``kind``), then build each with
+    the ``keys`` of ``kwargs``; returns ``(instances, the user's names)``."""
     reg = registry or get_registry()
-    missing = [k for k in _CTOR_KEYS if k not in kwargs]
+    missing = [k for k in keys if k not in kwargs]
     if missing:
-        raise TypeError(f"makes_functional_na_operation() missing keyword arguments: "
-                        f"{', '.join(missing)}")
-    adjusted = validate_and_adjust_order(custom_order, kind="hypergradient", registry=reg)
-    instances = []
-    for name in adjusted:
-        cls = reg.get(name, kind="hypergradient").cls
-        if not issubclass(cls, HyperGradient):  # pragma: no cover - registry guarantees it
-            raise TypeError(f"{name} is not a HyperGradient")
-        instances.append(cls(**{k: kwargs[k] for k in _CTOR_KEYS}))
-    return SequentialHG(instances, list(custom_order) if not isinstance(custom_order, str)
-                        else [custom_order])
+        raise TypeError(f"{caller}() missing keyword arguments: {', '.join(missing)}")
+    adjusted = validate_and_adjust_order(custom_order, kind=kind, registry=reg)
+    instances = [reg.get(n, kind=kind).cls(**{k: kwargs[k] for k in keys}) for n in adjusted]
+    names = [custom_order] if isinstance(custom_order, str) else list(custom_order)
+    return instances, names
 
 
 _DS_KEYS = ("ll_objective", "ul_objective", "ll_model", "ul_model", "lower_loop",
@@ -147,13 +149,6 @@ def makes_functional_dynamical_system(custom_order, registry: Registry | None = 
         ``ll_objective``, ``ul_objective``, ``ll_model``, ``ul_model``, ``lower_loop``,
         ``solver_config``.
     """
-    reg = registry or get_registry()
-    missing = [k for k in _DS_KEYS if k not in kwargs]
-    if missing:
-        raise TypeError(f"makes_functional_dynamical_system() missing keyword arguments: "
-                        f"{', '.join(missing)}")
-    adjusted = validate_and_adjust_order(custom_order, kind="dynamics", registry=reg)
-    instances = [reg.get(n, kind="dynamics").cls(**{k: kwargs[k] for k in _DS_KEYS})
-                 for n in adjusted]
-    return SequentialDS(instances, list(custom_order) if not isinstance(custom_order, str)
-                        else [custom_order])
+    instances, names = _instantiate(custom_order, "dynamics", _DS_KEYS,
+                                    "makes_functional_dynamical_system", registry, kwargs)
+    return SequentialDS(instances, names)

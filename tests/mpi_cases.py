@@ -8,37 +8,22 @@ from __future__ import annotations
 import numpy as np
 
 from jboat_core import Problem
-from jboat_core.testing.problems import Vector, jt
+from jboat_core.testing.problems import Vector, jt, mean_ridge_feeds
+from jboat_core.testing.problems import mean_mse as _mse
+from jboat_core.testing.problems import mean_ridge as _ridge
+from jboat_core.testing.problems import mean_upper as _upper
 
 N, D, ITERS = 16, 5, 3
 
 
 def _data(seed=0):
     rng = np.random.RandomState(seed)
-    f32 = lambda a: jt.array(a.astype(np.float32))  # noqa: E731
-    return ({"A": f32(rng.randn(N, D)), "b": f32(rng.randn(N))},
-            {"A": f32(rng.randn(N, D)), "b": f32(rng.randn(N))}, rng)
-
-
-def _ridge(feed, ul, ll, **kw):
-    pred, sq = ll(feed["A"], **kw)
-    y = kw.get("params") or [ll.w]
-    return ((pred - feed["b"]) ** 2).mean() * 0.5 + (ul().exp() * y[0] * y[0]).sum() * 0.5
-
-
-def _upper(feed, ul, ll, **kw):
-    pred, _ = ll(feed["A"], **kw)
-    return ((pred - feed["b"]) ** 2).mean() * 0.5 + (ul() * ul()).sum() * 0.05
+    return (*mean_ridge_feeds(N, D, rng), rng)
 
 
 def _gda(ll_feed, ul_feed, ul, ll, **kw):
     a = ll_feed["alpha"]
     return _upper(ul_feed, ul, ll, **kw) * a + _ridge(ll_feed, ul, ll, **kw) * (1 - a)
-
-
-def _mse(feed, ul, ll, **kw):
-    pred, _ = ll(feed["A"], **kw)
-    return ((pred - feed["b"]) ** 2).mean() * 0.5
 
 
 CASES = {

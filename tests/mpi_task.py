@@ -9,25 +9,14 @@ import time
 import numpy as np
 
 from jboat_core.runner import Task
-from jboat_core.testing.problems import Vector, jt
+from jboat_core.testing.problems import Vector, mean_ridge, mean_ridge_feeds, mean_upper
 
 
 def build(params, seed):
     n, d = int(params.get("n", 16)), 5
     rng = np.random.RandomState(seed)
-    f32 = lambda a: jt.array(a.astype(np.float32))  # noqa: E731
-    ll_feed = {"A": f32(rng.randn(n, d)), "b": f32(rng.randn(n))}
-    ul_feed = {"A": f32(rng.randn(n, d)), "b": f32(rng.randn(n))}
+    ll_feed, ul_feed = mean_ridge_feeds(n, d, rng)
     ll, ul = Vector(rng.randn(d)), Vector(0.1 * rng.randn(d))
-
-    def f(feed, up, low, **kw):
-        pred, _ = low(feed["A"], **kw)
-        y = kw.get("params") or [low.w]
-        return ((pred - feed["b"]) ** 2).mean() * 0.5 + (up().exp() * y[0] * y[0]).sum() * 0.5
-
-    def F(feed, up, low, **kw):
-        pred, _ = low(feed["A"], **kw)
-        return ((pred - feed["b"]) ** 2).mean() * 0.5 + (up() * up()).sum() * 0.05
 
     fault = os.environ.get("MPI_FAULT")
     rank = int(os.environ.get("OMPI_COMM_WORLD_RANK", "0"))
@@ -39,4 +28,4 @@ def build(params, seed):
             time.sleep(3600)
         return ll_feed, ul_feed
 
-    return Task(ll, ul, f, F, feeds=feeds, evaluate=lambda: {"x0": float(ul.w.numpy()[0])})
+    return Task(ll, ul, mean_ridge, mean_upper, feeds=feeds, evaluate=lambda: {"x0": float(ul.w.numpy()[0])})

@@ -221,3 +221,33 @@ class Logistic(BilevelProblem):
         dl = -(D["A"] * (D["t"] * sm)[:, None])          # rows: grad_w loss_i
         v = np.linalg.solve(self.hessian(w), self.grad_F(w))
         return -(sx * (1 - sx)) / D["n"] * (dl @ v)
+
+
+# -- mean objectives (data-parallel tests and benchmarks) -------------------------------
+def mean_ridge_feeds(n: int, d: int, rng, scale: float = 1.0) -> tuple[dict, dict]:
+    """Lower and upper feeds ``{"A": (n, d), "b": (n,)}`` of Gaussian data (A times
+    ``scale``), as float32 Vars."""
+    def f32(a):
+        return jt.array(a.astype(np.float32))
+
+    return ({"A": f32(rng.randn(n, d) * scale), "b": f32(rng.randn(n))},
+            {"A": f32(rng.randn(n, d) * scale), "b": f32(rng.randn(n))})
+
+
+def mean_mse(feed, ul, ll, **kw):
+    r"""Mean squared error :math:`\frac{1}{2n}\|A y - b\|^2`: a mean over the examples, so
+    N processes on equal shards compute the same value as one on the union."""
+    pred, _ = ll(feed["A"], **kw)
+    return ((pred - feed["b"]) ** 2).mean() * 0.5
+
+
+def mean_ridge(feed, ul, ll, **kw):
+    r"""Lower objective with per-feature penalties,
+    :math:`\frac{1}{2n}\|A y - b\|^2 + \frac12 \sum_i e^{x_i} y_i^2`."""
+    y = kw.get("params") or [ll.w]
+    return mean_mse(feed, ul, ll, **kw) + (ul().exp() * y[0] * y[0]).sum() * 0.5
+
+
+def mean_upper(feed, ul, ll, **kw):
+    r"""Upper objective :math:`\frac{1}{2n}\|A y - b\|^2 + 0.05 \|x\|^2` (finite x*)."""
+    return mean_mse(feed, ul, ll, **kw) + (ul() * ul()).sum() * 0.05
