@@ -159,10 +159,6 @@ class Composition:
         return self.dynamics + (self.chain.gradient_instances if self.chain else [])
 
     @property
-    def learns_initialisation(self) -> bool:
-        return any(type(d).learns_initialisation for d in self.dynamics)
-
-    @property
     def adopts_inner_result(self) -> bool:
         """False when the lower variables must not be warm-started from y_K (an operator
         keeps the initialisation, or one provides its own lower update)."""

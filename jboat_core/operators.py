@@ -52,6 +52,7 @@ class _Operator(OperatorMeta):
     def _store(self, solver_config: Any) -> None:
         self.solver_config = solver_config if solver_config is not None else {}
         self.solver_configs = self.solver_config  # upstream Jittor spelling
+        self.state: dict[str, list] = {}
         self.runtime = Runtime.coerce(solver_config)
         self.config = validate_section(type(self), operator_section(self.runtime, self.name))
 
@@ -68,32 +69,72 @@ class _Operator(OperatorMeta):
         (a ``SolverConfig``); return ``"key: message"`` strings (default: none)."""
         return []
 
-    # -- state kept across outer iterations (dual variables, MESO's theta...) ----------
+    # -- state kept across outer iterations (DM's duals, MESO's theta...) --------------
+    # An operator proposes new state with ``self.propose(name=[Vars])`` while it runs;
+    # the solver computes a probe of it with the iteration's results (``finite_checks``),
+    # reads it (``check_finite``) and adopts the state (``commit``) only when the
+    # iteration is finite, so a diverged iteration changes no state. ``self.state`` holds
+    # the adopted lists; checkpoints save them (``get_state`` / ``set_state``).
+    _pending: dict | None = None
+    _probe = None
+
+    def propose(self, **lists) -> None:
+        """Propose new persistent state (lists of Vars), adopted by ``commit``."""
+        self._pending = {k: [v.detach() for v in vs] for k, vs in lists.items()}
+
+    def commit(self) -> None:
+        """Adopt the state proposed by the last run. The solver calls it only after the
+        iteration passed its finiteness checks."""
+        if self._pending:
+            self.state.update(self._pending)
+        self._pending = None
+
+    def discard(self) -> None:
+        """Drop the state proposed by the last run (``Problem.evaluate``)."""
+        self._pending = None
+
     def get_state(self) -> dict:
-        """State kept across outer iterations, as NumPy arrays and plain values (written
-        to checkpoints); default none."""
-        return {}
+        """The adopted state as NumPy arrays (written to checkpoints)."""
+        return {k: [v.numpy().copy() for v in vs] for k, vs in self.state.items()}
 
     def set_state(self, state: dict) -> None:
         """Restore what ``get_state`` returned."""
+        from ._jittor import jittor
 
-    def commit(self) -> None:
-        """Adopt the state computed by the last run. The solver calls it only after the
-        iteration passed its finiteness checks, so a diverged iteration changes no state
-        (default: nothing to adopt)."""
-
-    def discard(self) -> None:
-        """Drop the state computed by the last run (``Problem.evaluate``; default: none)."""
+        jt = jittor()
+        # not stop_grad: methods differentiate at their state (MESO's grad f(theta))
+        self.state = {k: [jt.array(a) for a in arrays] for k, arrays in state.items()}
 
     # -- finiteness ---------------------------------------------------------------------
     def finite_checks(self, outputs=()) -> list:
         """One-element Vars the solver computes with the iteration's results (one Jittor
-        execution) and ``check_finite`` then reads (default: none)."""
-        return []
+        execution) and ``check_finite`` then reads: a probe of the proposed state."""
+        from .autodiff import vdot
+
+        self._probe = None
+        if not self._pending:
+            return []
+        values = [v for vs in self._pending.values() for v in vs]
+        self._probe = vdot(values, [0.0] * len(values))
+        return [self._probe]
 
     def check_finite(self) -> None:
-        """Raise ``OperatorRuntimeError`` naming the step if the last run diverged
-        (default: no own check; the solver checks every result and loss itself)."""
+        """Raise ``DivergedError`` naming the step if the proposed state is NaN/Inf (the
+        solver checks every result and loss itself)."""
+        import math
+
+        probe, self._probe = self._probe, None
+        if probe is not None and not math.isfinite(float(probe.item())):
+            names = ", ".join(self._pending)
+            self._pending = None
+            raise self.diverged_state(names)
+
+    def diverged_state(self, names: str):
+        """The error for a NaN/Inf proposed state ``names`` (override to advise better)."""
+        from .errors import DivergedError
+
+        return DivergedError(self.name, "state", f"the new {names} is NaN/Inf; lower the "
+                             "step sizes of the method's config section")
 
 
 class HyperGradient(_Operator, abc.ABC):
@@ -220,14 +261,11 @@ class FirstOrderSolver(_Operator, abc.ABC):
     ``ll_gradients`` may be computed at the new values).
 
     State kept across iterations (MESO's theta, PGDO's y-hat): ``optimize`` proposes it
-    with ``self.propose(name=[Vars])``; the solver checks it with the results and adopts
-    it (``commit``) only when the iteration is finite, so a diverged iteration changes no
-    state. ``self.state`` holds the adopted lists; checkpoints save them.
+    with ``self.propose(name=[Vars])`` (see ``_Operator``); it is adopted only when the
+    iteration is finite.
     """
 
     kind: ClassVar[str] = "first_order"
-    _pending: dict | None = None
-    _probe = None
 
     def __init__(self, ll_objective, ul_objective, ll_model, ul_model, lower_loop, ll_var,
                  ul_var, solver_config):
@@ -238,53 +276,8 @@ class FirstOrderSolver(_Operator, abc.ABC):
         self.lower_loop = int(lower_loop)
         self.ll_var = list(ll_var) if ll_var is not None else []
         self.ul_var = list(ul_var) if ul_var is not None else []
-        self.state: dict[str, list] = {}
         self._store(solver_config)
 
     @abc.abstractmethod
     def optimize(self, ll_feed_dict, ul_feed_dict, current_iter=0, **kwargs) -> dict:
         """Compute one outer iteration's updates; see the class docstring."""
-
-    def propose(self, **lists) -> None:
-        """Propose new persistent state (lists of Vars), adopted by ``commit``."""
-        self._pending = {k: [v.detach() for v in vs] for k, vs in lists.items()}
-
-    def finite_checks(self, outputs=()) -> list:
-        from .autodiff import vdot
-
-        self._probe = None
-        if not self._pending:
-            return []
-        values = [v for vs in self._pending.values() for v in vs]
-        self._probe = vdot(values, [0.0] * len(values))
-        return [self._probe]
-
-    def check_finite(self) -> None:
-        import math
-
-        from .errors import DivergedError
-
-        probe, self._probe = self._probe, None
-        if probe is not None and not math.isfinite(float(probe.item())):
-            names = ", ".join(self._pending)
-            self._pending = None
-            raise DivergedError(self.name, "state", f"the new {names} is NaN/Inf; lower the "
-                                "step sizes of the method's config section")
-
-    def commit(self) -> None:
-        if self._pending:
-            self.state.update(self._pending)
-        self._pending = None
-
-    def discard(self) -> None:
-        self._pending = None
-
-    def get_state(self) -> dict:
-        return {k: [v.numpy().copy() for v in vs] for k, vs in self.state.items()}
-
-    def set_state(self, state: dict) -> None:
-        from ._jittor import jittor
-
-        jt = jittor()
-        # not stop_grad: methods differentiate at their state (MESO's grad f(theta))
-        self.state = {k: [jt.array(a) for a in arrays] for k, arrays in state.items()}

@@ -60,8 +60,6 @@ class DM(DynamicalSystem):
     requires_any = ("RAD", "CG")
     provides_hypergradient = True
     config_model = DMConfig
-    v = None
-    _pending_v = _probe = None
     _t = 0
     summary = "Dual multipliers: single-loop primal-dual update of y, v and x"
     formula = "v <- v - eta_v (H v - grad_y F); y <- y - eta grad_y phi; g_x = grad_x F - d2phi/dxdy v"
@@ -84,8 +82,8 @@ class DM(DynamicalSystem):
         eta = auxiliary_opt.lr
         phi, alpha = self._objective(ul_feed_dict, kwargs, t)
         ul_var = list(self.runtime.ul_var or self.ul_model.parameters())
-        if self.v is None:  # dual variables, created on first use, kept across iterations
-            self.v = [jt.zeros(p.shape, p.dtype) for p in y]
+        # dual variables: zero at first, then kept across iterations (``self.state``)
+        v = self.state.get("v") or [jt.zeros(p.shape, p.dtype) for p in y]
         f = check_scalar(phi(ll_feed_dict, self.ul_model, auxiliary_model, params=y),
                          self.name, "lower objective")
         F = check_scalar(self.ul_objective(ul_feed_dict, self.ul_model, auxiliary_model,
@@ -93,7 +91,7 @@ class DM(DynamicalSystem):
         n, par = len(y), self.runtime.parallel
         dF = detach(grads(F, y + ul_var, self.name, "grad F"))
         gy = grads(f, y, self.name, "grad phi")
-        hv_x = grads(vdot(gy, self.v), y + ul_var, self.name, "H v")
+        hv_x = grads(vdot(gy, v), y + ul_var, self.name, "H v")
         hv, mixed = par.data_mean(detach(hv_x[:n])), detach(hv_x[n:])
         r = [a - b for a, b in zip(hv, par.data_mean(dF[:n]))]
         if self._rule() == "CG":
@@ -101,7 +99,7 @@ class DM(DynamicalSystem):
             step = vdot(r, r) / (vdot(r, hr) + 1e-12)
         else:
             step = self._eta_v(t, eta, alpha)
-        self._pending_v = detach(axpy(-step, r, self.v))
+        self.propose(v=axpy(-step, r, v))
         new_y = [(p - g * eta).detach() for p, g in zip(y, par.data_mean(detach(gy)))]
         g_x = [(c - m).detach() for c, m in zip(dF[n:], mixed)]
         return {"upper_loss": F.detach(), "hyper_gradient_finished": True,
@@ -117,40 +115,12 @@ class DM(DynamicalSystem):
     def strategy(self, value: str) -> None:
         self._strategy = DMConfig(strategy=value).strategy  # validated: s1, s2 or s3
 
-    def finite_checks(self, outputs=()):
-        """A probe that is NaN/Inf iff the new dual variables are."""
-        from jboat_core.autodiff import vdot
-
-        if self._pending_v is None:
-            return []
-        self._probe = vdot(self._pending_v, [0.0] * len(self._pending_v))
-        return [self._probe]
-
-    def check_finite(self) -> None:
-        import math
-
+    def diverged_state(self, names: str):
         from jboat_core.errors import DivergedError
 
-        probe, self._probe = self._probe, None
-        if probe is not None and not math.isfinite(float(probe.item())):
-            self._pending_v = None
-            raise DivergedError(self.name, f"outer iteration {self._t}, dual update",
-                                "the dual variables v became NaN/Inf; lower eta0 (or the "
-                                "lower learning rate) or check F and f")
-
-    def commit(self) -> None:
-        if self._pending_v is not None:
-            self.v, self._pending_v = self._pending_v, None
-
-    def discard(self) -> None:
-        self._pending_v = None
-
-    def get_state(self) -> dict:
-        return {"v": [v.numpy().copy() for v in self.v]} if self.v is not None else {}
-
-    def set_state(self, state: dict) -> None:
-        from jboat_core.autodiff import jt
-        self.v = [jt.array(a) for a in state["v"]] if state.get("v") is not None else None
+        return DivergedError(self.name, f"outer iteration {self._t}, dual update",
+                             "the dual variables v became NaN/Inf; lower eta0 (or the lower "
+                             "learning rate) or check F and f")
 
     def _rule(self) -> str:
         na = self.runtime.na_op or ("RAD",)
