@@ -70,11 +70,9 @@ def _reference(problem, run, task, feeds, it: int, steps: int,
 
 
 def run(spec: dict) -> dict:
-    from ._jittor import jittor
     from .config import parse_solver_config
     from .errors import ConfigError, DivergedError, JboatError, OperatorRuntimeError
-    from .problem import Problem
-    from .task import build_task, load_run_config, load_task_module
+    from .task import load_run_config, load_task
 
     row = {"method": spec["method"], "status": "ok"}
     run_cfg, _ = load_run_config(spec["task"])
@@ -83,16 +81,9 @@ def run(spec: dict) -> dict:
     except ConfigError as exc:
         return {**row, "status": "not applicable", "reason": " ".join(str(exc).split())}
     row["composition"] = _composition(cfg)
-    jt = jittor()
-    jt.set_global_seed(run_cfg.task.seed)
-    module = load_task_module(run_cfg.task.module, Path(spec["task"]).parent)
-    task = build_task(module, dict(run_cfg.task.params), run_cfg.task.seed)
+    task = load_task(run_cfg, Path(spec["task"]).parent)
     try:
-        problem = Problem(cfg, ll_objective=task.ll_objective, ul_objective=task.ul_objective,
-                          ll_model=task.ll_model, ul_model=task.ul_model,
-                          ll_opt=run_cfg.optim.lower.build(task.ll_var or task.ll_model.parameters()),
-                          ul_opt=run_cfg.optim.upper.build(task.ul_var or task.ul_model.parameters()),
-                          ll_var=task.ll_var or None, ul_var=task.ul_var, gda_loss=task.gda_loss)
+        problem = task.problem(cfg, run_cfg.optim)
     except JboatError as exc:
         return {**row, "status": "not applicable", "reason": " ".join(str(exc).split())}
     times = []

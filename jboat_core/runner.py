@@ -25,8 +25,8 @@ from .errors import ConfigError
 from .metrics import plot_losses, write_metrics
 from .outdir import OutputError, OutputFolder, check_out_path
 from .parallel import ParallelError, launched_by_mpirun, launcher_rank, watchdog
-from .task import (OptimizerSpec, OptimSection, RunConfig, Task, TaskSection, build_task,
-                   load_run_config, load_task_module)
+from .task import (OptimizerSpec, OptimSection, RunConfig, Task, TaskSection, load_run_config,
+                   load_task)
 
 __all__ = ["CheckpointError", "OptimizerSpec", "OptimSection", "OutputError", "ParallelError",
            "RunConfig", "Task", "TaskSection", "fingerprint", "load_run_config", "plot_losses",
@@ -123,18 +123,8 @@ def _run(run, solver, config_path, out, ckpt, resuming, *, checkpoint_every, pro
          callback, iterations, writer, timeout) -> dict:
     from tqdm import tqdm
 
-    from ._jittor import jittor
-    from .problem import Problem
-
-    jt = jittor()
-    jt.set_global_seed(run.task.seed)
-    module = load_task_module(run.task.module, config_path.parent)
-    task: Task = build_task(module, dict(run.task.params), run.task.seed)
-    problem = Problem(solver, ll_objective=task.ll_objective, ul_objective=task.ul_objective,
-                      ll_model=task.ll_model, ul_model=task.ul_model,
-                      ll_opt=run.optim.lower.build(task.ll_var or task.ll_model.parameters()),
-                      ul_opt=run.optim.upper.build(task.ul_var or task.ul_model.parameters()),
-                      ll_var=task.ll_var or None, ul_var=task.ul_var, gda_loss=task.gda_loss)
+    task: Task = load_task(run, config_path.parent)
+    problem = task.problem(solver, run.optim)
     fp = fingerprint(run, problem, problem.parallel.world)
     start = 0
     if resuming:

@@ -52,6 +52,18 @@ class Task:
     ul_var: list | None = None
     extra: dict = field(default_factory=dict)
 
+    def problem(self, solver, optim: "OptimSection"):
+        """The ``Problem`` of this task under ``solver`` (a ``SolverConfig``), with the
+        task file's optimizers built on the task's variables (default: the models'
+        parameters)."""
+        from .problem import Problem
+
+        return Problem(solver, ll_objective=self.ll_objective, ul_objective=self.ul_objective,
+                       ll_model=self.ll_model, ul_model=self.ul_model,
+                       ll_opt=optim.lower.build(self.ll_var or self.ll_model.parameters()),
+                       ul_opt=optim.upper.build(self.ul_var or self.ul_model.parameters()),
+                       ll_var=self.ll_var or None, ul_var=self.ul_var, gda_loss=self.gda_loss)
+
 
 class OptimizerSpec(BaseModel):
     """A Jittor optimizer: ``type`` and its settings."""
@@ -194,3 +206,11 @@ def build_task(module, params: dict, seed: int) -> Task:
     return task
 
 
+def load_task(run: RunConfig, base: Path) -> Task:
+    """Seed Jittor with ``[task] seed``, import the task module (relative to ``base``, the
+    task file's folder) and build its ``Task``."""
+    from ._jittor import jittor
+
+    jittor().set_global_seed(run.task.seed)
+    module = load_task_module(run.task.module, base)
+    return build_task(module, dict(run.task.params), run.task.seed)
