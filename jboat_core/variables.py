@@ -11,7 +11,7 @@ before any computation:
   substituted in the functional model), and the lower optimizer must optimize it;
 * a variable belongs to one level, unless the two lists are the same variables
   (meta-learning: the upper variables are the lower level's initialisation), which only
-  an operator declaring ``keeps_initialisation`` (IAD, GAFFO) accepts;
+  an operator declaring ``keeps_initialisation`` (IAD) accepts;
 * the lower variables are kept in the lower model's order (``module.parameters()``), the
   order of every ``params=`` list; every later write (warm start, DI, DM's step,
   first-order updates, checkpoints) goes to the variable each value was computed for.
@@ -181,7 +181,8 @@ def _check_levels(lower, upper, ll_var, allow_shared, hint) -> bool:
 def check_mirror(lower, upper, shared: bool, who: str) -> None:
     """Refuse upper variables that do not mirror the lower ones, for operators that hand
     the gradient with respect to the lower level's initial point y_0 to ``ul_var``
-    (``keeps_initialisation``: IAD, GAFFO). ``who`` names the operators and distribution.
+    (``keeps_initialisation``: IAD; GAFFO checks its own, stricter rule). ``who`` names
+    the operators and their distribution.
 
     Raises
     ------
