@@ -127,6 +127,7 @@ def run_compare(config_path, out, *, methods: str | None = None, iterations: int
     """Compare methods on a task file (see the module docstring); returns the report."""
     from tqdm import tqdm
 
+    from .checkpoint import write_atomic
     from .metrics import write_metrics
     from .outdir import OutputFolder, check_out_path
     from .task import load_run_config
@@ -163,7 +164,7 @@ def run_compare(config_path, out, *, methods: str | None = None, iterations: int
                   "reference": {"chain": reference_chain, "max_lower_steps": reference_steps},
                   "machine": _machine(), "rows": [{k: r.get(k) for k in ROW_KEYS} for r in rows]}
         write_metrics(folder.path / "compare.json", report)
-        (folder.path / "compare.md").write_text(table(report) + "\n")
+        write_atomic(folder.path / "compare.md", (table(report, metric) + "\n").encode())
         picture(report, folder.path / "compare.png", metric)
     return report
 

@@ -45,17 +45,14 @@ from dataclasses import dataclass
 
 from .errors import JboatError
 
-#: Environment variables that mpirun (OpenMPI, MPICH / PMI) sets in its processes.
-LAUNCHER_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK")
-
-
 class ParallelError(JboatError):
     """A data-parallel run that cannot proceed (MPI missing, shards unequal, configs
     that differ between ranks)."""
 
 
 def launched_by_mpirun() -> bool:
-    """True when this process was started by an MPI launcher with more than one process."""
+    """True when this process was started by an MPI launcher (OpenMPI, or MPICH's PMI)
+    with more than one process."""
     size = os.environ.get("OMPI_COMM_WORLD_SIZE") or os.environ.get("PMI_SIZE")
     return bool(size and int(size) > 1)
 

@@ -92,3 +92,18 @@ def test_diverged_and_timed_out_methods_are_rows(builtin_registry, tmp_path, cap
     slow = _run_method({"task": str(task), "method": "RHG", "config": {"preset": "RHG"},
                         "iterations": 2, "reference_chain": "", "reference_steps": 0}, 0.5)
     assert slow == {"status": "failed", "reason": "timed out after 0.5 s"}
+
+
+def test_metric_option_applies_to_every_output(builtin_registry, tmp_path, monkeypatch):
+    """--metric picks the column of compare.md and the printed table alike."""
+    import jboat_core.compare as compare
+    rows = {"RHG": {"status": "ok", "ms_per_iter": 2.0, "metrics": {"a": 0.1, "b": 0.7},
+                    "upper_loss": 1.0}}
+    monkeypatch.setattr(compare, "_run_method", lambda spec, timeout: dict(rows[spec["method"]]))
+    task = tmp_path / "task.toml"
+    task.write_text(TASK.format(module=HERE / "mpi_task.py"))
+    report = compare.run_compare(task, tmp_path / "cmp", methods="RHG", iterations=2,
+                                 metric="b", progress=False)
+    md = (tmp_path / "cmp" / "compare.md").read_text()
+    assert md.splitlines()[0] == compare.table(report, "b").splitlines()[0]
+    assert "| b |" in md.splitlines()[0] and "| 0.7 |" in md
