@@ -226,26 +226,19 @@ class Registry:
         except Exception as exc:  # noqa: BLE001 - pluggy's validation message is kept
             self._fail(origin, f"invalid hook implementation: {exc}", exc)
             return
-        for kind in KINDS.values():
-            for impl in getattr(pm.hook, kind.hook).get_hookimpls():
+        hooks = [(kind.hook, functools.partial(self._register, kind, origin))
+                 for kind in KINDS.values()]
+        hooks.append(("jboat_register_presets", functools.partial(self._register_preset, origin)))
+        for hook, register in hooks:
+            for impl in getattr(pm.hook, hook).get_hookimpls():
                 try:
-                    impl.function(register=functools.partial(self._register, kind, origin))
+                    impl.function(register=register)
                 except MetadataError as exc:
                     self._fail(origin, str(exc), exc)
                 except KeyboardInterrupt:
                     raise
                 except BaseException as exc:  # noqa: BLE001
-                    self._fail(origin, f"{kind.hook} raised {type(exc).__name__}: {exc}", exc)
-        for impl in pm.hook.jboat_register_presets.get_hookimpls():
-            try:
-                impl.function(register=functools.partial(self._register_preset, origin))
-            except MetadataError as exc:
-                self._fail(origin, str(exc), exc)
-            except KeyboardInterrupt:
-                raise
-            except BaseException as exc:  # noqa: BLE001
-                self._fail(origin, f"jboat_register_presets raised {type(exc).__name__}: "
-                                   f"{exc}", exc)
+                    self._fail(origin, f"{hook} raised {type(exc).__name__}: {exc}", exc)
 
     def _register_preset(self, origin: Origin, preset) -> None:
         validate_preset(preset, str(origin))
