@@ -44,18 +44,10 @@ def trainable_parameters(module) -> list:
     return [p for p in module.parameters() if not is_buffer(p, module)]
 
 
-def parameter_slots(module) -> tuple[list, list, list]:
-    """One walk of ``module``: its trainable parameters (``module.parameters()`` order,
-    which is this walk's first-seen order), for each of them the ``(dict, key)`` places
-    that hold it (a tied parameter has several), and the same places for its buffers
-    (stop-grad Vars, e.g. BatchNorm running statistics)."""
-    params, slots, buffers = walk(module)
-    return params, [slots[id(p)] for p in params], [slots[id(b)] for b in buffers]
-
-
 def walk(module) -> tuple[list, dict, list]:
-    """``(trainable parameters, {id: [(dict, key) places]}, buffers)`` of ``module``, in
-    ``module.parameters()`` order."""
+    """One walk of ``module``: ``(trainable parameters, {id: [(dict, key) places]},
+    buffers)``, in ``module.parameters()`` order; a tied parameter has several places,
+    buffers are stop-grad Vars such as BatchNorm running statistics."""
     jt = jittor()
     slots: dict[int, list[tuple[dict, str]]] = {}
     every: list = []

@@ -25,7 +25,7 @@ def hypergradient_step(chain, dynamics, ll_model, ll_opt, ll_feed_dict, ul_feed_
     variables : list of jittor.Var, optional
         The lower variables (default: every trainable parameter of ``ll_model``).
     check_finite : bool
-        Raise ``OperatorRuntimeError`` on a NaN/Inf result (default).
+        Raise ``DivergedError`` on a NaN/Inf result (default).
 
     Returns
     -------
