@@ -2,6 +2,7 @@
 what to do; raised before Jittor is imported where possible (checked in a subprocess)."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -184,11 +185,44 @@ def test_strict_mode_prints_the_traceback(tmp_path):
 
 @pytest.mark.jittor
 def test_mpirun_without_jittor_mpi_is_a_clear_error(monkeypatch):
-    """Started by mpirun (the launcher's variables set) but Jittor has no MPI (here: not
-    under a real mpirun, so jt.in_mpi is False): refused with what to install."""
+    """Jittor already imported outside mpirun, then the launcher's variables appear: jt.in_mpi
+    is False, and detection refuses with what to install (in any test order: Jittor is
+    imported first, without the variables)."""
+    from jboat_core._jittor import jittor
     from jboat_core.parallel import Parallel, ParallelError
+    jittor()
     monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")
     with pytest.raises(ParallelError, match="Jittor's MPI is not available: install OpenMPI"):
         Parallel.detect()
     monkeypatch.delenv("OMPI_COMM_WORLD_SIZE")
     assert Parallel.detect().world == 1
+
+
+@pytest.mark.parametrize("env", [{"mpicc_path": ""}, {"use_mpi": "0"}])
+def test_started_by_mpirun_where_jittor_has_no_mpi(tmp_path, env):
+    """Jittor's own import would crash (AttributeError in compile_extern): jboat refuses
+    before importing it, in one line naming what to install."""
+    task = Path(__file__).resolve().parent.parent / "examples" / "l2_reg.toml"
+    code, lines, imported = jboat("run", task, "--out", tmp_path / "out", env={
+        **ENV, "OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "0", **env})
+    one_error(code, lines, "started by mpirun but Jittor has no MPI",
+              "apt-get install openmpi-bin")
+    assert len(lines) == 1 and not imported
+
+
+@pytest.mark.mpi
+@pytest.mark.skipif(shutil.which("mpirun") is None, reason="mpirun not found (OpenMPI)")
+def test_real_mpirun_of_a_jittor_without_mpi(tmp_path):
+    """Under a real ``mpirun -np 2`` with Jittor's MPI unavailable (``mpicc_path=``), every
+    rank stops with jboat's one line, before Jittor is imported."""
+    task = Path(__file__).resolve().parent.parent / "examples" / "l2_reg.toml"
+    env = {**ENV, "mpicc_path": "", "OMPI_ALLOW_RUN_AS_ROOT": "1",
+           "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+    proc = subprocess.run(["mpirun", "-np", "2", "--oversubscribe", "-x", "mpicc_path",
+                           sys.executable, "-m", "jboat_core.cli", "run", str(task),
+                           "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode != 0
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("jboat: error: ")]
+    assert len(errors) == 2 and all("Jittor has no MPI" in e for e in errors), proc.stderr
+    assert "Traceback" not in proc.stderr
