@@ -3,6 +3,7 @@
 Importing ``jboat_core`` never imports Jittor; operators import it when they compute.
 """
 
+from ._jittor import jittor as import_jittor
 from .chain import finished, lower_point, passthrough, require_last, require_next
 from .config import SolverConfig, load_solver_config, parse_solver_config
 from .diffopt import DifferentiableAdam, DifferentiableOptimizer, DifferentiableSGD
@@ -32,7 +33,8 @@ __all__ = [
     "MetadataError", "OperatorRuntimeError", "PluginError", "Problem", "Registry", "Runtime",
     "SequentialHG", "SolverConfig", "UnknownOperatorError", "bind_variables",
     "default_gradient_order", "finished", "get_registry", "hookimpl",
-    "hookspec", "load_solver_config", "lower_point", "makes_functional_na_operation",
+    "hookspec", "import_jittor", "load_solver_config", "lower_point",
+    "makes_functional_na_operation",
     "parse_solver_config", "passthrough", "require_last", "require_next", "set_registry",
     "validate_and_adjust_order", "validate_composition",
 ]
