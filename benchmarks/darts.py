@@ -37,10 +37,9 @@ from benchmarks.rounds import RESULTS, ROOT, progress, publish, rotated, run_wor
 FRAMEWORKS = ("jboat", "bare", "boatjit")
 
 
-def _env():
-    for key, value in {"nvcc_path": "", "use_mkl": "0", "FIX_TORCH_ERROR": "0",
-                       "log_silent": "1", "JBOAT_CPU_ONLY": "1"}.items():
-        os.environ.setdefault(key, value)
+def _env(framework: str = "jboat"):
+    from benchmarks.envsetup import prepare
+    prepare(framework)
 
 
 def _setup(seed: int = 0):
@@ -128,8 +127,8 @@ def _boatjit_step(chain: str):
 
 
 def worker(framework: str, chain: str, warmup: int, reps: int) -> dict:
-    _env()
     sys.path.insert(0, str(ROOT))
+    _env(framework)
     make = {"jboat": _jboat_step, "bare": _bare_step, "boatjit": _boatjit_step}[framework]
     out = {"framework": framework, "chain": chain}
     try:
@@ -146,7 +145,8 @@ def worker(framework: str, chain: str, warmup: int, reps: int) -> dict:
             t = time.perf_counter()
             step()
             times.append(time.perf_counter() - t)
-        out.update(info=info, times_s=times, median_s=statistics.median(times), ok=True)
+        from benchmarks.envsetup import describe
+        out.update(info={**info, **describe()}, times_s=times, median_s=statistics.median(times), ok=True)
     except Exception as exc:  # recorded: an upstream failure is a result too
         out.update(ok=False, error=f"{type(exc).__name__}: {exc}"[:400])
     return out

@@ -53,10 +53,9 @@ UPSTREAM = {"boatjit": ("VSO", "VFO", "MESO", "PGDO"),
             "boattorch": ("VSO", "VFO", "MESO", "PGDO", "ALTO", "GAFFO")}
 
 
-def _env():
-    for key, value in {"nvcc_path": "", "use_mkl": "0", "FIX_TORCH_ERROR": "0",
-                       "log_silent": "1", "JBOAT_CPU_ONLY": "1", "OMP_NUM_THREADS": "1"}.items():
-        os.environ.setdefault(key, value)
+def _env(framework: str = "jboat"):
+    from .envsetup import prepare
+    prepare(framework)
 
 
 def reference(prob):
@@ -128,7 +127,8 @@ def _stepper(framework: str, method: str, prob):
     if framework == "boattorch":
         import torch
 
-        torch.set_num_threads(1)
+        from .envsetup import threads
+        torch.set_num_threads(threads())
         import boat_torch
         from boat_torch.boat_opt import Problem as Up
 
@@ -177,8 +177,8 @@ def _stepper(framework: str, method: str, prob):
 
 
 def worker(framework: str, method: str, size: str, max_iters: int, large_iters: int) -> dict:
-    _env()
     sys.path.insert(0, str(ROOT))
+    _env(framework)
     from .problems import make_problem
 
     out = {"framework": framework, "method": method, "size": size}
@@ -202,7 +202,8 @@ def worker(framework: str, method: str, size: str, max_iters: int, large_iters: 
                     if len(times) > 40:
                         break
         med = statistics.median(times[3:] if len(times) > 5 else times)
-        out.update(ok=True, info=info, first_s=times[0], median_s=med, iterations=len(times),
+        from .envsetup import describe
+        out.update(ok=True, info={**info, **describe()}, first_s=times[0], median_s=med, iterations=len(times),
                    reached=reached, to_tol_s=reached * med if reached else None,
                    final_gap=(value(x_of()) - best) / gap0 if value else None)
     except Exception as exc:  # an upstream failure is a result too

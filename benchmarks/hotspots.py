@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 
 def main(argv=None):
@@ -25,10 +24,8 @@ def main(argv=None):
     ap.add_argument("--K", type=int, default=10)
     ap.add_argument("--reps", type=int, default=7)
     args = ap.parse_args(argv)
-    for k, v in {"nvcc_path": "", "use_mkl": "0", "FIX_TORCH_ERROR": "0", "log_silent": "1",
-                 "use_mpi": "0", "JBOAT_CPU_ONLY": "1"}.items():
-        os.environ.setdefault(k, v)
-    import numpy as np
+    from .envsetup import prepare
+    prepare("jboat")
     from jboat_core import get_registry, makes_functional_na_operation
     from jboat_core._jittor import jittor
     from jboat_core.diffopt import DifferentiableOptimizer

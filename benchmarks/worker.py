@@ -14,16 +14,10 @@ import time
 import traceback
 
 
-def _env():
-    for key, value in {"nvcc_path": "", "use_mkl": "0", "FIX_TORCH_ERROR": "0",
-                       "log_silent": "1", "use_mpi": "0", "JBOAT_CPU_ONLY": "1",
-                       "OMP_NUM_THREADS": "1"}.items():
-        os.environ.setdefault(key, value)
-
-
 def run(spec: dict) -> dict:
     """Measure ``spec`` (framework, problem, size, method, K, K_mem, warmup, reps)."""
-    _env()
+    from .envsetup import describe, prepare
+    prepare(spec["framework"])
     import numpy as np
 
     from .adapters import ADAPTERS
@@ -45,7 +39,7 @@ def run(spec: dict) -> dict:
     t1 = time.perf_counter()
     bench = importlib.import_module(ADAPTERS[spec["framework"]]).setup(prob, method, y0, lr,
                                                                       OP_CONFIG)
-    out.update(info=bench.info, import_s=time.perf_counter() - t1, rss_start_mb=status_mb("VmRSS"))
+    out.update(info={**bench.info, **describe()}, import_s=time.perf_counter() - t1, rss_start_mb=status_mb("VmRSS"))
     m = measure(lambda: bench.step(K), warmup, reps)
     out.update(first_s=m["first_s"], median_s=m["median_s"], min_s=m["min_s"],
                times_s=m["times_s"], peak_mb_K=status_mb("VmHWM"))

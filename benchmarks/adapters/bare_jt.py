@@ -10,7 +10,6 @@ JBOAT's bounds what any Jittor code could gain over JBOAT on the same machine.
 
 from __future__ import annotations
 
-import numpy as np
 
 from .base import Bench
 

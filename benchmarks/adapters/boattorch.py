@@ -1,4 +1,4 @@
-"""Upstream BOAT on PyTorch (``boat-torch==1.1.1``), CPU, one thread.
+"""Upstream BOAT on PyTorch (``boat-torch==1.1.1``), CPU, ``OMP_NUM_THREADS`` threads (1 by default).
 
 Same driving as :mod:`benchmarks.adapters.boatjit`: its ``Problem`` is built from a
 ``boat_config``, and the timed part is ``innerloop_ctx`` + lower solver + upper chain;
@@ -20,7 +20,9 @@ LOSS_CONFIG = {"lower_level_loss": {"function": "benchmarks.adapters.torch_objec
 
 def setup(prob, method, y0, lr, op_config) -> Bench:
     import torch
-    torch.set_num_threads(1)
+
+    from ..envsetup import threads
+    torch.set_num_threads(threads())
     import higher
     from boat_torch.boat_opt import Problem
 

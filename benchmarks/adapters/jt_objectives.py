@@ -10,9 +10,10 @@ import numpy as np
 
 import jittor as jt
 
-#: "bcast": (A * w).sum(1) (what jboat's test problems use); "mm": jt.matmul(A, w[:, None])
-#: (a 2-D matmul that Jittor's matmul tuner can relay to oneDNN when use_mkl=1).
-MATMUL = os.environ.get("BENCH_MATMUL", "bcast")
+#: "mm" (default): jt.matmul(A, w[:, None]), as a user writes ``A @ w``: a 2-D matmul that
+#: Jittor's matmul tuner relays to oneDNN (on by default with jboat); "bcast": (A * w).sum(1),
+#: the broadcast-multiply-reduce form of the earlier runs, which no tuner relays.
+MATMUL = os.environ.get("BENCH_MATMUL", "mm")
 
 
 def _matvec(A, w):
