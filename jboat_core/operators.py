@@ -77,6 +77,10 @@ class _Operator(OperatorMeta):
     # the adopted lists; checkpoints save them (``get_state`` / ``set_state``).
     _pending: dict | None = None
     _probe = None
+    #: True when the operator's results carry ``ul_lr``, the upper learning rate the
+    #: solver sets before each upper step (DM): checkpoints then keep that rate instead of
+    #: requiring the task file's (``Problem.state_schema``).
+    schedules_ul_lr: bool = False
 
     def propose(self, **lists) -> None:
         """Propose new persistent state (lists of Vars), adopted by ``commit``."""

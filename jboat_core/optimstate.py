@@ -57,15 +57,18 @@ def optimizer_state(optimizer) -> dict:
             "groups": groups}
 
 
-def load_optimizer_state(optimizer, state: dict) -> None:
-    """Restore what ``optimizer_state`` saved (same parameter layout)."""
+def load_optimizer_state(optimizer, state: dict, lr: bool = False) -> None:
+    """Restore what ``optimizer_state`` saved (same parameter layout): the step count and
+    the moments. The hyper-parameters (learning rate, the groups' scalars) stay the
+    optimizer's own, from the task file; the saved learning rate is restored only with
+    ``lr`` (an operator schedules it, and the checkpoint holds the schedule's value)."""
     jt = jittor()
     optimizer.n_step = state["n_step"]
-    optimizer.lr = state["lr"]
+    if lr:
+        set_lr(optimizer, state["lr"])
     for pg, saved in zip(optimizer.param_groups, state["groups"]):
         for key, arrays in saved.items():
             if key == "_scalars":
-                pg.update(arrays)
                 continue
             for var, arr in zip(pg[key], arrays):
                 var.update(jt.array(np.asarray(arr)).stop_grad())

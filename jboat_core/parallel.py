@@ -186,20 +186,59 @@ class Parallel:
 
     # -- consistency ---------------------------------------------------------------------
     def check_same(self, what: dict) -> None:
-        """Refuse to start when ``what`` (e.g. the solver config) differs between ranks."""
-        if not self.active:
+        """Refuse to start when ``what`` (e.g. the solver config) differs between ranks:
+        ``compare`` with each key of ``what`` as an item."""
+        self.compare(what, "configurations")
+
+    def compare(self, items: dict, what: str = "inputs") -> None:
+        """Refuse to go on, on every rank at once, when any of ``items`` (name -> a
+        JSON-able value or a digest) differs from rank 0's.
+
+        One collective: every rank puts 48 bits of each item's SHA-256 (two float32 of 24
+        bits, exact) in its row of a world x items table, zeros elsewhere, and the table is
+        summed across ranks; every rank then sees every rank's digests.
+
+        Raises
+        ------
+        ParallelError
+            Naming each rank and item that differs, with both digests (the same message
+            on every rank).
+        """
+        if not self.active or not items:
             return
+        import numpy as np
+
         from ._jittor import jittor
 
         jt = jittor()
-        digest = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode())
-        code = int.from_bytes(digest.digest()[:3], "big")  # exact in float32
-        mine = jt.array([float(code)])
-        same = (mine.mpi_broadcast(0) == mine).float32().mpi_all_reduce("mean")
-        if float(same.item()) < 1.0:
-            raise ParallelError(
-                f"the processes were started with different configurations (rank {self.rank}:"
-                f" hash {code:06x}); give every rank the same task file, settings and data")
+        names = list(items)
+        table = np.zeros((self.world, 2 * len(names)), dtype=np.float32)
+        table[self.rank] = [half for name in names for half in _digest48(items[name])]
+        table = jt.array(table).mpi_all_reduce("add").numpy()
+        lines = []
+        for rank in range(1, self.world):
+            for i, name in enumerate(names):
+                ours, theirs = table[0, 2 * i:2 * i + 2], table[rank, 2 * i:2 * i + 2]
+                if not np.array_equal(ours, theirs):
+                    lines.append(f"rank {rank}: {name} differs from rank 0's (digest "
+                                 f"{_hex(theirs)}, rank 0: {_hex(ours)})")
+        if lines:
+            more = f" (and {len(lines) - 4} more)" if len(lines) > 4 else ""
+            raise ParallelError(f"the processes were started with different {what}: "
+                                + "; ".join(lines[:4]) + more + "; give every rank the same "
+                                "task file, settings and data")
+
+
+def _digest48(value) -> tuple[float, float]:
+    """48 bits of the SHA-256 of ``value`` (its JSON, or the text of a digest) as two
+    float32-exact halves."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    code = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:6], "big")
+    return float(code >> 24), float(code & 0xFFFFFF)
+
+
+def _hex(halves) -> str:
+    return f"{int(halves[0]):06x}{int(halves[1]):06x}"
 
 
 @contextlib.contextmanager

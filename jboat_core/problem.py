@@ -298,25 +298,57 @@ class Problem:
                 apply_gradients(self.init_opt, variables, combined["ll_init_gradients"])
 
     # -- checkpoints -------------------------------------------------------------------
-    def state_dict(self) -> dict:
+    def state_dict(self, history: bool = True) -> dict:
         """Everything needed to resume: variables, optimizer states, operator states,
-        history (NumPy arrays and plain Python values)."""
+        history (NumPy arrays and plain Python values; without the history when
+        ``history`` is False: ``jboat run`` writes it apart)."""
         ops = self.composition.operators
-        return {"ll_var": [p.numpy().copy() for p in self.ll_var],
-                "ul_var": [p.numpy().copy() for p in self.ul_var],
-                "ll_buffers": self._buffer_arrays(),
-                "ll_opt": optimizer_state(self.ll_opt),
-                "ul_opt": optimizer_state(self.ul_opt),
-                "init_opt": optimizer_state(self.init_opt) if self.init_opt else None,
-                "operators": {type(op).name: op.get_state() for op in ops},
-                "history": [dict(h) for h in self.history]}
+        state = {"ll_var": [p.numpy().copy() for p in self.ll_var],
+                 "ul_var": [p.numpy().copy() for p in self.ul_var],
+                 "ll_buffers": self._buffer_arrays(),
+                 "ll_opt": optimizer_state(self.ll_opt),
+                 "ul_opt": optimizer_state(self.ul_opt),
+                 "init_opt": optimizer_state(self.init_opt) if self.init_opt else None,
+                 "operators": {type(op).name: op.get_state() for op in ops}}
+        if history:
+            state["history"] = [dict(h) for h in self.history]
+        return state
+
+    def state_schema(self) -> dict:
+        """What ``load_state_dict`` accepts from a checkpoint (``jboat_core.checkpoint``
+        schema, without the history): the live arrays' shapes and dtypes; optimizer step
+        counts; the optimizers' hyper-parameters equal to the live ones (the task file
+        decides them, never a checkpoint), except the upper learning rate when an
+        operator schedules it (``schedules_ul_lr``, DM: the checkpoint carries the
+        schedule's value); each operator's state lists shaped like the lower or the upper
+        variables."""
+        from .checkpoint import Equal, ListsLike, Plain, schema_of
+
+        live = self.state_dict(history=False)
+        schema = schema_of(live)
+        scheduled = self._schedules_ul_lr()
+        for key in ("ll_opt", "ul_opt", "init_opt"):
+            if not isinstance(live[key], dict):
+                continue
+            schema[key]["n_step"] = Plain("count")
+            schema[key]["lr"] = (Plain("positive") if key == "ul_opt" and scheduled else
+                                 Equal(live[key]["lr"], "the task file"))
+            for group, spec in zip(live[key]["groups"], schema[key]["groups"]):
+                spec["_scalars"] = {k: Equal(v, "the task file")
+                                    for k, v in group["_scalars"].items()}
+        like = {"lower variables": tuple(schema_of(a) for a in live["ll_var"]),
+                "upper variables": tuple(schema_of(a) for a in live["ul_var"])}
+        schema["operators"] = {name: ListsLike(like) for name in live["operators"]}
+        return schema
 
     def _buffer_arrays(self) -> list:
         from .functional import walk
         return [b.numpy().copy() for b in walk(self.ll_model)[2]]
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore what ``state_dict`` returned (same problem)."""
+        """Restore what ``state_dict`` returned (same problem). The optimizers keep their
+        hyper-parameters (the task file's); only step counts and moments are restored,
+        and the upper learning rate when an operator schedules it."""
         from .functional import walk
 
         jt = jittor()
@@ -328,11 +360,17 @@ class Problem:
             b.update(jt.array(arr).stop_grad())
         if state.get("ll_opt"):
             load_optimizer_state(self.ll_opt, state["ll_opt"])
-        load_optimizer_state(self.ul_opt, state["ul_opt"])
+        load_optimizer_state(self.ul_opt, state["ul_opt"], lr=self._schedules_ul_lr())
         if self.init_opt is not None and state.get("init_opt"):
             load_optimizer_state(self.init_opt, state["init_opt"])
         saved = state.get("operators") or {}
         for op in self.composition.operators:
             if type(op).name in saved:
                 op.set_state(saved[type(op).name])
-        self.history = [dict(h) for h in state["history"]]
+        if "history" in state:
+            self.history = [dict(h) for h in state["history"]]
+
+    def _schedules_ul_lr(self) -> bool:
+        """True when an operator sets the upper learning rate every iteration (DM)."""
+        return any(getattr(type(op), "schedules_ul_lr", False)
+                   for op in self.composition.operators)

@@ -60,6 +60,7 @@ class DM(DynamicalSystem):
     requires_any = ("RAD", "CG")
     provides_hypergradient = True
     config_model = DMConfig
+    schedules_ul_lr = True  # sets the upper learning rate each iteration (checkpointed)
     _t = 0
     summary = "Dual multipliers: single-loop primal-dual update of y, v and x"
     formula = "v <- v - eta_v (H v - grad_y F); y <- y - eta grad_y phi; g_x = grad_x F - d2phi/dxdy v"
