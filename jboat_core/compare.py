@@ -17,6 +17,10 @@ steps until its loss settles, then CG to convergence; ``--reference-chain`` chan
 chain). Outputs in ``--out``: ``compare.json``, ``compare.md`` and ``compare.png``
 (the task's metric against time per iteration, one labelled point per method). This
 process never imports Jittor.
+
+Each worker runs in its own process group, in a temporary folder; however the comparison
+stops (a timeout, an exception, Ctrl-C, SIGTERM or SIGHUP: these raise
+``jboat_core.signals.Terminated`` here), the whole group is killed and the folder removed.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
 import os
 import signal
 import subprocess
@@ -103,19 +108,35 @@ def _children_may_die():
         signal.signal(signal.SIGCHLD, previous)
 
 
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill a worker and everything it started (its own process group), then reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        proc.communicate(timeout=30)
+
+
 def _run_method(spec: dict, timeout: float) -> dict:
-    with tempfile.TemporaryDirectory() as tmp, _children_may_die():
+    with tempfile.TemporaryDirectory(prefix="jboat-compare-") as tmp, _children_may_die():
         result = Path(tmp) / "result.json"
         spec = {**spec, "result": str(result)}
+        proc = subprocess.Popen([sys.executable, "-m", "jboat_core.compare_worker",
+                                 json.dumps(spec)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env={**os.environ},
+                                start_new_session=True)  # its own group: killed as one
         try:
-            proc = subprocess.run([sys.executable, "-m", "jboat_core.compare_worker",
-                                   json.dumps(spec)], capture_output=True, text=True,
-                                  timeout=timeout, env={**os.environ})
+            out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
+            _kill_group(proc)
             return {"status": "failed", "reason": f"timed out after {timeout:g} s"}
+        except BaseException:  # Ctrl-C, SIGTERM/SIGHUP (Terminated), anything: no orphan
+            _kill_group(proc)
+            raise
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever the worker left running
         if result.exists():
             return json.loads(result.read_text())
-        last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        last = (err or out).strip().splitlines()[-1:] or ["no output"]
         return {"status": "failed", "reason": f"exit code {proc.returncode}: {last[0][:300]}"}
 
 
@@ -125,19 +146,30 @@ def run_compare(config_path, out, *, methods: str | None = None, iterations: int
                 overwrite: bool = False, timeout: float = 1800,
                 registry: Registry | None = None) -> dict:
     """Compare methods on a task file (see the module docstring); returns the report."""
-    from tqdm import tqdm
+    from .signals import terminate_as_exception
 
-    from .checkpoint import write_atomic
-    from .metrics import write_metrics
-    from .outdir import OutputFolder, check_out_path
-    from .task import load_run_config
-
-    reg = registry or get_registry()
-    config_path, out = Path(config_path).resolve(), Path(out)
-    check_out_path(out)
+    config_path, out = Path(config_path).resolve(), Path(out).absolute()
     if iterations < 2:
         raise ConfigError([f"--iterations: {iterations} must be >= 2 (the first one, with "
                            "Jittor's compilation, is reported apart)"])
+    if not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
+        raise ConfigError([f"--timeout: {timeout!r} must be a finite number of seconds > 0"])
+    with terminate_as_exception():
+        return _compare(config_path, out, methods, iterations, reference_steps,
+                        reference_chain, metric, progress, overwrite, timeout, registry)
+
+
+def _compare(config_path, out, methods, iterations, reference_steps, reference_chain,
+             metric, progress, overwrite, timeout, registry) -> dict:
+    from tqdm import tqdm
+
+    from .metrics import write_metrics
+    from .outdir import OutputFolder, check_out_path
+    from .safeio import write_atomic
+    from .task import load_run_config
+
+    reg = registry or get_registry()
+    check_out_path(out)
     run, _ = load_run_config(config_path)
     specs = resolve_methods(methods, reg)
     rows = []
@@ -250,5 +282,9 @@ def picture(report: dict, path: Path, metric: str | None = None) -> None:
     ax.set_ylabel(key or "final upper loss")
     ax.set_title(f"jboat compare: {Path(report['task']).name}, {report['iterations']} iterations")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    from .safeio import atomic_file
+    try:
+        with atomic_file(path) as fh:
+            fig.savefig(fh, dpi=110, format="png")
+    finally:
+        plt.close(fig)

@@ -11,6 +11,8 @@ Never imports Jittor.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -202,23 +204,76 @@ def _kind_of(name, reg: Registry) -> str | None:
         return None
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a ``.toml`` or ``.json`` file into a dict (``ConfigError`` if unreadable)."""
-    p = Path(path)
+#: Largest config file read (bytes) and deepest nesting of tables and arrays accepted.
+MAX_CONFIG_BYTES = 16 * 2**20
+MAX_CONFIG_DEPTH = 64
+
+
+def _read_regular(p: Path) -> bytes:
+    """The bytes of a regular file, refusing FIFOs, devices and folders before reading
+    (opened non-blocking, so a FIFO cannot hang the open)."""
     try:
-        text = p.read_text(encoding="utf-8")
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise ConfigError([f"cannot read {p}: {exc.strerror or exc}"], str(p)) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ConfigError([f"{p} is not a regular file (a folder, FIFO or device); give "
+                           "a TOML or JSON file"], str(p))
+    with os.fdopen(fd, "rb") as fh:
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError([f"{p.name} is {info.st_size} bytes, more than a config file "
+                               f"may be ({MAX_CONFIG_BYTES})"], str(p))
+        try:
+            return fh.read(MAX_CONFIG_BYTES + 1)
+        except OSError as exc:
+            raise ConfigError([f"cannot read {p}: {exc.strerror or exc}"], str(p)) from None
+
+
+def _too_deep(value: Any, limit: int) -> str | None:
+    """The key path of the first table or array nested deeper than ``limit`` (iterative:
+    no recursion on hostile input), or None."""
+    stack = [(value, "(top level)", 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        if depth > limit:
+            return where if len(where) <= 60 else where[:57] + "..."
+        children = item.items() if isinstance(item, dict) else (
+            enumerate(item) if isinstance(item, list) else ())
+        for key, child in children:
+            if isinstance(child, (dict, list)):
+                label = f"{where}[{key}]" if isinstance(key, int) else (
+                    key if where == "(top level)" else f"{where}.{key}")
+                stack.append((child, label, depth + 1))
+    return None
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a ``.toml`` or ``.json`` file into a dict (``ConfigError`` if unreadable).
+
+    Only a regular file of at most ``MAX_CONFIG_BYTES`` is read (a FIFO or ``/dev/zero``
+    is refused before reading); a UTF-8 byte-order mark is accepted; tables and arrays
+    nested deeper than ``MAX_CONFIG_DEPTH`` are refused."""
+    p = Path(path)
+    raw = _read_regular(p)
+    try:
+        text = raw.decode("utf-8-sig")  # a leading BOM (Windows editors) is dropped
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{p.name}: not UTF-8 text (byte {exc.start}): save it as UTF-8 "
                            "TOML or JSON"], str(p)) from None
-    except OSError as exc:
-        raise ConfigError([f"cannot read {p}: {exc.strerror or exc}"], str(p)) from None
+    kind = "JSON" if p.suffix.lower() == ".json" else "TOML"
     try:
-        if p.suffix.lower() == ".json":
-            return json.loads(text)
-        return tomllib.loads(text)
+        data = json.loads(text) if kind == "JSON" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError([f"{p.name}: not valid {p.suffix.lstrip('.').upper() or 'TOML'}: "
-                           f"{exc}"], str(p)) from None
+        raise ConfigError([f"{p.name}: not valid {kind}: {exc}"], str(p)) from None
+    except RecursionError:
+        data = None
+    where = _too_deep(data, MAX_CONFIG_DEPTH) if data is not None else "(top level)"
+    if where is not None:
+        raise ConfigError([f"{where}: tables or arrays nested more than {MAX_CONFIG_DEPTH} "
+                           f"deep; a {kind} config does not need that"], str(p))
+    return data
 
 
 def load_solver_config(path: str | Path, registry: Registry | None = None) -> SolverConfig:

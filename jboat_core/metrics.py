@@ -4,6 +4,8 @@
 number is written as ``null`` and its location listed under ``"non_finite"``. It is written
 atomically, and also when a run stops on an error (``"status": "failed"`` with
 ``"error"``) or is interrupted, so the history since the last checkpoint is never lost.
+Both files are written through ``jboat_core.safeio``: a new temporary file renamed over
+the name, so a symbolic link planted there is replaced, its target never written.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import math
 from pathlib import Path
 
-from .checkpoint import write_atomic
+from .safeio import atomic_file, write_atomic
 
 
 def strict(value, path: str = "", found: list | None = None):
@@ -41,7 +43,8 @@ def write_metrics(path: Path, metrics: dict) -> dict:
 
 
 def plot_losses(history: list[dict], path: Path, title: str) -> None:
-    """Upper and lower loss per iteration, written as a PNG."""
+    """Upper and lower loss per iteration, written as a PNG (atomically, replacing a file
+    or link at ``path``)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -56,5 +59,8 @@ def plot_losses(history: list[dict], path: Path, title: str) -> None:
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_file(path) as fh:
+            fig.savefig(fh, dpi=100, format="png")
+    finally:
+        plt.close(fig)

@@ -9,6 +9,13 @@ writes to it, never overwritten by accident.
 * A folder holding an earlier run (a checkpoint or ``metrics.json``) is continued only with
   ``--resume`` and replaced only with ``--overwrite``. Temporary files of a write that was
   killed mid-way are removed once the lock is held.
+* Nothing is written through a symbolic link planted in the folder: the lock file is
+  opened with ``O_NOFOLLOW`` (a link there is refused, naming it: remove it), outputs are
+  replaced by rename (``jboat_core.safeio``: a link of an output's name is replaced, its
+  target untouched) and ``--overwrite`` removes links, never their targets.
+* The lock is released explicitly (``LOCK_UN``) when the run ends, and its descriptor is
+  closed in forked children (Jittor's compiler pools), so a second run in the same
+  process can take the folder again and a child never holds it.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 from pathlib import Path
 
 from .checkpoint import LEGACY, NAME
@@ -23,6 +31,22 @@ from .errors import JboatError
 
 LOCK = ".jboat.lock"
 OUTPUTS = (NAME, LEGACY, "metrics.json", "loss_curve.png")
+LOCK_FLAGS = (os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+              | getattr(os, "O_CLOEXEC", 0))
+_HELD: set[int] = set()  # lock descriptors of this process, closed in forked children
+
+
+def _close_in_child() -> None:
+    for fd in list(_HELD):  # a child's copy only: closing it leaves the parent's lock
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_in_child)
 
 
 class OutputError(JboatError):
@@ -65,7 +89,10 @@ class OutputFolder:
         self._lock()
         try:
             for stale in self.path.glob(".*.tmp"):  # left by a write killed mid-way
-                stale.unlink(missing_ok=True)
+                try:
+                    stale.unlink()  # a link is removed, never followed
+                except OSError:
+                    pass
             self._check_earlier_run()
         except BaseException:
             self.release()
@@ -76,7 +103,7 @@ class OutputFolder:
         self.release()
 
     def _lock(self) -> None:
-        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._open_lock(self.path / LOCK)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -90,18 +117,49 @@ class OutputFolder:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+        _HELD.add(fd)
+
+    @staticmethod
+    def _open_lock(lock: Path) -> int:
+        """The lock file's descriptor: never through a link, only a regular file."""
+        advice = f"jboat never writes through it: remove it (rm {lock}) and run again"
+        try:
+            fd = os.open(lock, LOCK_FLAGS, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP or os.path.islink(lock):
+                raise OutputError(f"{lock} is a symbolic link; {advice}") from None
+            raise OutputError(f"cannot open the lock file {lock}: {exc.strerror}; "
+                              f"{advice}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OutputError(f"{lock} is not a regular file; {advice}")
+        return fd
 
     def release(self) -> None:
+        """Unlock and close (explicitly: a forked child's copy must not keep the lock)."""
         if self._fd is not None:
-            os.close(self._fd)  # closing releases the flock
-            self._fd = None
+            fd, self._fd = self._fd, None
+            _HELD.discard(fd)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+
+    @staticmethod
+    def _remove(path: Path) -> None:
+        """Remove an earlier output (a link itself, never its target)."""
+        try:
+            path.unlink()
+        except IsADirectoryError:
+            raise OutputError(f"--overwrite: {path} is a folder, not a jboat output; move "
+                              "it away or choose another --out") from None
 
     def _check_earlier_run(self) -> None:
-        found = [n for n in self.outputs if (self.path / n).exists()]
+        found = [n for n in self.outputs if os.path.lexists(self.path / n)]  # links too
         if not found or self.overwrite:
             if self.overwrite:
                 for name in found:
-                    (self.path / name).unlink()
+                    self._remove(self.path / name)
             return
         if self.resume and (self.path / NAME).exists():
             return

@@ -21,8 +21,10 @@ JBOAT_DISABLE_PLUGINS=dist1,dist2
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import sys
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -172,8 +174,10 @@ class Registry:
         if strict is None:
             strict = os.environ.get("JBOAT_STRICT_PLUGINS", "") not in ("", "0")
         reg = cls(strict=strict)
-        for ep in sorted(entry_points, key=lambda e: (_origin_of(e).distribution, e.name)):
-            reg._load_one(ep)
+        with contextlib.redirect_stdout(sys.stderr):  # a plugin printing at import must not
+            for ep in sorted(entry_points,           # break `jboat list-ops --json`
+                             key=lambda e: (_origin_of(e).distribution, e.name)):
+                reg._load_one(ep)
         reg._check_references()
         return reg
 

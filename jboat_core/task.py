@@ -6,7 +6,9 @@ importing a task module may.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
+import keyword
 import sys
 import traceback
 from collections.abc import Callable
@@ -17,8 +19,23 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .config import parse_solver_config, read_config_file
-from .errors import ConfigError
+from .errors import ConfigError, JboatError
 from .sections import error_lines
+
+#: Most outer iterations a run may ask for (a bound on ``--iterations`` and ``[task]``).
+MAX_ITERATIONS = 10**9
+#: Seeds are 32-bit unsigned integers (NumPy's and Jittor's generators).
+SEED_LIMIT = 2**32
+
+
+class TaskError(JboatError):
+    """A task module's code failed while the run called it (raised, exited, returned
+    unusable data). The message names the function and the outer iteration; ``details``
+    holds the task's own traceback, shown after the message."""
+
+    def __init__(self, message: str, details: str = ""):
+        super().__init__(message)
+        self.details = details
 
 
 @dataclass
@@ -97,8 +114,8 @@ class TaskSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     module: str = Field(description="task module: a .py path relative to the task file, "
                         "or an importable dotted name")
-    iterations: int = Field(100, ge=1)
-    seed: int = 0
+    iterations: int = Field(100, ge=1, le=MAX_ITERATIONS)
+    seed: int = Field(0, ge=0, lt=SEED_LIMIT, description="0 <= seed < 2**32")
     eval_every: int = Field(0, ge=0, description="evaluate every N iterations (0: at the end)")
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -144,23 +161,54 @@ def load_run_config(path: str | Path) -> tuple[RunConfig, Any]:
 
 def locate_task_module(spec: str, base: Path, source: str | None = None):
     """The file of a ``.py`` task module (checked to exist), or the dotted name (checked to
-    be importable) of an installed one; nothing is imported."""
+    be importable) of an installed one. Nothing is imported or executed: a dotted name's
+    top-level package is looked up by the import system's finders (which read no module
+    code) and each further part is found as a file or folder of the package."""
     if spec.endswith(".py"):
         path = (Path(base) / spec).resolve()
         if not path.is_file():
             raise ConfigError([f"task.module: {path} does not exist (a path is relative to "
                                "the task file)"], source)
         return path
-    try:
-        found = importlib.util.find_spec(spec)
-    except (ImportError, ValueError) as exc:
-        found, why = None, f" ({exc})"
-    else:
-        why = ""
-    if found is None:
-        raise ConfigError([f"task.module: no module named {spec!r}{why}; give a .py path "
+    if spec in sys.modules:  # already imported (os.path): nothing to find
+        return spec
+    parts = spec.split(".")
+    if not all(p.isidentifier() and not keyword.iskeyword(p) for p in parts):
+        raise ConfigError([f"task.module: {spec!r} is neither a .py path nor a dotted module "
+                           "name (identifiers joined by '.')"], source)
+    why = _find_module(parts)
+    if why:
+        raise ConfigError([f"task.module: no module named {spec!r} ({why}); give a .py path "
                            "relative to the task file or an importable module"], source)
     return spec
+
+
+def _find_module(parts: list[str]) -> str:
+    """Why the module ``parts`` cannot be found without importing it ('' if found)."""
+    try:
+        top = importlib.util.find_spec(parts[0])  # a top-level name: no parent imported
+    except (ImportError, ValueError) as exc:
+        return str(exc)
+    if top is None:
+        return f"{parts[0]!r} is not installed"
+    folders = list(top.submodule_search_locations or [])
+    for depth, part in enumerate(parts[1:], start=1):
+        parent = ".".join(parts[:depth])
+        if not folders:
+            return f"{parent!r} is a module, not a package"
+        found = [hit for folder in folders for hit in _submodule(Path(folder), part)]
+        if not found:
+            return f"{parent!r} has no module {part!r}"
+        folders = [str(f) for f in found if f.is_dir()]
+    return ""
+
+
+def _submodule(folder: Path, name: str) -> list[Path]:
+    """The files or package folders of module ``name`` in ``folder`` (found, not read)."""
+    hits = [folder / name] if (folder / name).is_dir() else []
+    suffixes = importlib.machinery.all_suffixes()
+    files = [folder / f"{name}{sfx}" for sfx in suffixes]
+    return hits + [f for f in files if f.is_file()]
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,0 +1,104 @@
+"""SIGTERM and SIGHUP handled like Ctrl-C, and Ctrl-C given back after Jittor's import.
+
+``timeout``, ``kill``, SLURM, Docker and a closed terminal stop a process with SIGTERM or
+SIGHUP, whose default action ends it at once: nothing in Python runs. Inside
+``terminate_as_exception()`` these signals raise ``Terminated`` in the main thread instead
+(a ``BaseException``, like ``KeyboardInterrupt``, so ``except Exception`` in a task module
+does not swallow it), and ``jboat run`` records why it stopped. A signal the program
+ignores (``nohup`` ignores SIGHUP) or handles itself is left alone.
+
+Importing Jittor installs a C handler that ends the process on SIGINT ("Caught SIGINT,
+quick exit"), even in a process started with SIGINT ignored (a ``&`` job of a script).
+``after_jittor_import()`` puts back the disposition Python records for SIGINT:
+``KeyboardInterrupt``, or ignored for such a job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+__all__ = ["TERMINATING", "Terminated", "after_jittor_import", "terminate_as_exception"]
+
+#: The signals ``terminate_as_exception`` turns into ``Terminated``.
+TERMINATING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                    if hasattr(signal, name))
+
+
+class Terminated(BaseException):
+    """The process received SIGTERM or SIGHUP (raised in the main thread).
+
+    Attributes
+    ----------
+    signum : int
+        The signal's number.
+    note : str
+        Where the run recorded its results (set by ``jboat run``; may be empty).
+    """
+
+    def __init__(self, signum: int):
+        self.signum = int(signum)
+        self.note = ""
+        super().__init__(f"received {self.name}")
+
+    @property
+    def name(self) -> str:
+        """The signal's name (``SIGTERM``)."""
+        try:
+            return signal.Signals(self.signum).name
+        except ValueError:  # pragma: no cover
+            return f"signal {self.signum}"
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention for a process ended by a signal: 128 + its number."""
+        return 128 + self.signum
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def terminate_as_exception(signums: tuple[int, ...] = TERMINATING) -> Iterator[None]:
+    """Within the block, ``signums`` raise ``Terminated`` in the main thread.
+
+    Only signals at their default action are taken over (ignored or handled ones stay as
+    they are); the previous handlers come back when the block ends. A further signal
+    while the first is being handled (results being written) is ignored. Outside the main
+    thread nothing changes (Python delivers signals to the main thread only).
+    """
+    if not _in_main_thread():
+        yield
+        return
+    raised = []
+
+    def handler(signum, frame):  # noqa: ARG001 - the signal module's signature
+        if raised:  # the first one is being handled: let it finish writing
+            return
+        raised.append(signum)
+        raise Terminated(signum)
+
+    previous = {}
+    for signum in signums:
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            previous[signum] = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def after_jittor_import() -> None:
+    """Put back the SIGINT disposition Python records, which Jittor's import replaced
+    with a handler that quits at once: ``KeyboardInterrupt`` (Python's default), or
+    ignored in a process started with SIGINT ignored. Call it in the main thread right
+    after ``import jittor`` (elsewhere it does nothing)."""
+    if not _in_main_thread():
+        return
+    current = signal.getsignal(signal.SIGINT)
+    if current is not None:  # None: a handler not installed from Python; leave it
+        signal.signal(signal.SIGINT, current)
