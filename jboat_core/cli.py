@@ -11,7 +11,9 @@ import traceback
 from .errors import ChainError, ConfigError, JboatError, PluginError, UnknownOperatorError
 from .kinds import KINDS
 from .metadata import describe_config
-from .registry import OperatorRecord, Registry, get_registry
+from .registry import OperatorRecord, PluginFailure, Registry, get_registry
+from .signals import Terminated
+from .task import MAX_ITERATIONS
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -21,29 +23,46 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _readable(records: list[OperatorRecord]) -> tuple[list[tuple[dict, OperatorRecord]],
+                                                      list[PluginFailure]]:
+    """Each record's metadata read once (``as_dict``); a record whose class raises when
+    read becomes a failure of its plugin, as if it had failed to load."""
+    rows, failures = [], []
+    for r in records:
+        try:
+            d = r.as_dict()
+            rows.append(({k: v if isinstance(v, (bool, int, list)) or v is None else str(v)
+                          for k, v in d.items()}, r))
+        except Exception as exc:  # noqa: BLE001 - a plugin's class, reported
+            failures.append(PluginFailure(r.origin, "reading its operator's metadata raised "
+                                          f"{type(exc).__name__}: {exc}"))
+    return rows, failures
+
+
 def cmd_list_ops(args, reg: Registry) -> int:
-    records = reg.records(args.kind)
+    records, unreadable = _readable(reg.records(args.kind))
+    failures = [*reg.failures, *unreadable]
     if args.json:
-        out = [r.as_dict() for r in records]
+        out = [d for d, _ in records]
         if args.verbose:
-            out = {"operators": out, "failures": [f.as_dict() for f in reg.failures]}
+            out = {"operators": out, "failures": [f.as_dict() for f in failures]}
         print(json.dumps(out, indent=2))
         return 0
     head = ["NAME", "KIND", "STAGE", "ROLE", "DISTRIBUTION", "SUMMARY"]
     if args.verbose:
         head.insert(5, "FROM")
     rows = [head]
-    for r in records:
-        row = [r.name, r.kind, r.cls.stage, r.cls.role,
-               f"{r.origin.distribution} {r.origin.version}", r.cls.summary]
+    for r, rec in records:
+        row = [r["name"], r["kind"], r["stage"], r["role"],
+               f"{r['distribution']} {r['version']}", r["summary"]]
         if args.verbose:
-            row.insert(5, f"{r.origin.entry_point} = {r.origin.value}")
+            row.insert(5, f"{rec.origin.entry_point} = {rec.origin.value}")
         rows.append(row)
     print(_table(rows) if records else "no operators found (is jboat installed?)")
-    if reg.failures:
-        print(f"\n{len(reg.failures)} plugin(s) failed to load "
+    if failures:
+        print(f"\n{len(failures)} plugin(s) failed to load "
               "(set JBOAT_STRICT_PLUGINS=1 to see the traceback):")
-        for f in reg.failures:
+        for f in failures:
             print(f"  {f.origin}: {f.error}")
     return 0
 
@@ -220,8 +239,8 @@ def _version() -> str:
         return __version__
 
 
-def _count(minimum: int):
-    """argparse type: an integer >= ``minimum``."""
+def _count(minimum: int, maximum: int | None = None):
+    """argparse type: an integer >= ``minimum`` (and <= ``maximum``)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -229,9 +248,23 @@ def _count(minimum: int):
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{value} must be >= {minimum}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{value} must be <= {maximum}")
         return value
     parse.__name__ = "integer"
     return parse
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite, positive number of seconds."""
+    import math
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds > 0")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="task file (TOML or JSON)")
     p.add_argument("--methods", help="comma-separated presets (BDA), operator chains "
                    "(PTT+RAD, GDA+NGD+CG, VFO) or 'presets'; default: every valid composition")
-    p.add_argument("--iterations", type=_count(2), default=30, metavar="N",
+    p.add_argument("--iterations", type=_count(2, MAX_ITERATIONS), default=30, metavar="N",
                    help="outer iterations per method (default 30)")
     p.add_argument("--out", default="runs/compare", help="output directory")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier comparison")
@@ -273,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hyper-gradient chain of the reference (default CG; '' : none)")
     p.add_argument("--reference-steps", type=_count(1), default=2000, metavar="N",
                    help="most lower steps to solve the lower level for the reference")
-    p.add_argument("--timeout", type=float, default=1800, help="seconds per method")
+    p.add_argument("--timeout", type=_seconds, default=1800, help="seconds per method")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_compare)
     p = sub.add_parser("setup-onednn", help="let Jittor use a locally installed oneDNN "
@@ -292,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="continue from OUT/checkpoint.npz")
     mode.add_argument("--overwrite", action="store_true",
                       help="replace an earlier run in OUT")
-    p.add_argument("--iterations", type=_count(1), default=None, metavar="N",
+    p.add_argument("--iterations", type=_count(1, MAX_ITERATIONS), default=None, metavar="N",
                    help="override [task] iterations")
     p.add_argument("--mpi", action="store_true",
                    help="require a data-parallel run (mpirun -np N jboat run ... --mpi)")
@@ -304,7 +337,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line. Run as the ``jboat`` program (``argv`` None), a command that
+    leaves non-daemon threads of a task module running ends the process once its results
+    are written, with a warning, instead of waiting for them forever."""
     args = build_parser().parse_args(argv)
+    code = _dispatch(args)
+    if argv is None:
+        _exit_past_leftover_threads(code)
+    return code
+
+
+def _exit_past_leftover_threads(code: int) -> None:
+    import threading
+    left = [t.name for t in threading.enumerate()
+            if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if not left:
+        return
+    print(f"jboat: warning: {len(left)} non-daemon thread(s) left running ({', '.join(left)}"
+          "), e.g. by the task module; exiting without waiting for them", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _dispatch(args) -> int:
     try:
         return args.func(args, get_registry())
     except (ConfigError, ChainError, UnknownOperatorError) as exc:
@@ -317,10 +373,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except JboatError as exc:
         print(f"jboat: error: {exc}", file=sys.stderr)
+        if getattr(exc, "details", ""):  # a task module's own traceback, after the line
+            print(exc.details, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("jboat: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print(f"jboat: terminated by {exc.name}" + (f"; {exc.note}" if exc.note else ""),
+              file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":  # pragma: no cover
