@@ -26,11 +26,11 @@ import os
 import stat
 from pathlib import Path
 
-from .checkpoint import LEGACY, NAME
+from .checkpoint import HISTORY, LEGACY, NAME
 from .errors import JboatError
 
 LOCK = ".jboat.lock"
-OUTPUTS = (NAME, LEGACY, "metrics.json", "loss_curve.png")
+OUTPUTS = (NAME, LEGACY, "metrics.json", "loss_curve.png", HISTORY)
 LOCK_FLAGS = (os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
               | getattr(os, "O_CLOEXEC", 0))
 _HELD: set[int] = set()  # lock descriptors of this process, closed in forked children
@@ -114,8 +114,11 @@ class OutputFolder:
                                   f"{holder}); wait for it to finish or choose another "
                                   "folder") from None
             raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:  # the PID is for messages only: a full disk must not stop the run here
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass
         self._fd = fd
         _HELD.add(fd)
 
