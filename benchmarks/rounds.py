@@ -15,18 +15,33 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def run_worker(python: str, module: str, args: tuple, ident: dict, timeout: float,
-               tail: int = 400) -> dict:
+               tail: int = 400, env: dict | None = None, lock: str | None = None) -> dict:
     """``benchmarks.MODULE.worker(*args)`` in a new ``python`` process (the framework's own
-    venv); its JSON record, or ``ident`` with ``ok = False`` and why."""
+    venv); its JSON record, or ``ident`` with ``ok = False`` and why.
+
+    ``env``: variables to set (a value of None removes one) in the worker's environment.
+    ``lock``: a file taken with ``flock`` around the worker, whose time limit then starts
+    once the lock is held (``timeout -s KILL``; waiting for the lock is not limited)."""
     code = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); "
             f"from benchmarks.{module} import worker; "
             f"print('@@' + json.dumps(worker(*{args!r})))")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    full = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for key, value in (env or {}).items():
+        if value is None:
+            full.pop(key, None)
+        else:
+            full[key] = value
+    cmd = [python, "-c", code]
+    if lock:
+        cmd = ["flock", lock, "timeout", "-s", "KILL", f"{timeout:.0f}", *cmd]
     try:
-        proc = subprocess.run([python, "-c", code], capture_output=True, text=True,
-                              timeout=timeout, env=env, cwd=tempfile.gettempdir())
+        proc = subprocess.run(cmd, capture_output=True, text=True,
+                              timeout=None if lock else timeout, env=full,
+                              cwd=tempfile.gettempdir())
     except subprocess.TimeoutExpired:
         return {**ident, "ok": False, "error": f"timed out after {timeout:.0f} s"}
+    if lock and proc.returncode in (137, -9):
+        return {**ident, "ok": False, "error": f"killed after {timeout:.0f} s (time limit)"}
     for line in proc.stdout.splitlines():
         if line.startswith("@@"):
             return json.loads(line[2:])
