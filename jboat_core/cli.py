@@ -186,7 +186,8 @@ def cmd_run(args, reg: Registry) -> int:
     metrics = run_task(args.config, args.out, checkpoint_every=args.checkpoint_every,
                        resume=args.resume, overwrite=args.overwrite,
                        iterations=args.iterations, mpi=args.mpi,
-                       mpi_timeout=args.mpi_timeout or None)
+                       mpi_timeout=args.mpi_timeout or None,
+                       allow_changed_module=args.allow_changed_module)
     if "final" not in metrics:  # a rank > 0 of an MPI run: rank 0 reports
         return 0
     print(f"final: {_metrics_line(metrics['final'])}")
@@ -215,18 +216,32 @@ def cmd_compare(args, reg: Registry) -> int:
     return 0
 
 
+def cmd_doctor(args, reg: Registry) -> int:
+    from .doctor import format_report, report
+    facts = report(import_jittor=not args.no_import)
+    print(json.dumps(facts, indent=2) if args.json else format_report(facts))
+    return 0
+
+
 def cmd_setup_onednn(args, reg: Registry) -> int:
+    """Kept for scripts of earlier versions: jboat now sets oneDNN up by itself."""
     from pathlib import Path
 
-    from .onednn import setup_onednn
-    try:
-        target = setup_onednn(Path(args.cache_dir).expanduser(),
-                              Path(args.lib) if args.lib else None, Path(args.include))
-    except FileNotFoundError as exc:
-        print(f"jboat: error: {exc}", file=sys.stderr)
+    from .onednn import lay_out, mkl_folder, prepare
+    if not args.lib:
+        state = prepare()
+        print(f"oneDNN: {'used' if state.used else 'not used'}: {state.reason} "
+              "(jboat does this by itself before Jittor's import; see `jboat doctor`)")
+        return 0 if state.used else 1
+    lib, include = Path(args.lib), Path(args.include)
+    if not lib.is_file() or not (include / "dnnl.h").is_file():
+        print(f"jboat: error: {lib} or {include}/dnnl.h not found: install oneDNN first "
+              "(pip install onednn-cpu-gomp onednn-devel-cpu-gomp, or libdnnl-dev)",
+              file=sys.stderr)
         return 1
-    print(f"oneDNN linked into {target}\nnow run with use_mkl=1 (e.g. `use_mkl=1 "
-          "JBOAT_CPU_ONLY=1 jboat run ...`); only 2-D jt.matmul products use it")
+    folder = Path(args.cache_dir).expanduser() / "mkl" / mkl_folder().name
+    lay_out(folder, lib, include)
+    print(f"oneDNN linked into {folder}")
     return 0
 
 
@@ -309,10 +324,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_seconds, default=1800, help="seconds per method")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_compare)
-    p = sub.add_parser("setup-onednn", help="let Jittor use a locally installed oneDNN "
-                       "(libdnnl-dev) instead of downloading one")
+    p = sub.add_parser("doctor", help="what Jittor runs with here: oneDNN (and why not), "
+                       "MPI, CUDA, compiler, cache")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--no-import", action="store_true",
+                   help="do not import Jittor (report only what is known before)")
+    p.set_defaults(func=cmd_doctor)
+    p = sub.add_parser("setup-onednn", help="(kept for old scripts) jboat sets oneDNN up by "
+                       "itself; with --lib, link another oneDNN (e.g. Debian's libdnnl-dev)")
     p.add_argument("--cache-dir", default="~/.cache/jittor", help="Jittor's cache folder")
-    p.add_argument("--lib", help="path of libdnnl.so (default: searched)")
+    p.add_argument("--lib", help="path of a libdnnl.so to link instead of the wheel's")
     p.add_argument("--include", default="/usr/include", help="folder holding dnnl.h")
     p.set_defaults(func=cmd_setup_onednn)
     p = sub.add_parser("run", help="solve a task file end to end (metrics.json, loss_curve.png)")
@@ -327,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="replace an earlier run in OUT")
     p.add_argument("--iterations", type=_count(1, MAX_ITERATIONS), default=None, metavar="N",
                    help="override [task] iterations")
+    p.add_argument("--allow-changed-module", action="store_true",
+                   help="with --resume: continue although the task module's source changed "
+                        "since the checkpoint (refused otherwise)")
     p.add_argument("--mpi", action="store_true",
                    help="require a data-parallel run (mpirun -np N jboat run ... --mpi)")
     p.add_argument("--mpi-timeout", type=_count(0), default=600, metavar="S",
