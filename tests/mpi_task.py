@@ -1,6 +1,7 @@
 """A task for ``jboat run`` under mpirun: ridge regression with per-feature penalties and
 objectives that are means over the examples (so sharding is exact); ``n`` examples per
-feed. ``MPI_FAULT=dies|hangs`` makes rank 1 SIGKILL itself or sleep at iteration 2."""
+feed (rank 1 takes ``MPI_TASK_ROWS_RANK1`` instead when set: ranks with other data).
+``MPI_FAULT=dies|hangs`` makes rank 1 SIGKILL itself or sleep at iteration 2."""
 
 import os
 import signal
@@ -14,6 +15,8 @@ from jboat_core.testing.problems import Vector, mean_ridge, mean_ridge_feeds, me
 
 def build(params, seed):
     n, d = int(params.get("n", 16)), 5
+    if os.environ.get("OMPI_COMM_WORLD_RANK") == "1" and os.environ.get("MPI_TASK_ROWS_RANK1"):
+        n = int(os.environ["MPI_TASK_ROWS_RANK1"])  # rank 1 reads other data (a test)
     rng = np.random.RandomState(seed)
     ll_feed, ul_feed = mean_ridge_feeds(n, d, rng)
     ll, ul = Vector(rng.randn(d)), Vector(0.1 * rng.randn(d))

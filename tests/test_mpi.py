@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +115,8 @@ def test_jboat_run_under_mpirun_writes_once_and_matches_one_process(tmp_path):
     assert par.returncode == 0, par.stderr[-2000:]
     assert par.stdout.count("final:") == 1  # rank 0 reports, rank 1 is silent
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [
-        ".jboat.lock", "checkpoint.npz", "loss_curve.png", "metrics.json"]
+        ".jboat.lock", "checkpoint.history.jsonl", "checkpoint.npz", "loss_curve.png",
+        "metrics.json"]
     a = json.loads((tmp_path / "one" / "metrics.json").read_text())
     b = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert b["processes"] == 2 and "processes" not in a
@@ -145,6 +147,56 @@ def test_different_configs_are_refused(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600)
     assert proc.returncode != 0
     assert "started with different configurations" in proc.stderr
+
+
+def _two_ranks(first: list, second: list, timeout=600):
+    """``mpirun`` with rank 0 running ``jboat run *first`` and rank 1 ``*second``."""
+    run = [sys.executable, "-m", "jboat_core.cli", "run"]
+    cmd = ["mpirun", "--oversubscribe", "-np", "1", *run, *map(str, first), ":", "-np", "1",
+           *run, *map(str, second)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=timeout)
+
+
+def test_ranks_with_different_optim_tables_are_refused_at_once(tmp_path):
+    """Rank 1's task file differs in [optim] only (the solver, shapes and data agree):
+    both ranks refuse at start, naming rank 1 and the item, long before any watchdog."""
+    a = _task(tmp_path, "a.toml")
+    b = _task(tmp_path, "b.toml")
+    b.write_text(b.read_text().replace("lr = 0.05", "lr = 0.5"))
+    t0 = time.time()
+    proc = _two_ranks([a, "--out", tmp_path / "o"], [b, "--out", tmp_path / "o"])
+    assert proc.returncode != 0
+    assert time.time() - t0 < 300
+    line = ("the processes were started with different inputs: rank 1: task file differs "
+            "from rank 0's")
+    assert proc.stderr.count(line) == 2, proc.stderr[-3000:]  # every rank says it
+    assert "rank 1: [optim] table differs from rank 0's" in proc.stderr
+    assert not (tmp_path / "o" / "metrics.json").exists()
+
+
+def test_ranks_with_different_iterations_are_refused_at_once(tmp_path):
+    task = _task(tmp_path, iterations=4)
+    t0 = time.time()
+    proc = _two_ranks([task, "--out", tmp_path / "o"],
+                      [task, "--out", tmp_path / "o", "--iterations", 6])
+    assert proc.returncode != 0
+    assert time.time() - t0 < 300  # not the 600 s watchdog
+    assert proc.stderr.count("rank 1: --iterations differs from rank 0's") == 2, \
+        proc.stderr[-3000:]
+
+
+def test_ranks_with_different_data_are_refused_at_once(tmp_path):
+    """The same task file, but rank 1's feeds have other shapes (an environment variable
+    the task reads): refused from the feed shapes."""
+    task = _task(tmp_path, iterations=2)
+    env = {**ENV, "MPI_TASK_ROWS_RANK1": "8"}
+    run = [sys.executable, "-m", "jboat_core.cli", "run", str(task), "--out",
+           str(tmp_path / "o")]
+    proc = subprocess.run(["mpirun", "--oversubscribe", "-np", "2", *run], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert proc.returncode != 0
+    assert proc.stderr.count("rank 1: data (feed shapes) differs from rank 0's") == 2, \
+        proc.stderr[-3000:]
 
 
 @pytest.mark.parametrize("how", ["dies", "hangs"])
