@@ -179,7 +179,11 @@ def _stepper(framework: str, method: str, size: str, torch_threads):
         sync = lambda: None
     else:
         if framework == "jboat":
-            import jboat_core  # noqa: F401  (configures Jittor: oneDNN by default)
+            # jboat's import of Jittor: oneDNN laid out, libdnnl loaded, use_mkl=1. (A
+            # plain ``import jittor`` after ``import jboat_core`` skips all that and, once
+            # the oneDNN folder exists, fails: "libdnnl.so.2: cannot open shared object".)
+            from jboat_core import import_jittor
+            import_jittor()
         import jittor as jt
 
         from benchmarks import user_mlp_jt as obj
@@ -187,7 +191,7 @@ def _stepper(framework: str, method: str, size: str, torch_threads):
         ll_opt = jt.optim.SGD(ll.parameters(), LL_LR)
         ul_opt = jt.optim.SGD(ul.parameters(), UL_LR)
         mkl = getattr(jt.compile_extern, "mkl_ops", None) is not None
-        info = {"jittor": jt.__version__, "use_mkl": int(jt.flags.use_mkl), "onednn_ops": mkl,
+        info = {"jittor": jt.__version__, "use_mkl": os.environ.get("use_mkl"), "onednn_ops": mkl,
                 "omp_threads": _omp_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
                 "LD_PRELOAD": os.environ.get("LD_PRELOAD")}
         sync = lambda: jt.sync_all(True)
@@ -253,7 +257,7 @@ def worker(framework: str, method: str, size: str, warmup: int, reps: int,
             losses.append(value())
             if not np.isfinite(losses[-1]):
                 raise FloatingPointError(f"upper loss {losses[-1]} after iteration {t}")
-        out.update(ok=True, first_s=times[0], times_s=times,
+        out.update(ok=True, first_s=times[0], times_s=times, loadavg=os.getloadavg(),
                    median_s=statistics.median(times[1 + warmup:]), upper_losses=losses)
     except Exception as exc:  # noqa: BLE001  (an upstream failure is a result too)
         out.update(ok=False, error=f"{type(exc).__name__}: {exc}"[:400])
@@ -333,9 +337,14 @@ def main(argv=None) -> int:
     ap.add_argument("--slow-warmup", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--lock", default=LOCK, help="flock file per worker ('' for none)")
+    ap.add_argument("--per-lock", type=int, default=1,
+                    help="workers run one after the other under one hold of the lock "
+                         "(fewer waits on a shared machine; 1: the lock per worker)")
     ap.add_argument("--threads", type=int, default=None,
                     help="BOAT's torch threads (default: jboat's oneDNN threads)")
     ap.add_argument("--report", action="store_true", help="only rewrite the table")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep results/user_mlp.json's records of the other (row, method)s")
     ap.add_argument("--python", action="append", default=[], metavar="FW=PATH")
     args = ap.parse_args(argv)
     name = "user_mlp"
@@ -356,15 +365,28 @@ def main(argv=None) -> int:
     pythons.update(dict(p.split("=", 1) for p in args.python))
     configs = [(n, m) for m in args.methods.split(",") for n in names]
     records, failed = [], set()
-    for k, (n, m) in rotated(configs, args.rounds):
+    held = None  # (lock file object, workers run under it) when --per-lock > 1
+    for i, (k, (n, m)) in enumerate(rotated(configs, args.rounds)):
         fw, env, tthreads = table[n]
         if (n, m) in failed:  # a time-out or crash is not retried in later rounds
             continue
         slow = n == "boatjit"
         warmup, reps = (args.slow_warmup, args.slow_reps) if slow else (args.warmup, args.reps)
+        lock = args.lock or None
+        if lock and args.per_lock > 1:  # one flock for a group of consecutive workers
+            if held and held[1] >= args.per_lock:
+                held[0].close()
+                held = None
+            if held is None:
+                import fcntl
+                fh = open(lock, "a")  # noqa: SIM115  (held across iterations)
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                held = [fh, 0]
+            held[1] += 1
+            lock = None
         rec = run_worker(pythons[fw], "user_mlp", (fw, m, size, warmup, reps, tthreads),
                          {"framework": fw, "method": m, "size": size}, args.timeout,
-                         600, env=env, lock=args.lock or None)
+                         600, env=env, lock=lock)
         rec.update(row=n, round=k)
         records.append(rec)
         if not rec.get("ok"):
@@ -373,6 +395,11 @@ def main(argv=None) -> int:
                  f"F {rec['upper_losses'][-1]:.5f}" if rec.get("ok") else
                  _clean(rec.get("error", "")))
         progress(f"round {k}: {n:15s} {m:4s} {state}")
+        if not args.quick:  # what has finished so far survives an interrupted run
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            (RESULTS / f"{name}.partial.json").write_text(json.dumps(records, indent=1) + "\n")
+    if held:
+        held[0].close()
     text = report(records)
     if args.quick:
         out = RESULTS / "quick"
@@ -381,7 +408,14 @@ def main(argv=None) -> int:
         (out / f"{name}.md").write_text(text)
         print(text)
     else:
+        if args.merge and (RESULTS / f"{name}.json").exists():
+            done = {(r["row"], r["method"]) for r in records}
+            kept = [r for r in json.loads((RESULTS / f"{name}.json").read_text())
+                    if (r["row"], r["method"]) not in done]
+            records = kept + records
+            text = report(records)
         publish(name, records, text)
+        (RESULTS / f"{name}.partial.json").unlink(missing_ok=True)
     return 0 if all(r.get("ok") for r in records if r["row"].startswith("jboat")) else 1
 
 
