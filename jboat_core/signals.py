@@ -11,11 +11,17 @@ Importing Jittor installs a C handler that ends the process on SIGINT ("Caught S
 quick exit"), even in a process started with SIGINT ignored (a ``&`` job of a script).
 ``after_jittor_import()`` puts back the disposition Python records for SIGINT:
 ``KeyboardInterrupt``, or ignored for such a job.
+
+A child forked while the handlers are installed (Jittor's compiler pool) gets the default
+action back at once: ``multiprocessing`` ends its workers with SIGTERM, and a worker
+blocked in a lock would otherwise never run the handler nor die, and its parent would
+wait for it forever.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -57,6 +63,21 @@ class Terminated(BaseException):
         return 128 + self.signum
 
 
+#: The handlers ``terminate_as_exception`` installed, by signal (reset in forked children).
+_INSTALLED: dict[int, object] = {}
+
+
+def _default_in_child() -> None:
+    for signum, handler in list(_INSTALLED.items()):
+        if signal.getsignal(signum) is handler:
+            signal.signal(signum, signal.SIG_DFL)
+    _INSTALLED.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_default_in_child)
+
+
 def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
@@ -85,11 +106,13 @@ def terminate_as_exception(signums: tuple[int, ...] = TERMINATING) -> Iterator[N
     for signum in signums:
         if signal.getsignal(signum) is signal.SIG_DFL:
             previous[signum] = signal.signal(signum, handler)
+            _INSTALLED[signum] = handler
     try:
         yield
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
+            _INSTALLED.pop(signum, None)
 
 
 def after_jittor_import() -> None:

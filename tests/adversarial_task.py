@@ -1,0 +1,56 @@
+"""``tests/fault_task.py``'s ridge task with more ways to misbehave, for
+``tests/test_adversarial_files.py``. Parameters: ``chdir`` (a folder ``build`` changes
+into), ``exit_in`` (``"feeds"`` or ``"ul_objective"``: ``sys.exit(0)`` there),
+``raise_at`` (``ul_objective`` raises from that outer iteration on), ``thread``
+(``build`` starts a non-daemon thread that never ends), ``empty`` (feeds of no
+examples), ``mismatch`` (the upper feed's matrix has a wrong number of columns),
+``sleep`` (seconds per iteration). The environment variable ``FAULT_TERM_AT`` makes the
+process send itself SIGTERM at that iteration (not a parameter: a resumed run keeps
+the same fingerprint)."""
+
+import os
+import signal
+import sys
+import threading
+import time
+
+import jittor as jt
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fault_task  # noqa: E402 - next to this file
+
+
+def build(params, seed):
+    if params.get("chdir"):
+        os.chdir(params["chdir"])
+    if params.get("thread"):
+        threading.Thread(target=lambda: time.sleep(10**6), name="left-by-task").start()
+    task = fault_task.build({"sleep": params.get("sleep", 0)}, seed)
+    feeds, ul_objective = task.feeds, task.ul_objective
+    term_at = int(os.environ.get("FAULT_TERM_AT", "-1"))
+    state = {"it": 0}
+
+    def my_feeds(it):
+        state["it"] = it
+        if it == term_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        if params.get("exit_in") == "feeds":
+            sys.exit(0)
+        ll, ul = feeds(it)
+        if params.get("empty"):
+            ll = {k: jt.array(v.numpy()[:0]) for k, v in ll.items()}
+        if params.get("mismatch"):
+            ul = {k: jt.array(np.concatenate([v.numpy()] * 2, axis=-1)) if v.ndim == 2 else v
+                  for k, v in ul.items()}
+        return ll, ul
+
+    def my_ul_objective(feed, ul, ll, **kw):
+        if params.get("exit_in") == "ul_objective":
+            sys.exit(0)
+        if 0 <= params.get("raise_at", -1) <= state["it"]:
+            raise ValueError("the upper objective broke on purpose")
+        return ul_objective(feed, ul, ll, **kw)
+
+    task.feeds, task.ul_objective = my_feeds, my_ul_objective
+    return task
