@@ -69,8 +69,11 @@ _INSTALLED: dict[int, object] = {}
 
 def _default_in_child() -> None:
     for signum, handler in list(_INSTALLED.items()):
-        if signal.getsignal(signum) is handler:
-            signal.signal(signum, signal.SIG_DFL)
+        try:
+            if signal.getsignal(signum) is handler:
+                signal.signal(signum, signal.SIG_DFL)
+        except ValueError:  # forked from another thread: Python cannot change handlers
+            pass
     _INSTALLED.clear()
 
 
