@@ -1,5 +1,7 @@
-"""``python tests/mpi_run.py CASE OUT.npz`` (alone, or under ``mpirun -np N``): run one
-case of ``mpi_cases``; rank 0 writes the arrays, and the number of processes."""
+"""``python tests/mpi_run.py OUTDIR CASE [CASE ...]`` (alone, or under ``mpirun -np N``):
+run the cases of ``mpi_cases`` one after the other in this process; rank 0 writes
+``OUTDIR/CASE.npz`` with the arrays and the number of processes. One process (or one
+mpirun) for all cases: Jittor's start-up is paid once, not once per case."""
 
 import os
 import sys
@@ -13,7 +15,8 @@ import numpy as np  # noqa: E402
 import mpi_cases  # noqa: E402
 from jboat_core.testing.problems import jt  # noqa: E402
 
-out = mpi_cases.run(sys.argv[1])
-if not getattr(jt, "in_mpi", False) or jt.rank == 0:
-    np.savez(sys.argv[2], world=np.array([jt.world_size if getattr(jt, "in_mpi", False) else 1]),
-             **out)
+world = jt.world_size if getattr(jt, "in_mpi", False) else 1
+for case in sys.argv[2:]:
+    out = mpi_cases.run(case)
+    if not getattr(jt, "in_mpi", False) or jt.rank == 0:
+        np.savez(os.path.join(sys.argv[1], case + ".npz"), world=np.array([world]), **out)

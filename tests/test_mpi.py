@@ -62,12 +62,20 @@ def _run(args, mpi: bool, timeout=900, env=None):
 CASES = ["RAD", "PTT+RAD", "CG", "FD", "GDA+IGA", "DI+RAD", "DM", "VFO", "PGDO", "IAD-tasks"]
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_two_processes_compute_what_one_computes(tmp_path, case):
-    one, two = tmp_path / "one.npz", tmp_path / "two.npz"
-    for path, mpi in ((one, False), (two, True)):
-        proc = _run([HERE / "mpi_run.py", case, path], mpi)
+@pytest.fixture(scope="module")
+def case_results(tmp_path_factory):
+    """Every case run once alone and once under mpirun -np 2 (two launches in all)."""
+    root = tmp_path_factory.mktemp("mpi_cases")
+    for name, mpi in (("one", False), ("two", True)):
+        (root / name).mkdir()
+        proc = _run([HERE / "mpi_run.py", root / name, *CASES], mpi)
         assert proc.returncode == 0, proc.stderr[-3000:]
+    return root
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_two_processes_compute_what_one_computes(case_results, case):
+    one, two = case_results / "one" / f"{case}.npz", case_results / "two" / f"{case}.npz"
     a, b = np.load(one), np.load(two)
     assert int(a["world"][0]) == 1 and int(b["world"][0]) == 2
     assert int(b["rows"][0]) * 2 == int(a["rows"][0])  # each rank saw half the batch
