@@ -8,13 +8,16 @@ on PyPI's oneDNN 2.6 wheels on x86-64 Linux (``onednn-cpu-gomp`` and
 ``onednn-devel-cpu-gomp``, installed into the environment's ``lib/`` and ``include/``),
 and before the first ``import jittor``:
 
-1. lays out that folder with two symbolic links, ``include`` and ``lib/libmkldnn.so``, to
-   this environment's files (under a file lock; each link replaced atomically; a link that
+1. lays out that folder with symbolic links to this environment's files: ``include``,
+   ``lib/libmkldnn.so`` (what Jittor checks and links with) and ``lib/libdnnl.so.2`` (the
+   library's own name, which the ops Jittor compiles ask for and find there through their
+   run path, so that a plain ``import jittor`` works too); under a file lock, each link
+   replaced atomically; a link that
    already points at an existing oneDNN of the same version, another venv's, is kept, a
    dangling or other-version one is replaced; a folder holding Jittor's own download, real
    files, is left alone and used as it is);
-2. loads ``libdnnl.so.2`` with ``RTLD_GLOBAL``, so the ops Jittor compiles find it (the
-   wheel's folder is on no library path);
+2. loads ``libdnnl.so.2`` with ``RTLD_GLOBAL`` (this environment's copy: the version its
+   headers describe, whichever venv the links point at);
 3. sets ``use_mkl=1`` unless the user set ``use_mkl`` (``0`` or ``1``) themselves.
 
 Where none of this can be done (another platform, the wheels missing, a broken install, an
@@ -137,7 +140,8 @@ def _link_ok(link: Path, dest: Path, version) -> bool:
 
 
 def lay_out(folder: Path, lib: Path, include: Path) -> str:
-    """Make ``folder`` hold ``include`` and ``lib/libmkldnn.so`` links to this oneDNN.
+    """Make ``folder`` hold ``include``, ``lib/libmkldnn.so`` and ``lib/libdnnl.so.2`` links
+    to this oneDNN.
 
     Returns ``"jittor"`` when the folder holds Jittor's own download (real files, left
     alone), ``"kept"`` when the links were already right, ``"linked"`` when they were
@@ -154,7 +158,7 @@ def lay_out(folder: Path, lib: Path, include: Path) -> str:
         (folder / "lib").mkdir(parents=True, exist_ok=True)
         version = header_version(include)
         made = False
-        for link, dest in ((inc, include), (so, lib)):
+        for link, dest in ((inc, include), (so, lib), (folder / "lib" / SONAME, lib)):
             if not _link_ok(link, dest, version):
                 _replace_link(link, dest)
                 made = True

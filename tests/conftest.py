@@ -5,6 +5,7 @@ of the tests (the test that means to load them sets its own environment).
 """
 
 import os
+import sys
 
 os.environ.setdefault("JBOAT_CPU_ONLY", "1")
 os.environ["JBOAT_LOAD_PLUGINS"] = "jboat"
@@ -23,3 +24,34 @@ def builtin_registry():
     old = _registry.set_registry(reg)
     yield reg
     _registry.set_registry(old)
+
+
+# Kernel fusion (cold-run time). Jittor compiles one kernel per new fused-op pattern (1-2 s
+# of g++ each): most of a cold suite's time. Unfused, every elementary op is one kernel keyed
+# by op, dtype and rank only, shared by all tests, so a cold suite compiles a few hundred
+# instead of thousands. Tests of jboat's plumbing (errors, files, CLI, MPI, combinations)
+# run unfused, in this process and in the processes they start; the modules that check
+# numbers against exact references run fused as users run them (with oneDNN, which
+# relays fused products). ``JBOAT_TEST_FUSE=1`` runs everything fused.
+FUSED_MODULES = {"test_operators_exact", "test_real_networks", "test_first_order",
+                 "test_first_order_realnet", "test_conformance", "test_onednn"}
+if os.environ.get("JBOAT_TEST_FUSE", "") in ("", "0"):
+    os.environ.setdefault("no_fuse", "1")
+
+
+@pytest.fixture(autouse=True)
+def _kernel_fusion(request):
+    """Fused kernels for the exactness modules, the environment's setting elsewhere."""
+    if request.module.__name__.rpartition(".")[2] not in FUSED_MODULES \
+            or os.environ.get("no_fuse", "0") == "0" or "jittor" not in sys.modules \
+            and request.node.get_closest_marker("jittor") is None:
+        yield
+        return
+    from jboat_core._jittor import jittor
+    jt = jittor()
+    old = jt.flags.no_fuse
+    jt.flags.no_fuse = 0
+    try:
+        yield
+    finally:
+        jt.flags.no_fuse = old

@@ -31,7 +31,9 @@ def fake_prefix(root: Path, minor: int = 6) -> Path:
 
 
 def links(folder: Path):
-    return (os.readlink(folder / "include"), os.readlink(folder / "lib" / "libmkldnn.so"))
+    so = os.readlink(folder / "lib" / "libmkldnn.so")
+    assert os.readlink(folder / "lib" / onednn.SONAME) == so  # the name the ops ask for
+    return (os.readlink(folder / "include"), so)
 
 
 def lay(folder, prefix):
@@ -66,9 +68,11 @@ def test_dangling_and_other_version_links_are_replaced(tmp_path):
     lay(folder, old)
     assert lay(folder, new) == "linked"  # other version
     assert links(folder)[0] == str(new / "include")
-    (folder / "lib" / "libmkldnn.so").unlink()
-    (folder / "lib" / "libmkldnn.so").symlink_to(tmp_path / "removed.so")  # dangling
+    for name in ("libmkldnn.so", onednn.SONAME):
+        (folder / "lib" / name).unlink()
+        (folder / "lib" / name).symlink_to(tmp_path / "removed.so")  # dangling
     assert lay(folder, new) == "linked"
+    assert links(folder)[1] == str(new / "lib" / onednn.SONAME)
     assert (folder / "lib" / "libmkldnn.so").exists()
     assert not list(folder.rglob("*.tmp"))
 
@@ -180,3 +184,32 @@ def test_no_subnormal_warning_after_jittor_kernels():
     proc = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code],
                           capture_output=True, text=True)
     assert proc.returncode == 0 and "subnormal" not in proc.stderr, proc.stderr[-2000:]
+
+
+@pytest.mark.jittor
+def test_doctor_reports_what_jittor_runs_with(capsys):
+    from jboat_core.cli import main
+
+    assert main(["doctor", "--json"]) == 0
+    import json
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["jittor_import"] == "ok"
+    expected = ON_WHEEL_PLATFORM and HAS_WHEELS and os.environ.get("use_mkl") != "0"
+    assert facts["onednn"] is expected and facts["onednn_ops_loaded"] is expected
+    assert {"mpi", "cuda", "cache", "compiler"} <= set(facts)
+
+
+@pytest.mark.jittor
+@pytest.mark.skipif(not (ON_WHEEL_PLATFORM and HAS_WHEELS), reason="no oneDNN wheels here")
+def test_a_plain_import_jittor_works_once_the_folder_exists():
+    """A script that imports Jittor itself (JBOAT's examples do), with Jittor's default
+    use_mkl=1, after jboat laid the folder out: the compiled ops find libdnnl through their
+    run path (the folder's lib/libdnnl.so.2), with no preload."""
+    from jboat_core._jittor import jittor
+    jittor()  # the folder is laid out
+    env = {k: v for k, v in os.environ.items() if k not in ("use_mkl", "no_fuse")}
+    env.update(nvcc_path="", FIX_TORCH_ERROR="0", log_silent="1")
+    code = "import jittor as jt; print(jt.compile_extern.mkl_ops is not None)"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0 and proc.stdout.split()[-1] == "True", proc.stderr[-2000:]
