@@ -34,16 +34,17 @@ lr = 0.1
 type = "Adam"
 lr = {upper_lr}
 [solver]
-na_op = ["RAD"]
+{solver}
 lower_iters = 3
 """
 
 
-def task_file(folder: Path, iterations=2, upper_lr=0.05, module=None, name="task.toml"):
+def task_file(folder: Path, iterations=2, upper_lr=0.05, module=None, name="task.toml",
+              solver='na_op = ["RAD"]'):
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     path.write_text(TASK.format(module=module or HERE / "fault_task.py",
-                                iterations=iterations, upper_lr=upper_lr))
+                                iterations=iterations, upper_lr=upper_lr, solver=solver))
     return path
 
 
@@ -407,3 +408,25 @@ def test_a_crash_between_history_and_checkpoint_resumes_bit_identical(tmp_path):
     lines = (tmp_path / "b" / HISTORY).read_text().splitlines()
     assert [json.loads(ln)["iter"] for ln in lines] == [0, 1, 2, 3]
     assert read_meta(tmp_path / "b" / NAME)["history"]["lines"] == 4
+
+
+@pytest.mark.jittor
+def test_a_scheduled_learning_rate_is_state_and_resumes_exactly(tmp_path):
+    """DM sets the upper learning rate every iteration (``schedules_ul_lr``): the rate in
+    its checkpoint differs from the task file's and is restored, not refused; the resumed
+    run matches a straight one to the last bit."""
+    dm = 'gm_op = ["DM"]\nna_op = ["RAD"]'
+    task = task_file(tmp_path, iterations=3, solver=dm)
+    straight = jboat("run", task, "--out", tmp_path / "a")
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    first = jboat("run", task, "--out", tmp_path / "b", "--checkpoint-every", 1,
+                  "--iterations", 2)
+    assert first.returncode == 0, first.stderr[-2000:]
+    saved = read_meta(tmp_path / "b" / NAME)["state"]["ul_opt"]["lr"]
+    assert saved != 0.05  # the schedule's value, not the task file's
+    resumed = jboat("run", task, "--out", tmp_path / "b", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert [(h["upper_loss"], h["lower_loss"]) for h in a["history"]] == \
+        [(h["upper_loss"], h["lower_loss"]) for h in b["history"]]
