@@ -11,6 +11,13 @@ Order of the checks, so that bad input fails fast and nothing is lost: the ``--o
 the task file (every table) and the task module's existence, then the folder's lock and
 earlier run (``jboat_core.outdir``) and the checkpoint's format, all before Jittor is
 imported; then the task is built and the checkpoint's fingerprint compared.
+
+How a run stops, and what it leaves: ``metrics.json`` with ``"status"`` ``"completed"``
+(written after ``loss_curve.png``), ``"failed"`` (a one-line error; the task module's
+failures, ``sys.exit`` included, become ``TaskError`` naming the function and the outer
+iteration), ``"interrupted"`` (Ctrl-C) or ``"terminated"`` (SIGTERM/SIGHUP, see
+``jboat_core.signals``), with the history so far; a write that fails (a full disk) is one
+``OutputError`` naming the file. Paths are made absolute once, at the start.
 """
 
 from __future__ import annotations
