@@ -15,9 +15,6 @@ ReLU kinks that a perturbation of size h crosses (measured: up to 0.5 % of the n
 h = 1e-3 on the supernet, 2e-5 at h = 3e-4). A wrong gradient (e.g. a 1 % scale error)
 fails at every h; the best of three only discounts an unlucky kink.
 
-The references are computed with Jittor's fusion off (:func:`unfused`): they are plain
-elementary float64 ops whose kernels every reference shares, instead of one fused kernel
-per pattern to compile on a cold cache. The operators under test still run fused.
 """
 
 from __future__ import annotations
@@ -30,17 +27,6 @@ from jboat_core.testing.networks import ConvBNNet, SuperNet, digits, jt
 TOL = 1e-3
 STEPS = (1e-4, 3e-4, 1e-3)
 
-
-def unfused(fn):
-    """Run ``fn`` with Jittor's op fusion off (its results must be read inside: floats or
-    NumPy arrays)."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with jt.flag_scope(no_fuse=1):
-            return fn(*args, **kwargs)
-    return wrapper
 
 
 class Weights(jt.nn.Module):
@@ -92,7 +78,6 @@ def set_values(vars_, values):
         v.update(jt.array(np.asarray(a, dtype=np.float64)))
 
 
-@unfused
 def directional_errors(grads, base, phi, seed: int = 0, steps=STEPS):
     """Relative errors min_h |<g, d> - (phi(base + h d) - phi(base - h d)) / 2h| / |g| over
     the gradient's direction and two random unit directions (``grads``/``base``: lists of
@@ -117,7 +102,6 @@ def directional_errors(grads, base, phi, seed: int = 0, steps=STEPS):
     return errs
 
 
-@unfused
 def unrolled(model, lower, f, F, ll_feed, ul_feed, lr, K, *, upper=None, x=None, x0=None,
              y0=None, truncate=0, stop=None, ul_model=None, objective_at=None):
     """F after K SGD steps on f, on the float64 twin ``model`` (its own parameters updated
