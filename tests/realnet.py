@@ -14,7 +14,6 @@ float64 graphs (~1e-8 relative, divided by h: ~1e-4 at h = 1e-4), O(h^2) truncat
 ReLU kinks that a perturbation of size h crosses (measured: up to 0.5 % of the norm at
 h = 1e-3 on the supernet, 2e-5 at h = 3e-4). A wrong gradient (e.g. a 1 % scale error)
 fails at every h; the best of three only discounts an unlucky kink.
-
 """
 
 from __future__ import annotations
