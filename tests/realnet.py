@@ -27,7 +27,6 @@ TOL = 1e-3
 STEPS = (1e-4, 3e-4, 1e-3)
 
 
-
 class Weights(jt.nn.Module):
     """One upper-level vector (per-example logits, for hyper-cleaning)."""
 
