@@ -231,6 +231,8 @@ def _run(run, solver, config_path, out, ckpt, resuming, *, checkpoint_every, pro
         except (KeyboardInterrupt, Terminated, JboatError):
             raise
         except BaseException as exc:  # the task's code (or Jittor under it): one line
+            if at["call"] == "the callback":  # the API caller's own code: theirs as is
+                raise
             raise task_error(exc, run.task.module, task, at) from exc
     except BaseException as exc:
         watchdog(None)
