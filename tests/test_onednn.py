@@ -213,3 +213,10 @@ def test_a_plain_import_jittor_works_once_the_folder_exists():
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0 and proc.stdout.split()[-1] == "True", proc.stderr[-2000:]
+
+
+@pytest.mark.jittor
+def test_exactness_modules_run_fused():
+    """conftest: this module checks numbers with oneDNN as users run it, fused."""
+    from jboat_core._jittor import jittor
+    assert jittor().flags.no_fuse == 0

@@ -145,3 +145,14 @@ def test_diverged_iteration_changes_nothing(jt):
                        match=r"NGD: outer iteration 0, inner step \d+: .*NaN/Inf"):
         prob.run_iter(p.ll_feed, p.ul_feed, 0)
     assert np.array_equal(p.x(), x0) and np.array_equal(p.y0(), y0)
+
+
+@pytest.mark.jittor
+def test_plumbing_modules_run_unfused_unless_asked():
+    """conftest: modules outside FUSED_MODULES run unfused (few kernels to compile on a cold
+    cache) unless JBOAT_TEST_FUSE=1."""
+    import os
+
+    from jboat_core._jittor import jittor
+    fused = os.environ.get("JBOAT_TEST_FUSE", "") not in ("", "0")
+    assert jittor().flags.no_fuse == (0 if fused else 1)
