@@ -12,6 +12,10 @@ step (momentum 0.9, weight decay 3e-4, lr 0.05) on the weights, Adam (3e-3, beta
 0.999, weight decay 1e-3) on the architecture logits, ``copy_last_param``. Chains: RAD
 (JBOAT's NAS config: NGD + RAD, K = 1) and FD (second-order DARTS). ``bare`` is the RAD
 step written by hand in Jittor (no framework, no checks): the floor of this math.
+Jittor settings: jboat and ``bare`` as jboat sets Jittor up (oneDNN on, the default);
+JBOAT as a user installs it on this offline machine (``use_mkl=0``) and, beside it,
+``boatjit-onednn``: JBOAT with the same oneDNN (``use_mkl=1``, the folder jboat lays out).
+Every worker holds ``/tmp/jboat-jittor.lock`` while it runs (``--lock ''``: none).
 
 Timed: one whole ``run_iter`` (a search step: inner step, hyper-gradient, both updates),
 after a first call (compilation, reported apart) and 3 warm-up calls; median of 20. For
@@ -34,7 +38,8 @@ import tempfile
 import time
 
 from benchmarks.rounds import RESULTS, ROOT, progress, publish, rotated, run_worker
-FRAMEWORKS = ("jboat", "bare", "boatjit")
+FRAMEWORKS = ("jboat", "bare", "boatjit", "boatjit-onednn")
+ENV = {"boatjit-onednn": {"use_mkl": "1"}, "boatjit": {"use_mkl": "0"}}
 
 
 def _env(framework: str = "jboat"):
@@ -129,7 +134,8 @@ def _boatjit_step(chain: str):
 def worker(framework: str, chain: str, warmup: int, reps: int) -> dict:
     sys.path.insert(0, str(ROOT))
     _env(framework)
-    make = {"jboat": _jboat_step, "bare": _bare_step, "boatjit": _boatjit_step}[framework]
+    make = {"jboat": _jboat_step, "bare": _bare_step, "boatjit": _boatjit_step,
+            "boatjit-onednn": _boatjit_step}[framework]
     out = {"framework": framework, "chain": chain}
     try:
         t0 = time.perf_counter()
@@ -153,9 +159,10 @@ def worker(framework: str, chain: str, warmup: int, reps: int) -> dict:
 
 
 def _run_one(python: str, framework: str, chain: str, warmup: int, reps: int,
-             timeout: float) -> dict:
+             timeout: float, lock: str | None = None) -> dict:
     return run_worker(python, "darts", (framework, chain, warmup, reps),
-                      {"framework": framework, "chain": chain}, timeout)
+                      {"framework": framework, "chain": chain}, timeout,
+                      env=ENV.get(framework), lock=lock)
 
 
 def _clean(error: str) -> str:
@@ -166,12 +173,23 @@ def _clean(error: str) -> str:
     return " ".join(error.split())[:160]
 
 
+def _ratios(mine: list[dict], theirs: list[dict]) -> str:
+    """Median and min-max over rounds of my per-round median over theirs."""
+    rounds = sorted({r["round"] for r in mine} & {r["round"] for r in theirs})
+    if not rounds:
+        return "-"
+    ratios = [next(r["median_s"] for r in mine if r["round"] == k)
+              / next(r["median_s"] for r in theirs if r["round"] == k) for k in rounds]
+    return f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
+
+
 def report(records: list[dict]) -> str:
     """Markdown table: median of the per-round medians, ratio jboat / JBOAT with the
     spread of the per-round ratios."""
     lines = ["| chain | jboat ms/step | hand-written Jittor ms/step | JBOAT ms/step | "
-             "jboat / JBOAT (min-max over rounds) | first call jboat / JBOAT (s) |",
-             "|---|---|---|---|---|---|"]
+             "JBOAT + oneDNN ms/step | jboat / JBOAT (min-max over rounds) | "
+             "jboat / JBOAT + oneDNN | first call jboat / JBOAT (s) |",
+             "|---|---|---|---|---|---|---|---|"]
     for chain in sorted({r["chain"] for r in records}):
         by = {fw: [r for r in records if r["chain"] == chain and r["framework"] == fw]
               for fw in FRAMEWORKS}
@@ -182,14 +200,14 @@ def report(records: list[dict]) -> str:
         if not ok["jboat"] or not ok["boatjit"]:
             err = next((r.get("error") for rs in by.values() for r in rs if not r.get("ok")), "")
             err = _clean(err)
-            lines.append(f"| {chain} | {cell['jboat']} | {cell['bare']} | failed: {err} | - | - |")
+            lines.append(f"| {chain} | {cell['jboat']} | {cell['bare']} | failed: {err} | "
+                         f"{cell['boatjit-onednn']} | - | - | - |")
             continue
-        rounds = sorted({r["round"] for r in ok["jboat"]} & {r["round"] for r in ok["boatjit"]})
-        ratios = [next(r["median_s"] for r in ok["jboat"] if r["round"] == k)
-                  / next(r["median_s"] for r in ok["boatjit"] if r["round"] == k) for k in rounds]
+        spread = {fw: _ratios(ok["jboat"], ok[fw]) for fw in ("boatjit", "boatjit-onednn")}
         first = {fw: statistics.median(r["first_s"] for r in ok[fw]) for fw in ("jboat", "boatjit")}
         lines.append(f"| {chain} | {cell['jboat']} | {cell['bare']} | {cell['boatjit']} | "
-                     f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) | "
+                     f"{cell['boatjit-onednn']} | {spread['boatjit']} | "
+                     f"{spread['boatjit-onednn']} | "
                      f"{first['jboat']:.1f} / {first['boatjit']:.1f} |")
     return "\n".join(lines) + "\n"
 
@@ -203,6 +221,8 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--report", action="store_true",
                     help="only rewrite results/darts.md from results/darts.json")
+    ap.add_argument("--lock", default="/tmp/jboat-jittor.lock",
+                    help="flock file held around each worker ('' : none)")
     ap.add_argument("--python", action="append", default=[], metavar="FW=PATH",
                     help="interpreter of a framework (default boatjit=/opt/bench-boatjit/bin/python)")
     args = ap.parse_args(argv)
@@ -212,13 +232,15 @@ def main(argv=None) -> int:
         print(table)
         return 0
     pythons = {"jboat": sys.executable, "bare": sys.executable,
-               "boatjit": "/opt/bench-boatjit/bin/python"}
+               "boatjit": "/opt/bench-boatjit/bin/python",
+               "boatjit-onednn": "/opt/bench-boatjit/bin/python"}
     pythons.update(dict(p.split("=", 1) for p in args.python))
     records = []
     configs = [(fw, ch) for ch in args.chains.split(",") for fw in FRAMEWORKS
                if not (fw == "bare" and ch != "RAD")]
     for k, (fw, ch) in rotated(configs, args.rounds):
-        rec = _run_one(pythons[fw], fw, ch, args.warmup, args.reps, args.timeout)
+        rec = _run_one(pythons[fw], fw, ch, args.warmup, args.reps, args.timeout,
+                       args.lock or None)
         rec["round"] = k
         records.append(rec)
         state = f"{1e3 * rec['median_s']:.1f} ms" if rec.get("ok") else rec.get("error")
