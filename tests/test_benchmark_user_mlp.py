@@ -21,7 +21,7 @@ def test_data_are_fixed_and_half_corrupted():
     assert w["W1"].shape == (16, 32) and w["W2"].shape == (4, 16)
 
 
-def test_rows_give_torch_jbooats_threads_and_jboat_its_default():
+def test_rows_give_torch_jboats_threads_and_jboat_its_default():
     rows = user_mlp.rows(2)
     assert rows["boattorch"][2] == 2 and rows["boattorch-1t"][2] == 1
     fw, env, _ = rows["jboat"]
