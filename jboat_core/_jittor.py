@@ -90,9 +90,10 @@ def jittor():
 
     Importing Jittor installs a C signal handler that ends the process at once on Ctrl-C
     (``Caught SIGINT, quick exit``): nothing in Python runs, so a run could not record why
-    it stopped. jboat gives Ctrl-C back to Python (``KeyboardInterrupt``) when it imports
-    Jittor from the main thread; ``jboat run`` then writes ``metrics.json`` with
-    ``"status": "interrupted"`` before exiting.
+    it stopped. jboat puts back the disposition Python records when it imports Jittor from
+    the main thread (:func:`jboat_core.signals.after_jittor_import`: ``KeyboardInterrupt``,
+    or still ignored in a process started with SIGINT ignored); ``jboat run`` then writes
+    ``metrics.json`` with ``"status": "interrupted"`` before exiting.
 
     Raises
     ------
@@ -113,14 +114,7 @@ def jittor():
             raise JittorSetupError(f"started by mpirun but Jittor's MPI failed to load "
                                    f"({exc}): {MPI_HINT}") from None
         raise
-    _python_sigint()
+    from .signals import after_jittor_import
+    after_jittor_import()
     return jt
 
-
-def _python_sigint() -> None:
-    import signal
-    import threading
-
-    if threading.current_thread() is threading.main_thread() and \
-            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
