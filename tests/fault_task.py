@@ -30,6 +30,9 @@ def build(params, seed):
         state["it"] = it
         if it == die_at:
             os.kill(os.getpid(), signal.SIGKILL)
+        if os.environ.get("FAULT_PROGRESS"):  # tests wait for real iterations (cold caches)
+            with open(os.environ["FAULT_PROGRESS"], "w") as fh:
+                fh.write(str(it))
         if sleep:
             time.sleep(sleep)
         return p.ll_feed, p.ul_feed

@@ -507,19 +507,20 @@ def _compare_workers(tag: str) -> list[int]:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_compare_stopped_ends_its_worker_and_removes_its_folder(tmp_path, sig,
                                                                 children_may_die):
-    tmp = tmp_path / "tmp"
+    tmp, progress = tmp_path / "tmp", tmp_path / "progress"
     tmp.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "jboat_core.cli", "compare",
                              str(task_file(tmp_path, sleep=1.0)), "--methods", "RAD",
                              "--out", str(tmp_path / "c"), "--iterations", "50"],
-                            env={**ENV, "TMPDIR": str(tmp)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while not _compare_workers(str(tmp)) and time.time() < deadline:
+                            env={**ENV, "TMPDIR": str(tmp), "FAULT_PROGRESS": str(progress)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300  # the worker a few iterations in (after any compilation)
+    while not (_compare_workers(str(tmp)) and progress.exists()
+               and progress.read_text().strip() not in ("", "0", "1")) \
+            and time.time() < deadline:
         time.sleep(0.2)
     workers = _compare_workers(str(tmp))
     assert workers and list(tmp.iterdir())
-    time.sleep(1)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == (128 + sig if sig != signal.SIGINT else 130), err

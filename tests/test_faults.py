@@ -105,10 +105,10 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, children_may_die):
     assert a["final"] == b["final"]
 
 
-def start_run(task, out):
+def start_run(task, out, env=None):
     """``jboat run TASK --out OUT`` in the background, returned once it holds OUT's lock."""
     proc = subprocess.Popen([sys.executable, "-m", "jboat_core.cli", "run", str(task),
-                             "--out", str(out)], env=ENV,
+                             "--out", str(out)], env=env or ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock = out / ".jboat.lock"
     deadline = time.time() + 300
@@ -133,8 +133,12 @@ def test_ctrl_c_records_why_the_run_stopped(tmp_path, children_may_die):
     """SIGINT (Ctrl-C) mid-run: metrics.json says "interrupted" with the history so far;
     the exit code is 130."""
     task = task_file(tmp_path, sleep=0.2, iterations=60)
-    proc = start_run(task, tmp_path / "o")
-    time.sleep(3)  # a few iterations in
+    progress = tmp_path / "progress"
+    proc = start_run(task, tmp_path / "o", env={**ENV, "FAULT_PROGRESS": str(progress)})
+    deadline = time.time() + 300  # a few iterations in (after any kernel compilation)
+    while not (progress.exists() and progress.read_text().strip() not in ("", "0", "1")) \
+            and time.time() < deadline:
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
