@@ -40,7 +40,6 @@ import json
 import math
 import os
 import stat
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -50,6 +49,8 @@ from typing import Any
 import numpy as np
 
 from .errors import JboatError
+from .safeio import fsync_dir as _fsync_dir
+from .safeio import write_atomic  # noqa: F401 - also this module's public name
 
 FORMAT = "jboat-checkpoint"
 SCHEMA = 2
@@ -107,37 +108,6 @@ def _restore(value: Any, arrays: dict) -> Any:
     if isinstance(value, list):
         return [_restore(v, arrays) for v in value]
     return value
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (unique temporary file in the same folder,
-    fsync, rename, fsync of the folder)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
 
 
 def save_checkpoint(path: str | Path, state: dict, fingerprint: dict, next_iter: int,
