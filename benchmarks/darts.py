@@ -79,7 +79,7 @@ def _bare_step(chain: str):
     any Jittor code of this math starts from. RAD only (FD's extra gradients are the
     same kernels)."""
     from benchmarks.darts_objectives import ll_loss, ul_loss
-    from jboat_core.functional import FunctionalModel
+    from jboat_core.numerics.functional import FunctionalModel
 
     jt, net, train, val, ll_opt, ul_opt = _setup()
     W = net.weights()

@@ -1,7 +1,7 @@
 """The environment of a benchmark worker, set before Jittor or torch is imported.
 
 * jboat and ``bare`` (hand-written Jittor) import Jittor through jboat's set-up: oneDNN
-  from PyPI on by default (``jboat_core._jittor.prepare_environment``), as a user gets it.
+  from PyPI on by default (``jboat_core.platform._jittor.prepare_environment``), as a user gets it.
 * JBOAT (``boatjit``) runs as a user installs it on this offline machine: ``use_mkl=0``
   (Jittor would download oneDNN otherwise), unless the run sets ``use_mkl`` itself (the
   "JBOAT + the same oneDNN" variant: ``use_mkl=1`` with ``LD_PRELOAD`` of jboat's
@@ -23,7 +23,7 @@ def prepare(framework: str) -> None:
     for key, value in COMMON.items():
         os.environ.setdefault(key, value)
     if framework in ("jboat", "bare"):
-        from jboat_core._jittor import prepare_environment
+        from jboat_core.platform._jittor import prepare_environment
         prepare_environment()
     else:
         os.environ.setdefault("use_mkl", "0")

@@ -27,10 +27,10 @@ def main(argv=None):
     from .envsetup import prepare
     prepare("jboat")
     from jboat_core import get_registry, makes_functional_na_operation
-    from jboat_core._jittor import jittor
-    from jboat_core.diffopt import DifferentiableOptimizer
-    from jboat_core.functional import FunctionalModel
-    from jboat_core.solve import hypergradient_step
+    from jboat_core.platform._jittor import jittor
+    from jboat_core.numerics.diffopt import DifferentiableOptimizer
+    from jboat_core.numerics.functional import FunctionalModel
+    from jboat_core.solver.solve import hypergradient_step
 
     from .adapters import jt_objectives as obj
     from .problems import make_problem

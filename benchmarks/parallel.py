@@ -6,7 +6,7 @@
 Task: ridge regression with per-feature penalties exp(x) (x in R^d) and objectives that
 are means over the examples: n training and n validation examples, NGD with K inner
 steps + the chain (RAD by default), one process or ``mpirun -np 2`` with each process on
-half of every feed (``jboat_core.parallel``). Timed: one ``Problem.run_iter`` (median of
+half of every feed (``jboat_core.platform.parallel``). Timed: one ``Problem.run_iter`` (median of
 ``--iters`` after 3 warm-up ones). Communication: the same collectives on their own (the
 K inner-gradient all-reduces of d floats and the solver's final one of d + 2 floats),
 timed in the same ``mpirun`` (median), so that compute = total - communication. Results:

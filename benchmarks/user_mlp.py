@@ -204,7 +204,7 @@ def _stepper(framework: str, method: str, size: str, torch_threads):
     value = lambda: obj.upper_value(ulf, ul, ll)
     if framework == "jboat":
         from jboat_core import Problem
-        from jboat_core.onednn import status
+        from jboat_core.platform.onednn import status
 
         st = status()
         info["jboat_onednn"] = st.reason if st else None

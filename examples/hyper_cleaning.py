@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from jboat_core._jittor import jittor
-from jboat_core.runner import Task
+from jboat_core.platform._jittor import jittor
+from jboat_core.run.runner import Task
 
 jt = jittor()
 
@@ -90,7 +90,7 @@ def build(params: dict, seed: int) -> Task:
     (Xtr, ytr, corrupted), (Xval, yval), (Xte, yte) = load_data(n_train, n_val, corruption, seed)
     f32 = lambda a: jt.array(np.asarray(a, np.float32))  # noqa: E731
     # "idx" names each example's weight: under mpirun every process takes a shard of the
-    # rows of the feed (jboat_core.parallel), and x_i must follow its example.
+    # rows of the feed (jboat_core.platform.parallel), and x_i must follow its example.
     ll_feed = {"X": f32(Xtr), "Y": f32(np.eye(10)[ytr]),
                "idx": jt.array(np.arange(n_train, dtype=np.int32))}
     ul_feed = {"X": f32(Xval), "Y": f32(np.eye(10)[yval])}

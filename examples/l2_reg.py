@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from jboat_core._jittor import jittor
-from jboat_core.runner import Task
+from jboat_core.platform._jittor import jittor
+from jboat_core.run.runner import Task
 
 jt = jittor()
 

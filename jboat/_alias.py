@@ -13,7 +13,7 @@ def registered(*names: str):
 
     def __getattr__(attr: str):
         if attr in names:
-            from jboat_core.registry import get_registry
+            from jboat_core.plugins.registry import get_registry
             return get_registry().get(attr).cls
         raise AttributeError(f"module has no attribute {attr!r}")
 

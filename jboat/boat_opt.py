@@ -31,7 +31,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from jboat_core.sequential import SequentialDS
+from jboat_core.solver.sequential import SequentialDS
 
 __all__ = ["Problem"]
 
@@ -69,7 +69,7 @@ class Problem:
 
     def _solver(self):
         if self._core is None:
-            from jboat_core.problem import Problem as CoreProblem
+            from jboat_core.solver.problem import Problem as CoreProblem
 
             cfg = dict(self.boat_configs)
             if cfg.get("fo_op") not in (None, "", []) and (cfg.get("gm_op") or cfg.get("na_op")):
@@ -118,7 +118,7 @@ class Problem:
     def plot_losses(self) -> None:
         """Lower and upper loss per iteration, ``loss_curve.png`` next to
         ``loss_log_path`` (upstream's behaviour)."""
-        from jboat_core.runner import plot_losses
+        from jboat_core.run.runner import plot_losses
         from pathlib import Path
 
         folder = Path(os.path.dirname(self.loss_log_path or "") or ".")

@@ -20,7 +20,7 @@ def register_class(cls):
 def get_registered_operation(name: str):
     """The class registered under ``name``; ``ValueError`` as upstream when unknown."""
     from jboat_core.errors import UnknownOperatorError
-    from jboat_core.registry import get_registry
+    from jboat_core.plugins.registry import get_registry
 
     if name in Operation_REGISTRY:
         return Operation_REGISTRY[name]

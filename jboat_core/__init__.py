@@ -1,36 +1,55 @@
-"""jboat core: hook spec, operator bases, registry, ordering, configs, composition.
+"""jboat core, in wings (each imports only the wings listed before it):
+
+* ``jboat_core.errors``: the error classes (imports nothing of jboat).
+* ``jboat_core.platform``: Jittor's set-up (oneDNN, CPU settings), MPI reductions, signals,
+  safe file writes.
+* ``jboat_core.contract``: what an operator author writes against: the operator bases, the
+  typed step protocol, metadata, config sections, kinds and the hook spec.
+* ``jboat_core.numerics``: automatic differentiation, linear solvers, implicit and
+  first-order helpers, the functional lower model and differentiable optimizers.
+* ``jboat_core.plugins``: plugin discovery (registry), ordering, presets, solver configs.
+* ``jboat_core.solver``: the composition runner, ``SequentialHG`` and ``Problem``.
+* ``jboat_core.run``: ``jboat run``/``compare``/``doctor``, task files, checkpoints, output
+  folders, metrics and the command line.
+* ``jboat_core.testing``: exact reference problems and the conformance kit.
 
 Importing ``jboat_core`` never imports Jittor; operators import it when they compute.
 """
 
-from ._jittor import jittor as import_jittor
-from .chain import finished, lower_point, passthrough, require_last, require_next
-from .config import SolverConfig, load_solver_config, parse_solver_config
-from .diffopt import DifferentiableAdam, DifferentiableOptimizer, DifferentiableSGD
+from . import _moved
+
+from .platform._jittor import jittor as import_jittor
+from .contract.chain import finished, lower_point, passthrough, require_last, require_next
+from .contract.protocol import ChainState, DynamicsState, Result, SolveState, result
+from .plugins.config import SolverConfig, load_solver_config, parse_solver_config
+from .numerics.diffopt import DifferentiableAdam, DifferentiableOptimizer, DifferentiableSGD
 from .errors import (ChainError, ConfigError, DivergedError, JboatError, MetadataError,
                      OperatorRuntimeError, PluginError, UnknownOperatorError)
-from .functional import FunctionalModel
-from .kinds import KINDS, Kind
-from .metadata import EmptyConfig
-from .operators import (DynamicalSystem, DynamicsPlan, FirstOrderSolver, HyperGradient,
+from .numerics.functional import FunctionalModel
+from .contract.kinds import KINDS, Kind
+from .contract.metadata import EmptyConfig
+from .contract.operators import (DynamicalSystem, DynamicsPlan, FirstOrderSolver, HyperGradient,
                         HyperGradientOperator)
-from .ordering import default_gradient_order, validate_and_adjust_order, validate_composition
-from .presets import Preset
-from .problem import Problem
-from .registry import Registry, get_registry, set_registry
-from .runtime import Runtime
-from .sequential import SequentialHG, makes_functional_na_operation
-from .spec import API_VERSION, hookimpl, hookspec
-from .variables import Binding, InvisibleModuleWarning, bind_variables
+from .plugins.ordering import default_gradient_order, validate_and_adjust_order, validate_composition
+from .plugins.presets import Preset
+from .solver.problem import Problem
+from .plugins.registry import Registry, get_registry, set_registry
+from .contract.runtime import Runtime
+from .solver.sequential import SequentialHG, makes_functional_na_operation
+from .contract.spec import API_VERSION, hookimpl, hookspec
+from .numerics.variables import Binding, InvisibleModuleWarning, bind_variables
+
+_moved.install()
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "API_VERSION", "Binding", "ChainError", "ConfigError", "DifferentiableAdam", "DivergedError",
+    "API_VERSION", "Binding", "ChainError", "ChainState", "DynamicsState", "Result", "SolveState", "result", "ConfigError", "DifferentiableAdam", "DivergedError",
     "DifferentiableOptimizer", "DifferentiableSGD", "DynamicalSystem", "DynamicsPlan",
     "EmptyConfig", "FirstOrderSolver", "FunctionalModel", "HyperGradient",
     "HyperGradientOperator", "InvisibleModuleWarning", "JboatError", "KINDS", "Kind",
-    "MetadataError", "OperatorRuntimeError", "PluginError", "Problem", "Registry", "Runtime",
+    "MetadataError", "OperatorRuntimeError", "PluginError", "Preset", "Problem", "Registry",
+    "Runtime",
     "SequentialHG", "SolverConfig", "UnknownOperatorError", "bind_variables",
     "default_gradient_order", "finished", "get_registry", "hookimpl",
     "hookspec", "import_jittor", "load_solver_config", "lower_point",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jboat_core import API_VERSION, FirstOrderSolver, hookimpl
+from jboat_core.contract import API_VERSION, FirstOrderSolver, Result, SolveState, hookimpl
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -32,17 +32,17 @@ class ALTO(FirstOrderSolver):
     formula = "y_1 = y - eta grad_y f(x, y); g_x = grad_x F(x, y_1)"
     reference = "BOAT 1.1.1 ALTO (callous-youth/BOAT PR #89): alternating baseline, no paper"
 
-    def optimize(self, ll_feed_dict, ul_feed_dict, current_iter=0, **kwargs):
-        from jboat_core.firstorder import Point, axpy, detach
+    def step(self, state: SolveState) -> Result:
+        from jboat_core.numerics import Point, axpy, detach
 
-        pt = Point(self, ll_feed_dict, ul_feed_dict)
+        pt = Point(self, state.ll_feed, state.ul_feed)
         f_y = pt.f(pt.y)
         gy = pt.grad_y(f_y, pt.y, "grad_y f")
         y1 = detach(axpy(-pt.lr, gy, pt.y))
         F1 = pt.F(y1, "F(x, y_1)")
-        return {"upper_loss": F1.detach(), "lower_loss": f_y.detach(),
-                "hyper_gradients": pt.grad_x(F1, "grad_x F(y_1)"),
-                "ll_gradients": gy}
+        return Result(upper_loss=F1.detach(), lower_loss=f_y.detach(),
+                      hyper_gradients=pt.grad_x(F1, "grad_x F(y_1)"),
+                      ll_gradients=gy)
 
 
 @hookimpl

@@ -6,7 +6,7 @@ import functools
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jboat_core import API_VERSION, HyperGradientOperator, hookimpl
+from jboat_core.contract import API_VERSION, ChainState, HyperGradientOperator, Result, hookimpl
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -56,15 +56,12 @@ class CG(HyperGradientOperator):
     formula = "g_x = grad_x F - d2f/dxdy · v,  (d2f/dy2) v = grad_y F  (k CG steps)"
     reference = "Pedregosa, Hyperparameter optimization with approximate gradient, ICML 2016"
 
-    def compute_gradients(self, ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter=0,
-                          hyper_gradient_finished=False, next_operation=None, **kwargs):
-        from jboat_core.implicit import implicit_result
-        from jboat_core.linsolve import solve_cg
+    def step(self, state: ChainState) -> Result:
+        from jboat_core.numerics import implicit_step, solve_cg
 
         solve = functools.partial(solve_cg, maxiter=self.config.k, tol=self.config.tolerance,
                                   check_every=self.config.check_every)
-        return implicit_result(self, ll_feed_dict, ul_feed_dict, auxiliary_model,
-                               next_operation, kwargs, solve, self.config.damping)
+        return implicit_step(self, state, solve, self.config.damping)
 
 
 @hookimpl

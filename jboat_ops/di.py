@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jboat_core import API_VERSION, DynamicalSystem, hookimpl
-from jboat_core.chain import dynamics_passthrough
+from jboat_core.contract import API_VERSION, DynamicalSystem, DynamicsState, hookimpl
+
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -46,11 +46,8 @@ class DI(DynamicalSystem):
     formula = "y_0 <- y_0 - lr_DI * dF(x, y_K(y_0))/dy_0"
     reference = "Liu et al., Towards gradient-based bilevel optimization with non-convex followers and beyond, NeurIPS 2021"
 
-    def optimize(self, ll_feed_dict, ul_feed_dict, auxiliary_model, auxiliary_opt,
-                 current_iter=0, next_operation=None, **kwargs):
-        return dynamics_passthrough(ll_feed_dict, ul_feed_dict, auxiliary_model, auxiliary_opt,
-                                    current_iter, kwargs)
-
+    def step(self, state: DynamicsState) -> DynamicsState:
+        return state  # the solver learns y_0 (learns_initialisation); nothing to change here
 
 @hookimpl
 def jboat_register_dynamics(register):

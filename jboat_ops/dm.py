@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jboat_core import API_VERSION, DynamicalSystem, hookimpl
-from jboat_core.chain import require_last
+from jboat_core.contract import (API_VERSION, DynamicalSystem, DynamicsState, Result, aggregated,
+                                 hookimpl)
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -73,22 +73,21 @@ class DM(DynamicalSystem):
                     f"the dual update rule), got {solver.na_op}"]
         return []
 
-    def optimize(self, ll_feed_dict, ul_feed_dict, auxiliary_model, auxiliary_opt,
-                 current_iter=0, next_operation=None, **kwargs):
-        from jboat_core.autodiff import axpy, check_scalar, detach, grads, jt, vdot
+    def step(self, state: DynamicsState) -> Result:
+        from jboat_core.numerics import axpy, check_scalar, detach, grads, jt, vdot
 
-        require_last(self, next_operation)
-        t = self._t = int(current_iter)
-        y = detach(auxiliary_model.parameters())
-        eta = auxiliary_opt.lr
-        phi, alpha = self._objective(ul_feed_dict, kwargs, t)
+        t = self._t = int(state.current_iter)
+        fmodel = state.fmodel
+        y = detach(fmodel.parameters())
+        eta = state.dopt.lr
+        phi, alpha = self._objective(state, t)
         ul_var = list(self.runtime.ul_var or self.ul_model.parameters())
         # dual variables: zero at first, then kept across iterations (``self.state``)
         v = self.state.get("v") or [jt.zeros(p.shape, p.dtype) for p in y]
-        f = check_scalar(phi(ll_feed_dict, self.ul_model, auxiliary_model, params=y),
+        f = check_scalar(phi(state.ll_feed, self.ul_model, fmodel, params=y),
                          self.name, "lower objective")
-        F = check_scalar(self.ul_objective(ul_feed_dict, self.ul_model, auxiliary_model,
-                                           params=y), self.name, "upper objective")
+        F = check_scalar(self.ul_objective(state.ul_feed, self.ul_model, fmodel, params=y),
+                         self.name, "upper objective")
         n, par = len(y), self.runtime.parallel
         dF = detach(grads(F, y + ul_var, self.name, "grad F"))
         gy = grads(f, y, self.name, "grad phi")
@@ -103,9 +102,8 @@ class DM(DynamicalSystem):
         self.propose(v=axpy(-step, r, v))
         new_y = [(p - g * eta).detach() for p, g in zip(y, par.data_mean(detach(gy)))]
         g_x = [(c - m).detach() for c, m in zip(dF[n:], mixed)]
-        return {"upper_loss": F.detach(), "hyper_gradient_finished": True,
-                "hyper_gradients": g_x, "ll_init_gradients": None, "ll_update": new_y,
-                "ul_lr": self._lr_x(t, eta, alpha)}
+        return Result(upper_loss=F.detach(), hyper_gradients=g_x, ll_update=new_y,
+                      lower_loss=state.lower_loss, ul_lr=self._lr_x(t, eta, alpha))
 
     @property
     def strategy(self) -> str:
@@ -117,7 +115,7 @@ class DM(DynamicalSystem):
         self._strategy = DMConfig(strategy=value).strategy  # validated: s1, s2 or s3
 
     def diverged_state(self, names: str):
-        from jboat_core.errors import DivergedError
+        from jboat_core.contract import DivergedError
 
         return DivergedError(self.name, f"outer iteration {self._t}, dual update",
                              "the dual variables v became NaN/Inf; lower eta0 (or the lower "
@@ -127,15 +125,12 @@ class DM(DynamicalSystem):
         na = self.runtime.na_op or ("RAD",)
         return "CG" if "CG" in [str(n).upper() for n in na] else "RAD"
 
-    def _objective(self, ul_feed_dict, kwargs, t):
-        gda_loss = kwargs.get("gda_loss")
-        if gda_loss is None:
+    def _objective(self, state, t):
+        """(phi, alpha_t): f without GDA; GDA's aggregation at alpha_t = mu0 (t+1)^(-1/p)."""
+        if state.aggregate is None:
             return self.ll_objective, None
         alpha = self.config.mu0 * (t + 1) ** (-1.0 / self.config.p)
-
-        def phi(ll_feed_dict, ul_model, ll_model, **kw):
-            return gda_loss({**ll_feed_dict, "alpha": alpha}, ul_feed_dict, ul_model, ll_model, **kw)
-        return phi, alpha
+        return aggregated(state.aggregate, alpha, state.ul_feed), alpha
 
     def _eta_v(self, t, eta, alpha):
         tau = self.config.tau

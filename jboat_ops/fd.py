@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jboat_core import API_VERSION, HyperGradientOperator, hookimpl
-from jboat_core.chain import finished, lower_lr, lower_objective, lower_point, require_last
+from jboat_core.contract import API_VERSION, ChainState, HyperGradientOperator, Result, hookimpl, result
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -49,32 +48,30 @@ class FD(HyperGradientOperator):
     formula = "g_x = grad_x F(y') - xi [grad_x f(w+eps v) - grad_x f(w-eps v)]/(2 eps), v = grad_y F(y')"
     reference = "Liu et al., DARTS: Differentiable architecture search, ICLR 2019"
 
-    def compute_gradients(self, ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter=0,
-                          hyper_gradient_finished=False, next_operation=None, **kwargs):
-        from jboat_core.autodiff import (detach, grads, init_gradients, jt, lower_at, upper_at,
-                                         vdot)
+    def step(self, state: ChainState) -> Result:
+        from jboat_core.numerics import detach, grads, init_gradients, jt, lower_at, upper_at, vdot
 
-        require_last(self, next_operation)
-        y = lower_point(auxiliary_model, kwargs)
-        xi = self.config.xi if self.config.xi is not None else lower_lr(self, kwargs)
+        y, fmodel = state.lower_point(), state.fmodel
+        xi = self.config.xi if self.config.xi is not None else state.lower_lr(self)
         yd = detach(y)
-        F = upper_at(self, ul_feed_dict, auxiliary_model, yd)
+        F = upper_at(self, state.ul_feed, fmodel, yd)
         n = len(self.ul_var)
         dF = detach(grads(F, self.ul_var + yd, self.name, "grad F"))
         gx, v = dF[:n], self.runtime.parallel.data_mean(dF[n:])
         eps = self.config.r / jt.maximum(jt.sqrt(vdot(v, v)), 1e-30)
-        w = detach(auxiliary_model.parameters(time=0))
-        f_obj = lower_objective(self, kwargs)
-        plus = grads(lower_at(self, ll_feed_dict, auxiliary_model,
-                              [wi + vi * eps for wi, vi in zip(w, v)], "f at w + eps v", f_obj),
-                     self.ul_var, self.name, "grad_x f(w + eps v)")
-        minus = grads(lower_at(self, ll_feed_dict, auxiliary_model,
-                               [wi - vi * eps for wi, vi in zip(w, v)], "f at w - eps v", f_obj),
-                      self.ul_var, self.name, "grad_x f(w - eps v)")
+        w = detach(fmodel.parameters(time=0))
+        f_obj = state.objective(self)
+
+        def grad_x_f(sign: float, where: str):
+            point = [wi + vi * (eps * sign) for wi, vi in zip(w, v)]
+            return grads(lower_at(self, state.ll_feed, fmodel, point, f"f at {where}", f_obj),
+                         self.ul_var, self.name, f"grad_x f({where})")
+
+        plus, minus = grad_x_f(1.0, "w + eps v"), grad_x_f(-1.0, "w - eps v")
         scale = xi / (eps * 2)
         g = [(gi - (p - m) * scale).detach() for gi, p, m in zip(gx, plus, minus)]
-        g0 = init_gradients(self, ul_feed_dict, auxiliary_model, y, kwargs.get("init_gradients"))
-        return finished(self, F.detach(), g, g0)
+        g0 = init_gradients(self, state.ul_feed, fmodel, y, state.init_gradients)
+        return result(self, F.detach(), g, g0)
 
 
 @hookimpl

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from jboat_core import API_VERSION, HyperGradientOperator, hookimpl
-from jboat_core.chain import passthrough, require_next
+from jboat_core.contract import API_VERSION, ChainState, HyperGradientOperator, hookimpl
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -35,12 +34,10 @@ class FOA(HyperGradientOperator):
 
     @classmethod
     def configure_dynamics(cls, plan, config):
-        plan.first_order = True
+        return plan.replace(first_order=True)
 
-    def compute_gradients(self, ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter=0,
-                          hyper_gradient_finished=False, next_operation=None, **kwargs):
-        require_next(self, next_operation, hyper_gradient_finished)
-        return passthrough(ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter, kwargs)
+    def step(self, state: ChainState) -> ChainState:
+        return state  # it acts through configure_dynamics only
 
 
 @hookimpl

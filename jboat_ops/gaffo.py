@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from jboat_core import API_VERSION, FirstOrderSolver, hookimpl
+from jboat_core.contract import API_VERSION, FirstOrderSolver, Result, SolveState, hookimpl
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -64,10 +64,10 @@ class GAFFO(FirstOrderSolver):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._check_shapes(self.runtime.ll_var or self.ll_var, self.ul_var)
+        self._check_shapes(self.ll_var, self.ul_var)
 
     def _check_shapes(self, ll_var, ul_var) -> None:
-        from jboat_core.errors import ConfigError
+        from jboat_core.contract import ConfigError
 
         if len(ll_var) != len(ul_var):
             raise ConfigError([f"GAFFO: needs one upper variable per lower variable of the "
@@ -81,10 +81,10 @@ class GAFFO(FirstOrderSolver):
                                    f"ul_var[{i}] has {list(b.shape)}; GAFFO needs the two "
                                    "levels to have the same structure"])
 
-    def optimize(self, ll_feed_dict, ul_feed_dict, current_iter=0, **kwargs):
-        from jboat_core.firstorder import Point, axpy, detach, jt
+    def step(self, state: SolveState) -> Result:
+        from jboat_core.numerics import Point, axpy, detach, jt
 
-        cfg, pt = self.config, Point(self, ll_feed_dict, ul_feed_dict)
+        cfg, pt = self.config, Point(self, state.ll_feed, state.ul_feed)
         step = cfg.lower_step_size if cfg.lower_step_size is not None else pt.lr
         y0 = detach(pt.x if cfg.sync_lower_from_upper else pt.y)
         g0 = pt.grad_y(pt.f(y0), y0, "grad f(y_0)")
@@ -98,9 +98,9 @@ class GAFFO(FirstOrderSolver):
         F1 = pt.F(y1, "F(x, y_1)")
         r = pt.grad_y(F1, y1, "grad F(y_1)")
         a = [ri / max(cfg.gap_lambda, 1e-8) - (vi - bi) for ri, vi, bi in zip(r, v, b)]
-        return {"upper_loss": F1.detach(), "lower_loss": f1.detach(),
-                "hyper_gradients": [-ai if cfg.maximize else ai for ai in a],
-                "ll_update": y1}
+        return Result(upper_loss=F1.detach(), lower_loss=f1.detach(),
+                      hyper_gradients=[-ai if cfg.maximize else ai for ai in a],
+                      ll_update=y1)
 
 
 @hookimpl

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jboat_core import API_VERSION, DynamicalSystem, hookimpl
-from jboat_core.chain import dynamics_passthrough
-from jboat_core.errors import OperatorRuntimeError
+from jboat_core.contract import (API_VERSION, DynamicalSystem, DynamicsState, OperatorRuntimeError,
+                                 hookimpl)
+
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -48,18 +48,14 @@ class GDA(DynamicalSystem):
     formula = "y_{k+1} = y_k - eta grad_y phi_{alpha_k}(x, y_k), alpha_k = alpha_0 decay^k"
     reference = "Liu et al., A generic first-order algorithmic framework for bi-level programming beyond lower-level singleton, ICML 2020"
 
-    def optimize(self, ll_feed_dict, ul_feed_dict, auxiliary_model, auxiliary_opt,
-                 current_iter=0, next_operation=None, **kwargs):
+    def step(self, state: DynamicsState) -> DynamicsState:
         gda_loss = self.runtime.gda_loss
         if gda_loss is None:
             raise OperatorRuntimeError(self.name, "config", "needs gda_loss(ll_feed_dict, "
                                        "ul_feed_dict, ul_model, ll_model, **kw): pass it to "
                                        "Problem(gda_loss=...) or put it in solver_config")
-        return dynamics_passthrough(ll_feed_dict, ul_feed_dict, auxiliary_model, auxiliary_opt,
-                                    current_iter, kwargs, gda_loss=gda_loss,
-                                    alpha=self.config.alpha_init,
-                                    alpha_decay=self.config.alpha_decay)
-
+        alpha, decay = self.config.alpha_init, self.config.alpha_decay
+        return state.replace(aggregate=gda_loss, alpha_at=lambda k: alpha * decay ** k)
 
 @hookimpl
 def jboat_register_dynamics(register):

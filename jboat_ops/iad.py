@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from jboat_core import API_VERSION, HyperGradientOperator, hookimpl
-from jboat_core.chain import finished, lower_point, passthrough, to_upper
+from jboat_core.contract import API_VERSION, ChainState, HyperGradientOperator, Result, hookimpl, result, to_upper
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -42,18 +41,16 @@ class IAD(HyperGradientOperator):
     formula = "g = dF(y_K(y_0))/dy_0 (terminal) | hparams = y_0 for CG/NS (pass-through)"
     reference = "Finn et al., Model-agnostic meta-learning for fast adaptation of deep networks, ICML 2017"
 
-    def compute_gradients(self, ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter=0,
-                          hyper_gradient_finished=False, next_operation=None, **kwargs):
-        y = lower_point(auxiliary_model, kwargs)
-        y0 = auxiliary_model.parameters(time=0)
-        if next_operation is not None:
-            return passthrough(ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter,
-                               kwargs, lower_model_params=y, hparams=y0)
-        from jboat_core.autodiff import detach, grads, upper_at
+    def step(self, state: ChainState) -> ChainState | Result:
+        y = state.lower_point()
+        y0 = state.fmodel.parameters(time=0)
+        if state.next_operation is not None:
+            return state.replace(point=y, wrt=y0)
+        from jboat_core.numerics import detach, grads, upper_at
 
-        F = upper_at(self, ul_feed_dict, auxiliary_model, y)
+        F = upper_at(self, state.ul_feed, state.fmodel, y)
         g = detach(grads(F, y0, self.name, "dF/dy_0 through the trajectory"))
-        return finished(self, F.detach(), to_upper(self, y0, g))
+        return result(self, F.detach(), to_upper(self, y0, g))
 
 
 @hookimpl

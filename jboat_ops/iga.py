@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from jboat_core import API_VERSION, HyperGradientOperator, hookimpl
-from jboat_core.chain import finished, lower_objective, lower_point, require_last
+from jboat_core.contract import API_VERSION, ChainState, HyperGradientOperator, Result, hookimpl, result
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -34,25 +33,22 @@ class IGA(HyperGradientOperator):
     formula = "g_x = grad_x F - (<grad_y F, grad_y f>/||grad_y f||^2) grad_x f"
     reference = "Liu et al., Learning with constraint learning: new perspective, solution strategy and various applications, TPAMI 2024"
 
-    def compute_gradients(self, ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter=0,
-                          hyper_gradient_finished=False, next_operation=None, **kwargs):
-        from jboat_core.autodiff import (detach, grads, init_gradients, jt, lower_at, upper_at,
-                                         vdot)
+    def step(self, state: ChainState) -> Result:
+        from jboat_core.numerics import detach, grads, init_gradients, jt, lower_at, upper_at, vdot
 
-        require_last(self, next_operation)
-        y = lower_point(auxiliary_model, kwargs)
+        y = state.lower_point()
         yd = detach(y)
         n = len(yd)
-        F = upper_at(self, ul_feed_dict, auxiliary_model, yd)
-        f = lower_at(self, ll_feed_dict, auxiliary_model, yd, objective=lower_objective(self, kwargs))
+        F = upper_at(self, state.ul_feed, state.fmodel, yd)
+        f = lower_at(self, state.ll_feed, state.fmodel, yd, objective=state.objective(self))
         dF = detach(grads(F, yd + self.ul_var, self.name, "grad F"))
         df = detach(grads(f, yd + self.ul_var, self.name, "grad f"))
         par = self.runtime.parallel  # lambda from the global lower gradients
         Fy, fy = par.data_mean(dF[:n]), par.data_mean(df[:n])
         lam = -vdot(Fy, fy) / jt.maximum(vdot(fy, fy), 1e-30)
         g = [(a + b * lam).detach() for a, b in zip(dF[n:], df[n:])]
-        g0 = init_gradients(self, ul_feed_dict, auxiliary_model, y, kwargs.get("init_gradients"))
-        return finished(self, F.detach(), g, g0)
+        g0 = init_gradients(self, state.ul_feed, state.fmodel, y, state.init_gradients)
+        return result(self, F.detach(), g, g0)
 
 
 @hookimpl

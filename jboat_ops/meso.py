@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jboat_core import API_VERSION, FirstOrderSolver, hookimpl
+from jboat_core.contract import API_VERSION, FirstOrderSolver, Result, SolveState, hookimpl
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -57,13 +57,13 @@ class MESO(FirstOrderSolver):
     reference = ("Liu et al., Moreau envelope for nonconvex bi-level optimization: a "
                  "single-loop and Hessian-free solution strategy, ICML 2024")
 
-    def optimize(self, ll_feed_dict, ul_feed_dict, current_iter=0, **kwargs):
-        from jboat_core.firstorder import Point, detach
+    def step(self, state: SolveState) -> Result:
+        from jboat_core.numerics import Point, detach
 
-        cfg, pt = self.config, Point(self, ll_feed_dict, ul_feed_dict)
+        cfg, pt = self.config, Point(self, state.ll_feed, state.ul_feed)
         y = pt.y
         theta = self.state.get("theta") or detach(y)
-        c = cfg.c0 * (int(current_iter) + 1) ** 0.25
+        c = cfg.c0 * (state.current_iter + 1) ** 0.25
         g_th = pt.grad_y(pt.f(theta, "f(x, theta)"), theta, "grad f(theta)")
         theta_new = [(t - (g + (t - v) * cfg.gamma_1) * cfg.eta).detach()
                      for t, g, v in zip(theta, g_th, y)]
@@ -75,8 +75,8 @@ class MESO(FirstOrderSolver):
         d_y = [a / c + b - (v - t) * cfg.gamma_1 for a, b, v, t in zip(gFy, gfy, y, theta_new)]
         d_x = [a / c + b - t for a, b, t in zip(gFx, gfx, gfx_th)]
         self.propose(theta=theta_new)
-        return {"upper_loss": F_y.detach(), "lower_loss": f_y.detach(), "hyper_gradients": d_x,
-                "ll_gradients": d_y}
+        return Result(upper_loss=F_y.detach(), lower_loss=f_y.detach(),
+                      hyper_gradients=d_x, ll_gradients=d_y)
 
 
 @hookimpl

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jboat_core import API_VERSION, DynamicalSystem, DynamicsPlan, hookimpl
-from jboat_core.chain import dynamics_passthrough
-from jboat_core.errors import DivergedError
+from jboat_core.contract import (API_VERSION, DivergedError, DynamicalSystem, DynamicsState,
+                                 hookimpl)
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -30,9 +29,10 @@ class NGD(DynamicalSystem):
     ``first_order`` (FOA: stopped inner gradients), ``truncate`` (RGT: the first T steps
     outside the graph, each at the current iterate) and ``pessimistic`` (PTT: evaluate
     F(x, y_k) after each step and return k* = argmax_k F over the differentiable steps
-    k = T+1..K, so that PTT after RGT never picks a constant iterate). Returns ``max_loss_iter``:
-    k* with PTT, else -1. After GDA, the steps descend phi_{alpha_k} and
-    ``lower_objective`` is phi at the alpha of the evaluated point (for implicit operators).
+    k = T+1..K, so that PTT after RGT never picks a constant iterate). Returns the state with
+    ``k_star`` (k* with PTT, else -1), ``lower_loss`` (with ``plan.record_loss``) and
+    ``lower_objective``. After GDA, the steps descend phi_{alpha_k} and ``lower_objective``
+    is phi at the alpha of the evaluated point (for implicit operators).
     With ``check_finite`` (default) the solver reads one probe with the results, NaN/Inf
     iff y_K or the hyper-gradient is, and raises before any update, naming the first bad
     inner step (found by replaying the loop outside the graph, only after a failure).
@@ -55,49 +55,40 @@ class NGD(DynamicalSystem):
     # Between optimize and check_finite: y_K, the finiteness probe, what a replay needs.
     _last = _probe = _replay = None
 
-    def optimize(self, ll_feed_dict, ul_feed_dict, auxiliary_model, auxiliary_opt,
-                 current_iter=0, next_operation=None, plan: DynamicsPlan | None = None,
-                 **kwargs):
-        from jboat_core.autodiff import check_scalar, jt
+    def step(self, state: DynamicsState) -> DynamicsState:
+        from jboat_core.numerics import check_scalar, jt
 
-        plan = plan or DynamicsPlan()
-        objective_at = _aggregation(self.ll_objective, ul_feed_dict, kwargs)
+        plan, fmodel, opt = state.plan, state.fmodel, state.dopt
         upper, loss = [], None
         for k in range(self.lower_loop):
-            y = auxiliary_model.parameters()
-            loss = check_scalar(objective_at(k)(ll_feed_dict, self.ul_model, auxiliary_model,
-                                                params=y), self.name, f"inner step {k + 1}")
-            new = auxiliary_opt.step(auxiliary_model, loss, first_order=plan.first_order,
-                                     detach=k < plan.truncate, op=self.name,
-                                     where=f"inner step {k + 1}")
+            y = fmodel.parameters()
+            loss = check_scalar(state.objective_at(k, self.ll_objective)(
+                state.ll_feed, self.ul_model, fmodel, params=y), self.name, f"inner step {k + 1}")
+            new = opt.step(fmodel, loss, first_order=plan.first_order, detach=k < plan.truncate,
+                           op=self.name, where=f"inner step {k + 1}")
             if plan.pessimistic and k >= plan.truncate:  # k* among differentiable steps
-                with auxiliary_model.frozen_buffers():  # F evaluations are not lower steps
-                    upper.append(self.ul_objective(ul_feed_dict, self.ul_model,
-                                                   auxiliary_model, params=new
-                                                   ).detach().reshape(1))
+                with fmodel.frozen_buffers():  # F evaluations are not lower steps
+                    upper.append(self.ul_objective(state.ul_feed, self.ul_model, fmodel,
+                                                   params=new).detach().reshape(1))
         # Only what is read is kept: a live Var is computed by the next sync even if unused.
-        self.lower_loss = loss.detach() if plan.record_loss and loss is not None else None
-        self._last = ([*auxiliary_model.parameters(), *([loss] if loss is not None else [])]
+        self._last = ([*fmodel.parameters(), *([loss] if loss is not None else [])]
                       if self.config.check_finite else None)
-        self._replay = ((ll_feed_dict, objective_at, auxiliary_opt, auxiliary_model.variables)
-                        if self._last else None)
-        max_loss_iter = -1
+        self._replay = (state, fmodel.variables) if self._last else None
+        k_star = -1
         if plan.pessimistic and upper:
             values = self.runtime.parallel.data_mean1(jt.concat(upper))  # global F(y_k)
-            max_loss_iter = plan.truncate + 1 + int(values.argmax(0)[0].item())
-        last = max_loss_iter if max_loss_iter > 0 else self.lower_loop
-        self.lower_objective = objective_at(max(last - 1, 0))
-        if next_operation is not None:
-            return dynamics_passthrough(ll_feed_dict, ul_feed_dict, auxiliary_model,
-                                        auxiliary_opt, current_iter, kwargs, plan=plan,
-                                        max_loss_iter=max_loss_iter)
-        return max_loss_iter
+            k_star = plan.truncate + 1 + int(values.argmax(0)[0].item())
+        last = k_star if k_star > 0 else self.lower_loop
+        return state.replace(
+            k_star=k_star, lower_objective=state.objective_at(max(last - 1, 0),
+                                                              self.ll_objective),
+            lower_loss=loss.detach() if plan.record_loss and loss is not None else None)
 
     def finite_checks(self, outputs=()):
         """One number that is NaN/Inf iff y_K or the last inner loss is: the sum of
         ``0 * v`` over them (a reduction per tensor, computed with the results; nothing
         per inner step)."""
-        from jboat_core.autodiff import vdot
+        from jboat_core.numerics import vdot
 
         if not self._last:
             return []
@@ -121,17 +112,18 @@ class NGD(DynamicalSystem):
         raise DivergedError(self.name, f"inner step {step}", why + "; lower the "
                             "lower-level learning rate or check f")
 
-    def _first_bad_step(self, feed, objective_at, opt, variables) -> tuple[int | None, str]:
+    def _first_bad_step(self, state, variables) -> tuple[int | None, str]:
         """Replay the last run outside the graph: (step, reason) of the first NaN/Inf,
         or (None, "") if every loss and iterate is finite."""
         import numpy as np
 
-        from jboat_core.functional import FunctionalModel
+        from jboat_core.numerics import FunctionalModel
 
         fmodel = FunctionalModel(self.ll_model, track=False, variables=variables)
-        twin = opt.fresh()
+        twin = state.dopt.fresh()
         for k in range(self.lower_loop):
-            loss = objective_at(k)(feed, self.ul_model, fmodel, params=fmodel.parameters())
+            loss = state.objective_at(k, self.ll_objective)(
+                state.ll_feed, self.ul_model, fmodel, params=fmodel.parameters())
             value = float(loss.item())
             if not np.isfinite(value):
                 return k + 1, (f"the lower-level loss is {value} (NaN/Inf) after {k} "
@@ -141,23 +133,6 @@ class NGD(DynamicalSystem):
                 return k + 1, (f"the step from a finite loss ({value:.4g}) made the lower "
                                "variables NaN/Inf (overflow)")
         return None, ""
-
-
-def _aggregation(ll_objective, ul_feed_dict, kwargs):
-    """``k -> objective of inner step k``: f, or GDA's phi_{alpha_k} (alpha in a copy of
-    the lower feed dict, as upstream's gda_loss expects; the user's dict is not touched)."""
-    gda_loss = kwargs.pop("gda_loss", None)
-    alpha, decay = kwargs.pop("alpha", None), kwargs.pop("alpha_decay", 1.0)
-    if gda_loss is None:
-        return lambda k: ll_objective
-
-    def objective_at(k):
-        a = alpha * decay ** k
-
-        def phi(ll_feed_dict, ul_model, ll_model, **kw):
-            return gda_loss({**ll_feed_dict, "alpha": a}, ul_feed_dict, ul_model, ll_model, **kw)
-        return phi
-    return objective_at
 
 
 @hookimpl

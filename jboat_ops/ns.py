@@ -6,8 +6,7 @@ import functools
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jboat_core import API_VERSION, HyperGradientOperator, hookimpl
-from jboat_core.chain import lower_lr
+from jboat_core.contract import API_VERSION, ChainState, HyperGradientOperator, Result, hookimpl
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -55,17 +54,14 @@ class NS(HyperGradientOperator):
     formula = "g_x = grad_x F - alpha d2f/dxdy · sum_{i<=k} (I - alpha H)^i grad_y F"
     reference = "Lorraine et al., Optimizing millions of hyperparameters by implicit differentiation, AISTATS 2020"
 
-    def compute_gradients(self, ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter=0,
-                          hyper_gradient_finished=False, next_operation=None, **kwargs):
-        from jboat_core.implicit import implicit_result
-        from jboat_core.linsolve import solve_neumann
+    def step(self, state: ChainState) -> Result:
+        from jboat_core.numerics import implicit_step, solve_neumann
 
-        alpha = self.config.alpha if self.config.alpha is not None else lower_lr(self, kwargs)
+        alpha = self.config.alpha if self.config.alpha is not None else state.lower_lr(self)
         solve = functools.partial(solve_neumann, maxiter=self.config.k,
                                   tol=self.config.tolerance, alpha=alpha,
                                   check_every=self.config.check_every)
-        return implicit_result(self, ll_feed_dict, ul_feed_dict, auxiliary_model,
-                               next_operation, kwargs, solve, self.config.damping)
+        return implicit_step(self, state, solve, self.config.damping)
 
 
 @hookimpl

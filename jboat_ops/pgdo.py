@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
-from jboat_core import API_VERSION, FirstOrderSolver, hookimpl
+from jboat_core.contract import API_VERSION, FirstOrderSolver, Result, SolveState, hookimpl
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -78,11 +78,11 @@ class PGDO(FirstOrderSolver):
         gamma = min(cfg.gamma_init + t * (top - cfg.gamma_init) / cfg.gamma_argmax_step, top)
         return gamma, min(1.0 / (gamma + 1e-8), 1.0)
 
-    def optimize(self, ll_feed_dict, ul_feed_dict, current_iter=0, **kwargs):
-        from jboat_core.firstorder import Point, descend, grads, vdot
+    def step(self, state: SolveState) -> Result:
+        from jboat_core.numerics import Point, descend, grads, vdot
 
-        cfg, pt = self.config, Point(self, ll_feed_dict, ul_feed_dict)
-        gamma, s = self.gamma(int(current_iter))
+        cfg, pt = self.config, Point(self, state.ll_feed, state.ul_feed)
+        gamma, s = self.gamma(state.current_iter)
         y, update = pt.y, None
         if cfg.update_y_ahead:
             y = update = descend(pt, pt.y, pt.lr, self.lower_loop, step="y ahead")
@@ -96,11 +96,8 @@ class PGDO(FirstOrderSolver):
             gy = pt.mean(grads(f_y, y, self.name, "grad_y f (kept in the graph)"))
             penalty = vdot(gy, gy)
         d_y, d_x = pt.grad_yx((F_y + penalty * gamma) * s, y, "grad L")
-        out = {"upper_loss": F_y.detach(), "lower_loss": f_y.detach(), "hyper_gradients": d_x,
-               "ll_gradients": d_y}
-        if update is not None:
-            out["ll_update"] = update
-        return out
+        return Result(upper_loss=F_y.detach(), lower_loss=f_y.detach(), hyper_gradients=d_x,
+                      ll_gradients=d_y, ll_update=update)
 
 
 @hookimpl

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from jboat_core import API_VERSION, HyperGradientOperator, hookimpl
-from jboat_core.chain import passthrough, require_next
-from jboat_core.errors import OperatorRuntimeError
+from jboat_core.contract import API_VERSION, ChainState, HyperGradientOperator, OperatorRuntimeError, hookimpl
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -39,21 +37,16 @@ class PTT(HyperGradientOperator):
 
     @classmethod
     def configure_dynamics(cls, plan, config):
-        plan.track = True
-        plan.pessimistic = True
+        return plan.replace(track=True, pessimistic=True)
 
-    def compute_gradients(self, ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter=0,
-                          hyper_gradient_finished=False, next_operation=None, **kwargs):
-        require_next(self, next_operation, hyper_gradient_finished)
-        if not isinstance(max_loss_iter, int) or max_loss_iter < 1:
-            raise OperatorRuntimeError(self.name, "max_loss_iter", f"got {max_loss_iter!r}; PTT "
+    def step(self, state: ChainState) -> ChainState:
+        if state.k_star < 1:
+            raise OperatorRuntimeError(self.name, "max_loss_iter", f"got {state.k_star!r}; PTT "
                                        "needs k* >= 1 from dynamics run with this chain's "
                                        "dynamics_plan() (NGD records it when pessimistic=True)")
-        y = kwargs.get("lower_model_params")
-        if y is None:
-            y = auxiliary_model.parameters(time=max_loss_iter)
-        return passthrough(ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter, kwargs,
-                           lower_model_params=y)
+        if state.point is not None:
+            return state
+        return state.replace(point=state.fmodel.parameters(time=state.k_star))
 
 
 @hookimpl

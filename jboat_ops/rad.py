@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from jboat_core import API_VERSION, HyperGradientOperator, hookimpl
-from jboat_core.chain import finished, lower_point, require_last
+from jboat_core.contract import API_VERSION, ChainState, HyperGradientOperator, Result, hookimpl, result
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -35,18 +34,15 @@ class RAD(HyperGradientOperator):
     formula = "g_x = dF(x, y_K(x))/dx through all K inner steps"
     reference = "Franceschi et al., Forward and reverse gradient-based hyperparameter optimization, ICML 2017"
 
-    def compute_gradients(self, ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter=0,
-                          next_operation=None, **kwargs):
-        from jboat_core.autodiff import detach, grads, upper_at
+    def step(self, state: ChainState) -> Result:
+        from jboat_core.numerics import detach, grads, upper_at
 
-        require_last(self, next_operation)
-        y = lower_point(auxiliary_model, kwargs)
-        F = upper_at(self, ul_feed_dict, auxiliary_model, y)
+        y = state.lower_point()
+        F = upper_at(self, state.ul_feed, state.fmodel, y)
         n = len(self.ul_var)
-        wrt = self.ul_var + (auxiliary_model.parameters(time=0) if kwargs.get("init_gradients")
-                             else [])
+        wrt = self.ul_var + (state.fmodel.parameters(time=0) if state.init_gradients else [])
         g = detach(grads(F, wrt, self.name, "dF/dx through the trajectory"))
-        return finished(self, F.detach(), g[:n], g[n:] or None)
+        return result(self, F.detach(), g[:n], g[n:] or None)
 
 
 @hookimpl

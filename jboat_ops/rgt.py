@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jboat_core import API_VERSION, HyperGradientOperator, hookimpl
-from jboat_core.chain import passthrough, require_next
+from jboat_core.contract import API_VERSION, ChainState, HyperGradientOperator, hookimpl
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -46,7 +45,7 @@ class RGT(HyperGradientOperator):
 
     @classmethod
     def configure_dynamics(cls, plan, config):
-        plan.truncate = config.truncate_iter
+        return plan.replace(truncate=config.truncate_iter)
 
     @classmethod
     def check_solver(cls, config, solver):
@@ -58,10 +57,8 @@ class RGT(HyperGradientOperator):
                     f"{solver.lower_iters} (no differentiable step would remain)"]
         return []
 
-    def compute_gradients(self, ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter=0,
-                          hyper_gradient_finished=False, next_operation=None, **kwargs):
-        require_next(self, next_operation, hyper_gradient_finished)
-        return passthrough(ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter, kwargs)
+    def step(self, state: ChainState) -> ChainState:
+        return state  # it acts through configure_dynamics only
 
 
 @hookimpl

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jboat_core import API_VERSION, FirstOrderSolver, hookimpl
+from jboat_core.contract import API_VERSION, FirstOrderSolver, Result, SolveState, hookimpl
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -54,10 +54,10 @@ class VFO(FirstOrderSolver):
                "d = grad F + lam grad q; y, x step along d")
     reference = "Liu et al., BOME! Bilevel optimization made easy: a simple first-order approach, NeurIPS 2022"
 
-    def optimize(self, ll_feed_dict, ul_feed_dict, current_iter=0, **kwargs):
-        from jboat_core.firstorder import Point, descend, jt, vdot
+    def step(self, state: SolveState) -> Result:
+        from jboat_core.numerics import Point, descend, jt, vdot
 
-        cfg, pt = self.config, Point(self, ll_feed_dict, ul_feed_dict)
+        cfg, pt = self.config, Point(self, state.ll_feed, state.ul_feed)
         y = pt.y
         y_hat = descend(pt, y, cfg.y_hat_lr, self.lower_loop, step="y-hat")
         f_y, f_hat = pt.f(y), pt.f(y_hat, "f(x, y-hat)")
@@ -69,9 +69,9 @@ class VFO(FirstOrderSolver):
         dot = vdot(gFy, gfy) + vdot(gFx, gqx) if gqx else vdot(gFy, gfy)
         norm = vdot(gfy, gfy) + (vdot(gqx, gqx) if gqx else 0.0)
         lam = jt.maximum((q * cfg.u1 - dot) / (norm + 1e-8), 0.0)
-        return {"upper_loss": F_y.detach(), "lower_loss": f_y.detach(),
-                "hyper_gradients": [a + b * lam for a, b in zip(gFx, gqx)],
-                "ll_gradients": [a + b * lam for a, b in zip(gFy, gfy)]}
+        return Result(upper_loss=F_y.detach(), lower_loss=f_y.detach(),
+                      hyper_gradients=[a + b * lam for a, b in zip(gFx, gqx)],
+                      ll_gradients=[a + b * lam for a, b in zip(gFy, gfy)])
 
 
 @hookimpl

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from jboat_core import API_VERSION, FirstOrderSolver, hookimpl
+from jboat_core.contract import API_VERSION, FirstOrderSolver, Result, SolveState, hookimpl
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -69,11 +69,11 @@ class VSO(FirstOrderSolver):
     reference = ("Liu et al., A value-function-based interior-point method for non-convex "
                  "bi-level optimization, ICML 2021")
 
-    def optimize(self, ll_feed_dict, ul_feed_dict, current_iter=0, **kwargs):
-        from jboat_core.firstorder import Point, axpy, descend, vdot
+    def step(self, state: SolveState) -> Result:
+        from jboat_core.numerics import Point, axpy, descend, vdot
 
-        cfg, pt = self.config, Point(self, ll_feed_dict, ul_feed_dict)
-        c = cfg.reg_decay * int(current_iter) + 1.0
+        cfg, pt = self.config, Point(self, state.ll_feed, state.ul_feed)
+        c = cfg.reg_decay * state.current_iter + 1.0
         mu, theta, tau = cfg.ll_l2_reg / c, cfg.ul_l2_reg / c, cfg.ul_ln_reg / c
         z = descend(pt, pt.y, pt.lr, cfg.z_loop,
                     lambda v, s: pt.f(v, s) + vdot(v, v) * mu, "value function z")
@@ -90,8 +90,8 @@ class VSO(FirstOrderSolver):
         gx = pt.grad_x(F_u, "grad_x F(u)")
         fx_u, fx_z = pt.grad_x(pt.f(u), "grad_x f(u)"), pt.grad_x(pt.f(z), "grad_x f(z)")
         g = [a + (b - c_) * scale for a, b, c_ in zip(gx, fx_u, fx_z)]
-        return {"upper_loss": F_u.detach(), "lower_loss": f_z, "hyper_gradients": g,
-                "ll_update": z}
+        return Result(upper_loss=F_u.detach(), lower_loss=f_z, hyper_gradients=g,
+                      ll_update=z)
 
 
 @hookimpl

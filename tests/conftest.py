@@ -52,7 +52,7 @@ def _kernel_fusion(request):
             and request.node.get_closest_marker("jittor") is None:
         yield
         return
-    from jboat_core._jittor import jittor
+    from jboat_core.platform._jittor import jittor
     jt = jittor()
     old = jt.flags.no_fuse
     jt.flags.no_fuse = 0

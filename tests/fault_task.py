@@ -8,7 +8,7 @@ import os
 import signal
 import time
 
-from jboat_core.runner import Task
+from jboat_core.run.runner import Task
 from jboat_core.testing.problems import ridge_problem
 
 

@@ -8,8 +8,8 @@ import numpy as np
 def run_chain(prob, names, K, lr, cfg=None, optimizer=None, registry=None, init=False):
     """Run NGD (K steps) then the chain ``names``; return (result, numpy grad, fmodel)."""
     from jboat_core import get_registry, makes_functional_na_operation
-    from jboat_core._jittor import jittor
-    from jboat_core.solve import hypergradient_step
+    from jboat_core.platform._jittor import jittor
+    from jboat_core.solver.solve import hypergradient_step
 
     jt = jittor()
     reg = registry or get_registry()

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from jboat_core.runner import Task
+from jboat_core.run.runner import Task
 from jboat_core.testing.problems import Vector, mean_ridge, mean_ridge_feeds, mean_upper
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jboat_core.functional import walk
+from jboat_core.numerics.functional import walk
 from jboat_core.testing.networks import ConvBNNet, SuperNet, digits, jt
 
 TOL = 1e-3

@@ -35,7 +35,7 @@ def task_file(tmp_path, iterations=3, solver='na_op = ["RAD"]', **params):
 
 
 def jboat(*args, env=None, timeout=600, cwd=None, **kw):
-    return subprocess.run([sys.executable, "-m", "jboat_core.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "jboat_core.run.cli", *map(str, args)],
                           capture_output=True, text=True, env=env or ENV, timeout=timeout,
                           cwd=cwd, **kw)
 
@@ -62,7 +62,7 @@ def children_may_die():
 # -- 1. no write through a link planted in --out -------------------------------------------
 @pytest.mark.parametrize("dangling", [False, True], ids=["link", "dangling"])
 def test_a_linked_lock_file_is_refused_and_its_target_untouched(tmp_path, dangling):
-    from jboat_core.outdir import OutputError, OutputFolder
+    from jboat_core.run.outdir import OutputError, OutputFolder
     out, victim = tmp_path / "o", tmp_path / "victim.txt"
     out.mkdir()
     if not dangling:
@@ -77,7 +77,7 @@ def test_a_linked_lock_file_is_refused_and_its_target_untouched(tmp_path, dangli
 @pytest.mark.parametrize("name", ["metrics.json", "loss_curve.png"])
 @pytest.mark.parametrize("dangling", [False, True], ids=["link", "dangling"])
 def test_outputs_replace_a_planted_link_never_its_target(tmp_path, name, dangling):
-    from jboat_core.metrics import plot_losses, write_metrics
+    from jboat_core.run.metrics import plot_losses, write_metrics
     out, victim = tmp_path / "o", tmp_path / "victim"
     out.mkdir()
     if not dangling:
@@ -93,7 +93,7 @@ def test_outputs_replace_a_planted_link_never_its_target(tmp_path, name, danglin
 
 
 def test_overwrite_removes_a_linked_output_not_its_target(tmp_path):
-    from jboat_core.outdir import OutputError, OutputFolder
+    from jboat_core.run.outdir import OutputError, OutputFolder
     out, victim = tmp_path / "o", tmp_path / "victim.json"
     out.mkdir()
     victim.write_text("{}\n")
@@ -111,7 +111,7 @@ def test_overwrite_removes_a_linked_output_not_its_target(tmp_path):
 def test_the_lock_is_released_even_when_a_forked_child_lives_on(tmp_path):
     """A child forked while the folder is held (Jittor's compiler pools) neither keeps the
     lock nor blocks a second use of the folder in the same process."""
-    from jboat_core.outdir import OutputFolder
+    from jboat_core.run.outdir import OutputFolder
     out = tmp_path / "o"
     ready, tell = os.pipe()
     with OutputFolder(out):
@@ -134,7 +134,7 @@ def test_the_lock_is_released_even_when_a_forked_child_lives_on(tmp_path):
 
 # -- 4. validate runs no code -------------------------------------------------------------
 PROBE = ("import runpy, sys\nsys.argv = ['jboat'] + sys.argv[1:]\ntry:\n"
-         "    runpy.run_module('jboat_core.cli', run_name='__main__')\nfinally:\n"
+         "    runpy.run_module('jboat_core.run.cli', run_name='__main__')\nfinally:\n"
          "    sys.stderr.write('\\n@@%s' % sorted(m for m in ('this', 'jittor') "
          "if m in sys.modules))\n")
 
@@ -215,7 +215,7 @@ def test_compare_timeout_must_be_finite_and_positive(tmp_path, value):
 
 
 def test_compare_timeout_checked_in_the_python_api(tmp_path):
-    from jboat_core.compare import run_compare
+    from jboat_core.run.compare import run_compare
     from jboat_core.errors import ConfigError
     for value in (math.nan, math.inf, -5.0):
         with pytest.raises(ConfigError, match="--timeout"):
@@ -228,7 +228,7 @@ def test_list_ops_survives_a_summary_that_raises_and_a_plugin_that_prints(capsys
 
     from jboat_core import Registry
     from jboat_core import registry as registry_module
-    from jboat_core.cli import main
+    from jboat_core.run.cli import main
 
     class Meta(type(op_class("PROBE"))):
         broken = False
@@ -336,7 +336,7 @@ def test_a_background_job_with_sigint_ignored_records_a_sigterm(tmp_path, sig,
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
-    proc = subprocess.Popen([sys.executable, "-m", "jboat_core.cli", "run",
+    proc = subprocess.Popen([sys.executable, "-m", "jboat_core.run.cli", "run",
                              str(task_file(tmp_path, iterations=200, sleep=0.1)), "--out",
                              str(out), "--checkpoint-every", "1"], env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -357,7 +357,7 @@ def test_a_background_job_with_sigint_ignored_records_a_sigterm(tmp_path, sig,
 @pytest.mark.jittor
 def test_sigterm_during_the_final_picture_is_not_completed(tmp_path, monkeypatch):
     from jboat_core import runner
-    from jboat_core.signals import Terminated
+    from jboat_core.platform.signals import Terminated
 
     def killed(*args):
         raise Terminated(signal.SIGTERM)
@@ -424,7 +424,7 @@ def test_a_thread_left_by_the_task_does_not_keep_the_process(tmp_path):
 
 @pytest.mark.jittor
 def test_run_task_twice_on_one_folder_in_one_process(tmp_path):
-    from jboat_core.runner import run_task
+    from jboat_core.run.runner import run_task
     task = task_file(tmp_path, iterations=2)
     first = run_task(task, tmp_path / "o")
     second = run_task(task, tmp_path / "o", overwrite=True)
@@ -436,8 +436,8 @@ def test_run_task_twice_on_one_folder_in_one_process(tmp_path):
 # -- 6. a full disk -----------------------------------------------------------------------
 @pytest.mark.jittor
 def test_enospc_is_one_line_and_metrics_are_attempted(tmp_path, monkeypatch):
-    from jboat_core.outdir import OutputError
-    from jboat_core.runner import run_task
+    from jboat_core.run.outdir import OutputError
+    from jboat_core.run.runner import run_task
     real, calls = os.fsync, []
 
     def full(fd):
@@ -498,7 +498,7 @@ def _compare_workers(tag: str) -> list[int]:
                 cmd = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if b"jboat_core.compare_worker" in cmd and tag.encode() in cmd:
+            if b"jboat_core.run.compare_worker" in cmd and tag.encode() in cmd:
                 pids.append(int(entry.name))
     return pids
 
@@ -509,7 +509,7 @@ def test_compare_stopped_ends_its_worker_and_removes_its_folder(tmp_path, sig,
                                                                 children_may_die):
     tmp, progress = tmp_path / "tmp", tmp_path / "progress"
     tmp.mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "jboat_core.cli", "compare",
+    proc = subprocess.Popen([sys.executable, "-m", "jboat_core.run.cli", "compare",
                              str(task_file(tmp_path, sleep=1.0)), "--methods", "RAD",
                              "--out", str(tmp_path / "c"), "--iterations", "50"],
                             env={**ENV, "TMPDIR": str(tmp), "FAULT_PROGRESS": str(progress)},
@@ -529,7 +529,7 @@ def test_compare_stopped_ends_its_worker_and_removes_its_folder(tmp_path, sig,
 
 
 def test_terminate_as_exception_takes_over_default_signals_only():
-    from jboat_core.signals import Terminated, terminate_as_exception
+    from jboat_core.platform.signals import Terminated, terminate_as_exception
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(Terminated) as info:
         with terminate_as_exception():
@@ -557,7 +557,7 @@ def test_terminate_as_exception_takes_over_default_signals_only():
 def test_a_forked_child_dies_of_sigterm_as_by_default():
     """multiprocessing ends its workers (Jittor's compiler pool) with SIGTERM: a child
     forked inside ``terminate_as_exception`` must die of it even when blocked in C."""
-    from jboat_core.signals import terminate_as_exception
+    from jboat_core.platform.signals import terminate_as_exception
     with terminate_as_exception():
         pid = os.fork()
         if pid == 0:

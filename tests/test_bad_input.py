@@ -14,7 +14,7 @@ from fakeplugins import FakeDist, FakeEntryPoint, ep, make_module, op_class
 ENV = {**os.environ, "JBOAT_CPU_ONLY": "1", "JBOAT_LOAD_PLUGINS": "jboat"}
 PROBE = ("import runpy, sys\n"
          "sys.argv = ['jboat'] + sys.argv[1:]\n"
-         "try:\n    runpy.run_module('jboat_core.cli', run_name='__main__')\n"
+         "try:\n    runpy.run_module('jboat_core.run.cli', run_name='__main__')\n"
          "finally:\n    sys.stderr.write('\\n@@jittor=%d' % ('jittor' in sys.modules))\n")
 
 TASK = """[task]
@@ -60,7 +60,7 @@ def test_bad_config_files(tmp_path, content, needles):
     ("raise RuntimeError('bad import')", ["importing", "raised RuntimeError: bad import"]),
     ("x = 1", ["has no build(params, seed) function"]),
     ("def build(params, seed):\n    return None", ["build() in", "returned NoneType",
-                                                    "return a jboat_core.runner.Task"]),
+                                                    "return a jboat_core.run.runner.Task"]),
     ("def build(params, seed):\n    raise ValueError('oops')", ["build() in",
                                                                "raised ValueError: oops"]),
 ], ids=["missing", "raises-at-import", "no-build", "returns-none", "build-raises"])
@@ -85,7 +85,7 @@ def test_validate_checks_the_whole_task_file(tmp_path):
     assert not jittor
     (tmp_path / "ok.py").write_text("def build(p, s):\n    pass\n")
     task.write_text('[task]\nmodule = "ok.py"\n[solver]\nna_op = ["RAD"]\n')
-    proc = subprocess.run([sys.executable, "-m", "jboat_core.cli", "validate", str(task)],
+    proc = subprocess.run([sys.executable, "-m", "jboat_core.run.cli", "validate", str(task)],
                           capture_output=True, text=True, env=ENV)
     assert proc.returncode == 0 and "valid task file: module ok.py" in proc.stdout
 
@@ -106,14 +106,14 @@ def test_out_that_is_a_file(tmp_path, out_kind):
 @pytest.mark.parametrize("flag,value", [("--iterations", "-1"), ("--iterations", "0"),
                                         ("--checkpoint-every", "-2"), ("--iterations", "x")])
 def test_bad_numbers_on_the_command_line(tmp_path, flag, value):
-    proc = subprocess.run([sys.executable, "-m", "jboat_core.cli", "run", "t.toml", flag,
+    proc = subprocess.run([sys.executable, "-m", "jboat_core.run.cli", "run", "t.toml", flag,
                            value], capture_output=True, text=True, env=ENV)
     assert proc.returncode == 2 and f"argument {flag}" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 def test_resume_and_overwrite_exclude_each_other(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "jboat_core.cli", "run", "t.toml",
+    proc = subprocess.run([sys.executable, "-m", "jboat_core.run.cli", "run", "t.toml",
                            "--resume", "--overwrite"], capture_output=True, text=True, env=ENV)
     assert proc.returncode == 2 and "not allowed with argument" in proc.stderr
 
@@ -175,7 +175,7 @@ def test_strict_mode_prints_the_traceback(tmp_path):
     (dist / "entry_points.txt").write_text("[jboat]\nbroken = broken_plugin\n")
     env = {**ENV, "PYTHONPATH": str(plugin_dir), "JBOAT_STRICT_PLUGINS": "1"}
     env.pop("JBOAT_LOAD_PLUGINS")
-    proc = subprocess.run([sys.executable, "-m", "jboat_core.cli", "list-ops"],
+    proc = subprocess.run([sys.executable, "-m", "jboat_core.run.cli", "list-ops"],
                           capture_output=True, text=True, env=env)
     assert proc.returncode == 1
     assert "Traceback (most recent call last)" in proc.stderr
@@ -188,8 +188,8 @@ def test_mpirun_without_jittor_mpi_is_a_clear_error(monkeypatch):
     """Jittor already imported outside mpirun, then the launcher's variables appear: jt.in_mpi
     is False, and detection refuses with what to install (in any test order: Jittor is
     imported first, without the variables)."""
-    from jboat_core._jittor import jittor
-    from jboat_core.parallel import Parallel, ParallelError
+    from jboat_core.platform._jittor import jittor
+    from jboat_core.platform.parallel import Parallel, ParallelError
     jittor()
     monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")
     with pytest.raises(ParallelError, match="Jittor's MPI is not available: install OpenMPI"):
@@ -219,7 +219,7 @@ def test_real_mpirun_of_a_jittor_without_mpi(tmp_path):
     env = {**ENV, "mpicc_path": "", "OMPI_ALLOW_RUN_AS_ROOT": "1",
            "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
     proc = subprocess.run(["mpirun", "-np", "2", "--oversubscribe", "-x", "mpicc_path",
-                           sys.executable, "-m", "jboat_core.cli", "run", str(task),
+                           sys.executable, "-m", "jboat_core.run.cli", "run", str(task),
                            "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode != 0

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jboat_core.checkpoint import (HISTORY, NAME, CheckpointError, Equal, HistoryLog,
+from jboat_core.run.checkpoint import (HISTORY, NAME, CheckpointError, Equal, HistoryLog,
                                    load_checkpoint, read_meta, save_checkpoint, schema_of)
 
 HERE = Path(__file__).resolve().parent
@@ -49,7 +49,7 @@ def task_file(folder: Path, iterations=2, upper_lr=0.05, module=None, name="task
 
 
 def jboat(*args, timeout=600, env=None):
-    return subprocess.run([sys.executable, "-m", "jboat_core.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "jboat_core.run.cli", *map(str, args)],
                           capture_output=True, text=True, env=env or ENV, timeout=timeout)
 
 
@@ -213,7 +213,7 @@ class FakeProblem:
 def test_checkpoint_writes_cost_the_state_not_the_history(tmp_path):
     """--checkpoint-every 1 over 300 iterations: every checkpoint has the same size, and
     the history file grows by the new lines only."""
-    from jboat_core.resume import Checkpoints
+    from jboat_core.run.resume import Checkpoints
     ckpts, problem = Checkpoints(tmp_path / NAME, {"task": "t"}), FakeProblem()
     sizes, grown = set(), []
     for it in range(300):
@@ -229,7 +229,7 @@ def test_checkpoint_writes_cost_the_state_not_the_history(tmp_path):
 
 
 def test_history_lines_after_the_checkpoint_are_cut_and_a_changed_history_refused(tmp_path):
-    from jboat_core.resume import Checkpoints
+    from jboat_core.run.resume import Checkpoints
     ckpts, problem = Checkpoints(tmp_path / NAME, {"task": "t"}), FakeProblem()
     for it in range(3):
         problem.history.append({"iter": it, "upper_loss": float("nan") if it == 1 else 0.5})
@@ -252,7 +252,7 @@ def test_history_lines_after_the_checkpoint_are_cut_and_a_changed_history_refuse
 
 
 def test_fingerprint_differences_show_the_first_differing_key():
-    from jboat_core.checkpoint import fingerprint_differences
+    from jboat_core.run.checkpoint import fingerprint_differences
     saved = {"optim": {"lower": {"lr": 0.1, "type": "SGD"}, "upper": {"lr": 0.05,
                                                                        "type": "Adam"}}}
     now = {"optim": {"lower": {"lr": 0.1, "type": "SGD"}, "upper": {"lr": 0.5,

@@ -5,7 +5,7 @@ import subprocess
 import sys
 import time
 
-from jboat_core.cli import main
+from jboat_core.run.cli import main
 
 
 def test_list_ops_table(builtin_registry, capsys):
@@ -48,7 +48,7 @@ def test_validate_reports_lines(builtin_registry, tmp_path, capsys):
 
 
 def test_listing_never_imports_jittor_and_is_fast():
-    code = ("import sys, io, contextlib; from jboat_core.cli import main\n"
+    code = ("import sys, io, contextlib; from jboat_core.run.cli import main\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             "    main(['list-ops', '--json']); main(['show-op', 'CG'])\n"
             "sys.exit(3 if 'jittor' in sys.modules else 0)")

@@ -46,7 +46,7 @@ def _module(name):
 
 def _problem(task_name, gm, na, registry):
     from jboat_core import Problem
-    from jboat_core._jittor import jittor
+    from jboat_core.platform._jittor import jittor
     jt = jittor()
     task = _module(task_name).build(SMALL[task_name], seed=0)
     solver = {"gm_op": gm, "na_op": na, "lower_iters": 2, "RGT": {"truncate_iter": 1},
@@ -76,7 +76,7 @@ def test_valid_composition_runs(builtin_registry, task_name, gm, na):
 def test_invalid_composition_refused_before_computing(builtin_registry, gm, na, monkeypatch):
     from jboat_core import Problem
     calls = []
-    from jboat_core.engine import Composition
+    from jboat_core.solver.engine import Composition
     monkeypatch.setattr(Composition, "evaluate", lambda *a, **k: calls.append(a))
     with pytest.raises((ConfigError, ChainError)) as info:
         _problem("hyper_cleaning", gm, na, builtin_registry)

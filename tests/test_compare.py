@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from jboat_core import ConfigError, get_registry
-from jboat_core.compare import ROW_KEYS, compositions, method_config, resolve_methods
+from jboat_core.run.compare import ROW_KEYS, compositions, method_config, resolve_methods
 
 HERE = Path(__file__).resolve().parent
 TASK = """[task]
@@ -44,7 +44,7 @@ def test_every_valid_composition_comes_from_metadata(builtin_registry):
 
 @pytest.mark.jittor
 def test_compare_on_a_small_task(builtin_registry, tmp_path, capsys):
-    from jboat_core.cli import main
+    from jboat_core.run.cli import main
     task = tmp_path / "task.toml"
     task.write_text(TASK.format(module=HERE / "mpi_task.py"))
     out = tmp_path / "cmp"
@@ -78,10 +78,10 @@ def test_diverged_and_timed_out_methods_are_rows(builtin_registry, tmp_path, cap
     """A NaN stops a method as "diverged" (DivergedError), not "failed"; --timeout bounds
     a method's process, also from a process that imported Jittor (its SIGCHLD handler
     would end this one when the killed worker dies)."""
-    from jboat_core._jittor import jittor
-    from jboat_core.cli import main
+    from jboat_core.platform._jittor import jittor
+    from jboat_core.run.cli import main
     jittor()
-    from jboat_core.compare import _run_method
+    from jboat_core.run.compare import _run_method
     task = tmp_path / "task.toml"
     task.write_text(TASK.format(module=HERE / "mpi_task.py").replace("lr = 0.1", "lr = 1e30"))
     assert main(["compare", str(task), "--methods", "RHG", "--iterations", "2",
@@ -96,7 +96,7 @@ def test_diverged_and_timed_out_methods_are_rows(builtin_registry, tmp_path, cap
 
 def test_metric_option_applies_to_every_output(builtin_registry, tmp_path, monkeypatch):
     """--metric picks the column of compare.md and the printed table alike."""
-    import jboat_core.compare as compare
+    import jboat_core.run.compare as compare
     rows = {"RHG": {"status": "ok", "ms_per_iter": 2.0, "metrics": {"a": 0.1, "b": 0.7},
                     "upper_loss": 1.0}}
     monkeypatch.setattr(compare, "_run_method", lambda spec, timeout: dict(rows[spec["method"]]))

@@ -47,7 +47,7 @@ BOAT_TORCH = {"fo_ol_batch_input": True,
 def test_upstream_configs_validate(builtin_registry, cfg, tmp_path):
     path = tmp_path / "boat_config.json"
     path.write_text(json.dumps(cfg))
-    from jboat_core.cli import main
+    from jboat_core.run.cli import main
     assert main(["validate", str(path)]) == 0
     parsed = parse_solver_config(cfg)
     assert parsed.operators["PGDO"].update_y_ahead is (cfg["PGDO"].get("update_y_ahead")

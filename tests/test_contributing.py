@@ -18,7 +18,7 @@ import pytest
 
 from fakeplugins import FakeDist, FakeEntryPoint
 from jboat_core import Registry, cli
-from jboat_core.registry import set_registry
+from jboat_core.plugins.registry import set_registry
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -50,7 +50,7 @@ def test_finite_check_can_be_switched_off(ridge):
 
 def test_mismatched_parameter_list(ridge):
     from jboat_core import FunctionalModel
-    from jboat_core._jittor import jittor
+    from jboat_core.platform._jittor import jittor
     jt = jittor()
     fm = FunctionalModel(ridge.ll_model)
     with pytest.raises(OperatorRuntimeError, match="params has 2 entries but Vector has 1"):
@@ -84,7 +84,7 @@ def test_ptt_without_recorded_kstar(ridge):
 
 
 def test_unsupported_lower_optimizer(ridge):
-    from jboat_core._jittor import jittor
+    from jboat_core.platform._jittor import jittor
     jt = jittor()
     with pytest.raises(TypeError, match="RMSprop has no differentiable version"):
         run_chain(ridge, ["RAD"], 2, 0.1, optimizer=lambda p: jt.optim.RMSprop(p, 0.1))

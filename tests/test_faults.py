@@ -34,14 +34,14 @@ def task_file(tmp_path, solver='na_op = ["RAD"]', iterations=8, **params):
 
 
 def jboat(*args, timeout=600, env=None):
-    return subprocess.run([sys.executable, "-m", "jboat_core.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "jboat_core.run.cli", *map(str, args)],
                           capture_output=True, text=True, env=env or ENV, timeout=timeout)
 
 
 # -- checkpoints are data, written atomically --------------------------------------------
 WRITER = """
 import sys, numpy as np
-from jboat_core.checkpoint import save_checkpoint
+from jboat_core.run.checkpoint import save_checkpoint
 path = sys.argv[1]
 big = np.random.RandomState(0).rand(2_000_000)
 i = 0
@@ -61,7 +61,7 @@ def children_may_die():
 
 def test_sigkill_during_checkpoint_writes_leaves_the_previous_intact(tmp_path,
                                                                     children_may_die):
-    from jboat_core.checkpoint import load_checkpoint
+    from jboat_core.run.checkpoint import load_checkpoint
     path = tmp_path / "checkpoint.npz"
     for trial in range(4):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)],
@@ -86,7 +86,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, children_may_die):
     differently from a resumed run that starts from stored arrays: 7e-7 apart. Every
     variable and optimizer state is now materialised at the end of each iteration, so both
     runs start each iteration from the same arrays.)"""
-    from jboat_core.checkpoint import read_meta
+    from jboat_core.run.checkpoint import read_meta
     task = task_file(tmp_path)
     straight = jboat("run", task, "--out", tmp_path / "a", "--checkpoint-every", 2)
     assert straight.returncode == 0, straight.stderr
@@ -107,7 +107,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, children_may_die):
 
 def start_run(task, out, env=None):
     """``jboat run TASK --out OUT`` in the background, returned once it holds OUT's lock."""
-    proc = subprocess.Popen([sys.executable, "-m", "jboat_core.cli", "run", str(task),
+    proc = subprocess.Popen([sys.executable, "-m", "jboat_core.run.cli", "run", str(task),
                              "--out", str(out)], env=env or ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock = out / ".jboat.lock"
@@ -147,8 +147,8 @@ def test_ctrl_c_records_why_the_run_stopped(tmp_path, children_may_die):
 
 
 def test_earlier_run_is_not_overwritten_without_a_flag(tmp_path):
-    from jboat_core.checkpoint import save_checkpoint
-    from jboat_core.runner import OutputError, run_task
+    from jboat_core.run.checkpoint import save_checkpoint
+    from jboat_core.run.runner import OutputError, run_task
     out = tmp_path / "o"
     out.mkdir()
     save_checkpoint(out / "checkpoint.npz", {"x": np.zeros(3)}, {}, 60)
@@ -173,12 +173,12 @@ def test_crafted_pickle_checkpoint_is_never_executed(tmp_path):
     (out / "checkpoint.pkl").write_bytes(pickle.dumps({"problem": _Evil()}))
     env = {**ENV, "EVIL_MARK": str(mark)}
     for flags in (["--resume"], []):
-        res = subprocess.run([sys.executable, "-m", "jboat_core.cli", "run",
+        res = subprocess.run([sys.executable, "-m", "jboat_core.run.cli", "run",
                               str(task_file(tmp_path)), "--out", str(out), *flags],
                              capture_output=True, text=True, env=env, timeout=300)
         assert res.returncode == 1 and not mark.exists()
     assert "never loads pickles" in subprocess.run(
-        [sys.executable, "-m", "jboat_core.cli", "run", str(task_file(tmp_path)), "--out",
+        [sys.executable, "-m", "jboat_core.run.cli", "run", str(task_file(tmp_path)), "--out",
          str(out), "--resume"], capture_output=True, text=True, env=env).stderr
     # a pickle hidden in an .npz (an object array) is refused too, without running it
     np.save(out / "evil.npy", np.array([_Evil()], dtype=object), allow_pickle=True)
@@ -186,7 +186,7 @@ def test_crafted_pickle_checkpoint_is_never_executed(tmp_path):
     with zipfile.ZipFile(out / "checkpoint.npz", "w") as z:
         z.write(out / "evil.npy", "__meta__.npy")
     (out / "checkpoint.pkl").unlink()
-    res = subprocess.run([sys.executable, "-m", "jboat_core.cli", "run",
+    res = subprocess.run([sys.executable, "-m", "jboat_core.run.cli", "run",
                           str(task_file(tmp_path)), "--out", str(out), "--resume"],
                          capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 1 and not mark.exists()
@@ -228,8 +228,8 @@ def test_nan_stops_the_run_and_changes_nothing(builtin_registry, tmp_path, solve
     the operator and the iteration; variables, checkpoint and metrics are those of the
     last good iteration (the issue's DM case included)."""
     from jboat_core import OperatorRuntimeError
-    from jboat_core.checkpoint import load_checkpoint, read_meta
-    from jboat_core.runner import run_task
+    from jboat_core.run.checkpoint import load_checkpoint, read_meta
+    from jboat_core.run.runner import run_task
     key = "nan_at" if where == "F" else "lower_nan_at"
     task = task_file(tmp_path, solver=solver, **{key: 3})
     seen = []
@@ -248,7 +248,7 @@ def test_nan_stops_the_run_and_changes_nothing(builtin_registry, tmp_path, solve
 
 
 def test_metrics_are_strict_json(tmp_path):
-    from jboat_core.metrics import write_metrics
+    from jboat_core.run.metrics import write_metrics
     path = tmp_path / "metrics.json"
     written = write_metrics(path, {"final": {"acc": float("nan"), "ok": 1.0},
                                    "history": [{"upper_loss": float("inf")}]})

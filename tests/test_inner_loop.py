@@ -27,7 +27,7 @@ def test_snapshots_are_distinct_iterates(ridge):
 
 
 def test_gradient_wrt_time0_reaches_real_parameters(ridge):
-    from jboat_core._jittor import jittor
+    from jboat_core.platform._jittor import jittor
     jt = jittor()
     _, _, fm = run_chain(ridge, ["RAD"], K, LR)
     F = ridge.ul_objective(ridge.ul_feed, ridge.ul_model, fm, params=fm.parameters())
@@ -47,7 +47,7 @@ def test_untracked_loop_keeps_constant_memory(ridge):
 
 def test_functional_call_restores_and_handles_tied_parameters(builtin_registry):
     from jboat_core import FunctionalModel
-    from jboat_core._jittor import jittor
+    from jboat_core.platform._jittor import jittor
     jt = jittor()
 
     class Tied(jt.nn.Module):
@@ -69,8 +69,8 @@ def test_functional_call_restores_and_handles_tied_parameters(builtin_registry):
 
 def test_functional_parameters_follow_module_parameters_order(builtin_registry):
     from jboat_core import FunctionalModel
-    from jboat_core._jittor import jittor
-    from jboat_core.functional import trainable_parameters
+    from jboat_core.platform._jittor import jittor
+    from jboat_core.numerics.functional import trainable_parameters
     jt = jittor()
 
     class Net(jt.nn.Module):
@@ -92,7 +92,7 @@ def test_functional_parameters_follow_module_parameters_order(builtin_registry):
 
 def test_buffers_are_copied_not_written_back(builtin_registry):
     from jboat_core import FunctionalModel
-    from jboat_core._jittor import jittor
+    from jboat_core.platform._jittor import jittor
     jt = jittor()
     net = jt.nn.Sequential(jt.nn.Linear(3, 4), jt.nn.BatchNorm1d(4))
     bn = net.layers["1"]
@@ -123,7 +123,7 @@ def _numpy_reference(prob, step, K, eps=1e-6):
 
 
 def test_sgd_momentum_weight_decay_unroll(ridge):
-    from jboat_core._jittor import jittor
+    from jboat_core.platform._jittor import jittor
     jt = jittor()
     mom, wd = 0.9, 0.01
 
@@ -138,7 +138,7 @@ def test_sgd_momentum_weight_decay_unroll(ridge):
 
 
 def test_adam_unroll(ridge):
-    from jboat_core._jittor import jittor
+    from jboat_core.platform._jittor import jittor
     jt = jittor()
     lr, b0, b1, eps = 0.05, 0.9, 0.999, 1e-8
 
@@ -160,7 +160,7 @@ def test_warm_start_continues_the_lower_optimizer(builtin_registry, kind):
     import numpy as np
 
     from jboat_core import Problem
-    from jboat_core._jittor import jittor
+    from jboat_core.platform._jittor import jittor
     from jboat_core.testing.problems import ridge_problem
     jt = jittor()
     make = (lambda ps: jt.optim.SGD(ps, 0.05, momentum=0.9, weight_decay=0.01)) \

@@ -1,4 +1,4 @@
-"""The linear solvers of the implicit operators (``jboat_core.linsolve``).
+"""The linear solvers of the implicit operators (``jboat_core.numerics.linsolve``).
 
 Float32 Jittor against float64 NumPy references that stop the way the docstrings say
 (tolerance 1e-5 relative); the stop tests are read in batches, so the result must not
@@ -21,7 +21,7 @@ def _problem():
 
 
 def _jt_operator(A):
-    from jboat_core._jittor import jittor
+    from jboat_core.platform._jittor import jittor
     jt = jittor()
     Aj = jt.array(A.astype(np.float32))
     return jt, (lambda v: [(Aj * v[0]).sum(1)])
@@ -49,7 +49,7 @@ def _rel(a, b):
 
 
 def test_cg_solves_spd_system():
-    from jboat_core.linsolve import solve_cg
+    from jboat_core.numerics.linsolve import solve_cg
     A, b = _problem()
     jt, mv = _jt_operator(A)
     (x,) = solve_cg(mv, [jt.array(b.astype(np.float32))], maxiter=3 * N, tol=0.0)
@@ -58,7 +58,7 @@ def test_cg_solves_spd_system():
 
 @pytest.mark.parametrize("check_every", [1, 2, 100])
 def test_cg_stops_at_tolerance_whatever_the_check_interval(check_every):
-    from jboat_core.linsolve import solve_cg
+    from jboat_core.numerics.linsolve import solve_cg
     A, b = _problem()
     _, norms = _np_cg(A, b, N, 0.0)
     tol = float(np.sqrt(norms[2] * norms[3]))  # between the 3rd and 4th residuals
@@ -71,7 +71,7 @@ def test_cg_stops_at_tolerance_whatever_the_check_interval(check_every):
 
 
 def test_cg_freezes_at_non_positive_curvature():
-    from jboat_core.linsolve import solve_cg
+    from jboat_core.numerics.linsolve import solve_cg
     jt, mv = _jt_operator(np.diag([2.0, -1.0]))
     (x,) = solve_cg(mv, [jt.array(np.ones(2, np.float32))], maxiter=10, tol=1e-30)
     # step 1: alpha = 2, x = [2, 2]; step 2: p'Ap = -72 <= 0, frozen (no NaN, no blow-up)
@@ -84,7 +84,7 @@ def test_cg_freezes_at_non_positive_curvature():
 @pytest.mark.parametrize("tol,check_every,expected_syncs",
                          [(0.0, 5, 0), (1e-30, 5, 2), (1e-30, 10, 1), (1e-30, 4, 3)])
 def test_cg_sync_budget(monkeypatch, tol, check_every, expected_syncs):
-    import jboat_core.linsolve as linsolve
+    import jboat_core.numerics.linsolve as linsolve
     calls = []
     real = linsolve.sync_floats
     monkeypatch.setattr(linsolve, "sync_floats", lambda *v: calls.append(1) or real(*v))
@@ -97,7 +97,7 @@ def test_cg_sync_budget(monkeypatch, tol, check_every, expected_syncs):
 
 @pytest.mark.parametrize("check_every", [1, 3, 10])
 def test_neumann_stops_after_first_small_term(check_every):
-    from jboat_core.linsolve import solve_neumann
+    from jboat_core.numerics.linsolve import solve_neumann
     A, b = _problem()
     alpha = 1.0 / 16.0
     terms, v = [b], b
@@ -117,7 +117,7 @@ def test_neumann_stops_after_first_small_term(check_every):
 
 @pytest.mark.parametrize("solver", ["solve_cg", "solve_neumann"])
 def test_check_every_must_be_positive(solver):
-    import jboat_core.linsolve as linsolve
+    import jboat_core.numerics.linsolve as linsolve
     with pytest.raises(ValueError, match="check_every=0"):
         getattr(linsolve, solver)(lambda v: v, [], check_every=0)
 
@@ -130,7 +130,7 @@ def test_check_every_must_be_positive(solver):
 def test_cg_without_tolerance_never_divides_by_zero(A, b):
     """tol = 0 (k iterations, no sync): after the residual vanishes or at non-positive
     curvature every further step is zero; the result is what CG had then, never NaN."""
-    from jboat_core.linsolve import solve_cg
+    from jboat_core.numerics.linsolve import solve_cg
     jt, matvec = _jt_operator(A)
     x = solve_cg(matvec, [jt.array(b.astype(np.float32))], maxiter=50, tol=0.0)[0].numpy()
     assert np.all(np.isfinite(x))
@@ -159,7 +159,7 @@ def test_cg_on_a_nonconvex_tanh_lower_level_stays_finite(builtin_registry):
     """A 2-layer tanh lower level (indefinite Hessian): CG with tolerance 0 and k = 200
     used to return NaN; now finite, with or without damping."""
     from jboat_core import Problem
-    from jboat_core._jittor import jittor
+    from jboat_core.platform._jittor import jittor
     jt = jittor()
     jt.set_global_seed(0)
     rng = np.random.RandomState(0)

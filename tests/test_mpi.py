@@ -1,5 +1,5 @@
 """Data-parallel runs under ``mpirun -np 2`` compute what one process computes on the full
-batch (``jboat_core.parallel``); ``jboat run`` under mpirun writes once, resumes with the
+batch (``jboat_core.platform.parallel``); ``jboat run`` under mpirun writes once, resumes with the
 same number of processes only; bad input stops every rank with a message.
 
 Skipped, with the reason, where ``mpirun`` or Jittor's MPI is missing (``.ci/run``
@@ -35,7 +35,7 @@ def mpi_missing() -> str:
         return "mpirun not found (install OpenMPI: apt-get install openmpi-bin libopenmpi-dev)"
     for _ in range(2):  # once more: a first MPI start may compile Jittor's MPI ops
         probe = subprocess.run(MPIRUN + [sys.executable, "-c",
-                                         "import jboat_core._jittor as j; jt = j.jittor(); "
+                                         "import jboat_core.platform._jittor as j; jt = j.jittor(); "
                                          "print('MPI', jt.in_mpi, jt.world_size)"],
                                capture_output=True, text=True, env=ENV, timeout=900)
         if probe.stdout.count("MPI True 2") == 2:
@@ -112,7 +112,7 @@ def _task(tmp_path, name="t.toml", iterations=4, **params):
 
 
 def _jboat(*args, mpi=True, **kw):
-    return _run(["-m", "jboat_core.cli", *args], mpi, **kw)
+    return _run(["-m", "jboat_core.run.cli", *args], mpi, **kw)
 
 
 def test_jboat_run_under_mpirun_writes_once_and_matches_one_process(tmp_path):
@@ -149,9 +149,9 @@ def test_unequal_shards_are_refused(tmp_path):
 def test_different_configs_are_refused(tmp_path):
     a, b = _task(tmp_path, "a.toml"), _task(tmp_path, "b.toml", iterations=4, lower_iters=2)
     b.write_text(b.read_text().replace("lower_iters = 3", "lower_iters = 2"))
-    cmd = ["mpirun", "--oversubscribe", "-np", "1", sys.executable, "-m", "jboat_core.cli",
+    cmd = ["mpirun", "--oversubscribe", "-np", "1", sys.executable, "-m", "jboat_core.run.cli",
            "run", str(a), "--out", str(tmp_path / "o"), ":", "-np", "1", sys.executable, "-m",
-           "jboat_core.cli", "run", str(b), "--out", str(tmp_path / "o")]
+           "jboat_core.run.cli", "run", str(b), "--out", str(tmp_path / "o")]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600)
     assert proc.returncode != 0
     assert "started with different configurations" in proc.stderr
@@ -159,7 +159,7 @@ def test_different_configs_are_refused(tmp_path):
 
 def _two_ranks(first: list, second: list, timeout=600):
     """``mpirun`` with rank 0 running ``jboat run *first`` and rank 1 ``*second``."""
-    run = [sys.executable, "-m", "jboat_core.cli", "run"]
+    run = [sys.executable, "-m", "jboat_core.run.cli", "run"]
     cmd = ["mpirun", "--oversubscribe", "-np", "1", *run, *map(str, first), ":", "-np", "1",
            *run, *map(str, second)]
     return subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=timeout)
@@ -198,7 +198,7 @@ def test_ranks_with_different_data_are_refused_at_once(tmp_path):
     the task reads): refused from the feed shapes."""
     task = _task(tmp_path, iterations=2)
     env = {**ENV, "MPI_TASK_ROWS_RANK1": "8"}
-    run = [sys.executable, "-m", "jboat_core.cli", "run", str(task), "--out",
+    run = [sys.executable, "-m", "jboat_core.run.cli", "run", str(task), "--out",
            str(tmp_path / "o")]
     proc = subprocess.run(["mpirun", "--oversubscribe", "-np", "2", *run], capture_output=True,
                           text=True, env=env, timeout=600)

@@ -176,7 +176,7 @@ def test_the_onednn_path_is_the_one_taken():
 def test_no_subnormal_warning_after_jittor_kernels():
     """matplotlib and scikit-learn imported after a Jittor kernel ran warn nothing."""
     code = textwrap.dedent("""
-        from jboat_core._jittor import jittor
+        from jboat_core.platform._jittor import jittor
         jt = jittor()
         (jt.array([1.0, 2.0]) * 3).sync()
         import matplotlib.pyplot, sklearn.datasets
@@ -188,7 +188,7 @@ def test_no_subnormal_warning_after_jittor_kernels():
 
 @pytest.mark.jittor
 def test_doctor_reports_what_jittor_runs_with(capsys):
-    from jboat_core.cli import main
+    from jboat_core.run.cli import main
 
     assert main(["doctor", "--json"]) == 0
     import json
@@ -205,7 +205,7 @@ def test_a_plain_import_jittor_works_once_the_folder_exists():
     """A script that imports Jittor itself (JBOAT's examples do), with Jittor's default
     use_mkl=1, after jboat laid the folder out: the compiled ops find libdnnl through their
     run path (the folder's lib/libdnnl.so.2), with no preload."""
-    from jboat_core._jittor import jittor
+    from jboat_core.platform._jittor import jittor
     jittor()  # the folder is laid out
     env = {k: v for k, v in os.environ.items() if k not in ("use_mkl", "no_fuse")}
     env.update(nvcc_path="", FIX_TORCH_ERROR="0", log_silent="1")
@@ -218,5 +218,5 @@ def test_a_plain_import_jittor_works_once_the_folder_exists():
 @pytest.mark.jittor
 def test_exactness_modules_run_fused():
     """conftest: this module checks numbers with oneDNN as users run it, fused."""
-    from jboat_core._jittor import jittor
+    from jboat_core.platform._jittor import jittor
     assert jittor().flags.no_fuse == 0

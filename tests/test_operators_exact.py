@@ -101,7 +101,7 @@ def test_iga_matches_its_formula(ridge):
 def test_iga_exact_for_scalar_quadratic_lower_level(builtin_registry):
     """f = s/2 (y - a.x)^2, F = (y - 1)^2 / 2 + |x|^2 / 2: IGA equals the IFT gradient
     x + (y* - 1)... evaluated at any y != a.x: grad_x F - grad_yF * (-a)."""
-    from jboat_core._jittor import jittor
+    from jboat_core.platform._jittor import jittor
     from jboat_core.testing.problems import BilevelProblem, Vector
     jt = jittor()
     a, s = np.array([0.5, -1.0, 2.0]), 3.0
@@ -139,7 +139,7 @@ def test_iad_cg_is_imaml(builtin_registry):
     """Meta-learning with one model at both levels: f(y; y0) = L(y) + lam/2 |y - y0|^2, L
     quadratic. IAD hands y_0 to CG, which returns the implicit meta-gradient
     lam H^-1 grad F(y*), H = A'A/n + lam I (iMAML, Rajeswaran et al., NeurIPS 2019)."""
-    from jboat_core._jittor import jittor
+    from jboat_core.platform._jittor import jittor
     from jboat_core.testing.problems import BilevelProblem, Vector
     jt = jittor()
     rng = np.random.RandomState(5)

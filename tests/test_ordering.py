@@ -3,7 +3,7 @@
 import pytest
 
 from jboat_core import ChainError, Registry, default_gradient_order, validate_and_adjust_order
-from jboat_core.ordering import validate_composition
+from jboat_core.plugins.ordering import validate_composition
 
 from fakeplugins import ep, make_module, op_class
 

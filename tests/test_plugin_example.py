@@ -29,13 +29,13 @@ pytestmark = pytest.mark.skipif(
 
 def jboat(*args: str, **env: str) -> subprocess.CompletedProcess:
     """Run the ``jboat`` command (the console script next to this Python, else
-    ``python -m jboat_core.cli``) with the plugin switches cleared, then ``env`` set."""
+    ``python -m jboat_core.run.cli``) with the plugin switches cleared, then ``env`` set."""
     environ = {k: v for k, v in os.environ.items()
                if k not in ("JBOAT_LOAD_PLUGINS", "JBOAT_DISABLE_PLUGINS",
                             "JBOAT_STRICT_PLUGINS")}
     environ.update(env)
     script = Path(sys.executable).with_name("jboat")
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "jboat_core.cli"]
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "jboat_core.run.cli"]
     return subprocess.run(cmd + list(args), capture_output=True, text=True, env=environ,
                           timeout=120)
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from jboat_core import ConfigError, Preset, Registry, hookimpl, parse_solver_config
-from jboat_core.cli import main
+from jboat_core.run.cli import main
 
 from fakeplugins import ep, make_module, op_class
 
@@ -94,6 +94,6 @@ def test_a_task_file_may_name_a_preset(builtin_registry, tmp_path):
     path = tmp_path / "t.toml"
     path.write_text('[task]\nmodule = "m.py"\n[solver]\npreset = "BDA"\nlower_iters = 4\n')
     (tmp_path / "m.py").write_text("def build(p, s): pass\n")
-    from jboat_core.task import load_run_config
+    from jboat_core.run.task import load_run_config
     _, cfg = load_run_config(path)
     assert cfg.gm_op == ["GDA", "NGD"] and cfg.lower_iters == 4 and cfg.preset == "BDA"

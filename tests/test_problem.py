@@ -12,7 +12,7 @@ LR, K = 0.1, 4
 
 @pytest.fixture
 def jt(builtin_registry):
-    from jboat_core._jittor import jittor
+    from jboat_core.platform._jittor import jittor
     return jittor()
 
 
@@ -74,7 +74,7 @@ def test_gda_descends_the_aggregated_objective(jt):
     for k in range(K):
         a = 0.5 * 0.8 ** k
         y = y - LR * (a * p.grad_F(y) + (1 - a) * p.grad_f(y))
-    from jboat_core.functional import FunctionalModel  # noqa: F401
+    from jboat_core.numerics.functional import FunctionalModel  # noqa: F401
     assert prob.dynamics[-1].lower_loss.numel() == 1
     # the trajectory the chain saw ends at y (checked through the UL loss at y_K)
     assert abs(prob.history[-1]["upper_loss"] - p.F(y)) < 1e-5
@@ -153,6 +153,6 @@ def test_plumbing_modules_run_unfused_unless_asked():
     cache) unless JBOAT_TEST_FUSE=1."""
     import os
 
-    from jboat_core._jittor import jittor
+    from jboat_core.platform._jittor import jittor
     fused = os.environ.get("JBOAT_TEST_FUSE", "") not in ("", "0")
     assert jittor().flags.no_fuse == (0 if fused else 1)

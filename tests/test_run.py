@@ -40,7 +40,7 @@ def small_task(tmp_path):
 
 
 def test_cli_run_writes_metrics_and_plot(builtin_registry, small_task, tmp_path, capsys):
-    from jboat_core.cli import main
+    from jboat_core.run.cli import main
     out = tmp_path / "out"
     assert main(["run", str(small_task), "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
@@ -54,7 +54,7 @@ def test_cli_run_writes_metrics_and_plot(builtin_registry, small_task, tmp_path,
 
 
 def test_killed_run_resumes_to_the_same_result(builtin_registry, small_task, tmp_path):
-    from jboat_core.runner import run_task
+    from jboat_core.run.runner import run_task
     straight = run_task(small_task, tmp_path / "a", progress=False)
 
     class Killed(Exception):
@@ -82,7 +82,7 @@ def test_killed_run_resumes_to_the_same_result(builtin_registry, small_task, tmp
 
 def test_bad_task_file_is_a_clear_error(builtin_registry, tmp_path):
     from jboat_core import ConfigError
-    from jboat_core.runner import run_task
+    from jboat_core.run.runner import run_task
     path = tmp_path / "bad.toml"
     path.write_text('[task]\nmodule = "nope.py"\niterations = 0\n[solver]\nna_op = ["RAD"]\n')
     with pytest.raises(ConfigError, match="task.iterations: "):
@@ -95,7 +95,7 @@ def test_bad_task_file_is_a_clear_error(builtin_registry, tmp_path):
 def test_default_hyper_cleaning_beats_the_baseline(builtin_registry, tmp_path):
     """The README's main job: the shipped config beats training on the corrupted labels
     by at least 5 points of test accuracy (measured: 94.0 % against 79.5 %)."""
-    from jboat_core.runner import run_task
+    from jboat_core.run.runner import run_task
     m = run_task(EXAMPLES / "hyper_cleaning.toml", tmp_path / "hc", progress=False)
     gain = m["final"]["test_accuracy"] - m["baseline"]["test_accuracy"]
     assert gain >= 0.05, m["final"]
@@ -107,7 +107,7 @@ def test_darts_example_runs_small(builtin_registry, tmp_path, toml):
     """The DARTS task files, shrunk (4 search steps, a 4-channel 2-node supernet, 5
     retraining steps): the derived cell and both accuracies are reported."""
     import re
-    from jboat_core.runner import run_task
+    from jboat_core.run.runner import run_task
     text = (EXAMPLES / toml).read_text()
     text = text.replace('module = "darts_digits.py"', f'module = "{EXAMPLES / "darts_digits.py"}"')
     text = re.sub(r"iterations = \d+", "iterations = 4", text)

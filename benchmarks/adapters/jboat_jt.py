@@ -9,8 +9,8 @@ from .base import Bench
 
 def setup(prob, method, y0, lr, op_config) -> Bench:
     from jboat_core import get_registry, makes_functional_na_operation
-    from jboat_core._jittor import jittor
-    from jboat_core.solve import hypergradient_step
+    from jboat_core.platform._jittor import jittor
+    from jboat_core.solver.solve import hypergradient_step
 
     jt = jittor()
     from . import jt_objectives as obj

@@ -3,9 +3,9 @@ registry; ``HyperGradient``, ``SequentialHG`` and ``makes_functional_na_operatio
 ``jboat_core``'s own."""
 
 from jboat._alias import registered
-from jboat_core.operators import HyperGradient
-from jboat_core.ordering import validate_and_adjust_order
-from jboat_core.sequential import SequentialHG, makes_functional_na_operation
+from jboat_core.contract.operators import HyperGradient
+from jboat_core.plugins.ordering import validate_and_adjust_order
+from jboat_core.solver.sequential import SequentialHG, makes_functional_na_operation
 
 _OPS = ("FD", "CG", "NS", "IGA", "RAD", "IAD", "FOA", "RGT", "PTT")
 __getattr__, _names = registered(*_OPS)

@@ -24,8 +24,8 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from ..kinds import KINDS
-from ..metadata import metadata_problems
+from ..contract.kinds import KINDS
+from ..contract.metadata import metadata_problems
 
 
 def check_metadata(cls) -> None:
@@ -110,9 +110,9 @@ def conformance_problem(cls, chain=None, registry=None, lr: float = 0.1, lower_i
     on the ridge problem of ``jboat_core.testing.problems``, through ``Problem`` (the path
     ``Problem.run_iter`` takes for every kind); ``switch.nan_F`` / ``switch.nan_f`` make
     the objectives NaN; ``explicit_x=False`` keeps the ridge F as it is (no 0.05 |x|^2)."""
-    from .._jittor import jittor
-    from ..problem import Problem
-    from ..registry import get_registry
+    from ..platform._jittor import jittor
+    from ..solver.problem import Problem
+    from ..plugins.registry import get_registry
     from .problems import ridge_problem
 
     jt = jittor()
@@ -130,7 +130,7 @@ def conformance_problem(cls, chain=None, registry=None, lr: float = 0.1, lower_i
 def _check_grads(cls, problem, result) -> None:
     import numpy as np
 
-    from .._jittor import jittor
+    from ..platform._jittor import jittor
 
     jt = jittor()
     grads = result["hyper_gradients"]
@@ -175,7 +175,7 @@ def check_runs_through_problem(cls, chain: list[str] | None = None, registry=Non
 def _snapshot(problem) -> list:
     import numpy as np
 
-    from ..optimstate import state_vars
+    from ..numerics.optimstate import state_vars
 
     arrays = [v.numpy().copy() for v in problem.ll_var + problem.ul_var]
     arrays += [v.numpy().copy() for v in state_vars(problem.ll_opt) + state_vars(problem.ul_opt)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._jittor import jittor
+from ..platform._jittor import jittor
 
 jt = jittor()
 nn = jt.nn

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._jittor import jittor
+from ..platform._jittor import jittor
 
 jt = jittor()
 

@@ -1,7 +1,8 @@
 """CGN: implicit hyper-gradient with conjugate gradient on the normal equations.
 
 This module is the plugin: the entry point ``cgn = "jboat_example_plugin.cgn"`` names it,
-it declares ``JBOAT_API_VERSION`` and registers ``CGN`` through the
+it declares the contract version it is written for (``JBOAT_API_VERSION = 2``, a literal)
+and registers ``CGN`` through the
 ``jboat_register_hypergradients`` hook. Importing it does not import Jittor.
 """
 
@@ -11,12 +12,11 @@ import functools
 
 from pydantic import BaseModel, ConfigDict, Field
 
-import jboat_core
-from jboat_core import HyperGradientOperator, hookimpl
+from jboat_core.contract import ChainState, HyperGradientOperator, Result, hookimpl
 
 from .cgnr import solve_cgnr
 
-JBOAT_API_VERSION = jboat_core.API_VERSION
+JBOAT_API_VERSION = 2
 
 
 class CGNConfig(BaseModel):
@@ -69,17 +69,14 @@ class CGN(HyperGradientOperator):
     reference = ("Pedregosa, Hyperparameter optimization with approximate gradient, ICML 2016; "
                  "CGNR: Saad, Iterative Methods for Sparse Linear Systems, SIAM 2003, sec. 8.3")
 
-    def compute_gradients(self, ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter=0,
-                          hyper_gradient_finished=False, next_operation=None, **kwargs):
-        from jboat_core.implicit import implicit_result
+    def step(self, state: ChainState) -> Result:
+        from jboat_core.numerics import implicit_step  # imports Jittor: only here
 
         solve = functools.partial(solve_cgnr, maxiter=self.config.k,
                                   tol=self.config.tolerance, damping=self.config.damping)
         # evaluates at y_K (or y_k* after PTT), w.r.t. ul_var (or y_0 after IAD), with
         # the objective the dynamics descended (GDA), plus DI's gradient if asked
-        return implicit_result(self, ll_feed_dict, ul_feed_dict, auxiliary_model,
-                               next_operation, kwargs, solve)
-
+        return implicit_step(self, state, solve)
 
 @hookimpl
 def jboat_register_hypergradients(register):

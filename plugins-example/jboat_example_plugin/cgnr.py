@@ -1,5 +1,5 @@
 """CGNR, conjugate gradient on the normal equations, as a linear solver
-``solve(matvec, b) -> x`` for ``jboat_core.implicit.implicit_hypergradient``.
+``solve(matvec, b) -> x`` for ``jboat_core.numerics.implicit.implicit_hypergradient``.
 
 The solver works on lists of arrays supporting ``*``, ``+`` and ``.sum()`` (Jittor Vars or
 NumPy arrays); it imports neither, so importing the plugin stays Jittor-free.
@@ -50,7 +50,7 @@ def solve_cgnr(matvec, b, maxiter: int = 10, tol: float = 0.0, damping: float = 
     ----------
     matvec : callable
         ``v -> A v`` on a list of arrays; must return detached arrays (as
-        ``jboat_core.autodiff.linear_operator`` does) so memory stays flat.
+        ``jboat_core.numerics.autodiff.linear_operator`` does) so memory stays flat.
     b : list of arrays
         Right-hand side.
     maxiter : int

@@ -2,7 +2,8 @@
 solver.
 
 This module is the plugin: the entry point ``f2sa = "jboat_example_plugin.f2sa"`` names
-it, it declares ``JBOAT_API_VERSION`` and registers ``F2SA`` through the
+it, it declares the contract version it is written for (``JBOAT_API_VERSION = 2``, a
+literal) and registers ``F2SA`` through the
 ``jboat_register_first_order`` hook. Importing it does not import Jittor.
 """
 
@@ -10,10 +11,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-import jboat_core
-from jboat_core import FirstOrderSolver, hookimpl
+from jboat_core.contract import FirstOrderSolver, Result, SolveState, hookimpl
 
-JBOAT_API_VERSION = jboat_core.API_VERSION
+JBOAT_API_VERSION = 2
 
 
 class F2SAConfig(BaseModel):
@@ -58,18 +58,18 @@ class F2SA(FirstOrderSolver):
     reference = ("Kwon et al., A fully first-order method for stochastic bilevel "
                  "optimization, ICML 2023")
 
-    def optimize(self, ll_feed_dict, ul_feed_dict, current_iter=0, **kwargs):
-        from jboat_core.firstorder import Point, descend   # imports Jittor: only here
-        pt = Point(self, ll_feed_dict, ul_feed_dict)       # pt.f(y), pt.F(y), pt.grad_yx(...)
+    def step(self, state: SolveState) -> Result:
+        from jboat_core.numerics import Point, descend  # imports Jittor: only here
+
+        pt = Point(self, state.ll_feed, state.ul_feed)   # pt.f(y), pt.F(y), pt.grad_yx(...)
         z = descend(pt, self.state.get("z") or pt.y, self.config.z_lr, self.lower_loop)
-        lam = self.config.lam0 + self.config.lam_growth * current_iter
+        lam = self.config.lam0 + self.config.lam_growth * state.current_iter
         F_y, f_y = pt.F(pt.y), pt.f(pt.y)
         L = F_y + (f_y - pt.f(z)) * lam                  # z is a constant point
         d_y, d_x = pt.grad_yx(L, pt.y)
         self.propose(z=z)                  # state: adopted only if the iteration is finite
-        return {"upper_loss": F_y.detach(), "lower_loss": f_y.detach(),
-                "hyper_gradients": d_x, "ll_gradients": d_y}
-
+        return Result(upper_loss=F_y.detach(), lower_loss=f_y.detach(),
+                      hyper_gradients=d_x, ll_gradients=d_y)
 
 @hookimpl
 def jboat_register_first_order(register):

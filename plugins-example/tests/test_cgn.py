@@ -34,7 +34,7 @@ def assert_matches(g, exact):
 def run_chain(prob, chain, registry, config=None, lower_iters=1, lr=0.1):
     """One hyper-gradient step of ``chain`` after ``lower_iters`` NGD steps."""
     from jboat_core import makes_functional_na_operation
-    from jboat_core.solve import hypergradient_step
+    from jboat_core.solver.solve import hypergradient_step
     from jboat_core.testing.problems import jt  # Jittor, imported honouring JBOAT_CPU_ONLY
     from jboat_ops.ngd import NGD
 

@@ -23,7 +23,7 @@ import runpy
 import sys
 
 os.environ.setdefault("JBOAT_CPU_ONLY", "1")
-import jboat_core._jittor as _jj  # noqa: E402
+import jboat_core.platform._jittor as _jj  # noqa: E402
 
 _jj.apply_cpu_only_env()
 

@@ -1,0 +1,44 @@
+"""The math an operator computes with: automatic differentiation helpers, linear
+solvers, the implicit hyper-gradient, first-order helpers, the functional lower model and
+the differentiable optimizers.
+
+Part of a plugin author's surface, with ``jboat_core.contract``. Its names load lazily:
+importing ``jboat_core.numerics`` does not import Jittor; reading one of the names below
+does (import them inside ``step``).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+#: Public name -> the module of this package that defines it.
+_WHERE = {
+    # autodiff: gradients as lists, checked objectives
+    "axpy": "autodiff", "check_scalar": "autodiff", "detach": "autodiff",
+    "grads": "autodiff", "init_gradients": "autodiff", "jt": "autodiff",
+    "linear_operator": "autodiff", "lower_at": "autodiff", "upper_at": "autodiff",
+    "vdot": "autodiff", "vjp": "autodiff",
+    # linear solvers: solve(matvec, b) -> x, b and x lists of Vars
+    "solve_cg": "linsolve", "solve_neumann": "linsolve",
+    # implicit-function-theorem hyper-gradient
+    "implicit_hypergradient": "implicit", "implicit_step": "implicit",
+    # first-order solvers
+    "Point": "firstorder", "descend": "firstorder",
+    # the functional lower model and differentiable optimizers
+    "FunctionalModel": "functional", "DifferentiableAdam": "diffopt",
+    "DifferentiableOptimizer": "diffopt", "DifferentiableSGD": "diffopt",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

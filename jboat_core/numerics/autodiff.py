@@ -1,0 +1,100 @@
+"""Autodiff helpers on lists of Jittor Vars, shared by the operators (and open to plugins).
+
+Import this module only inside operator methods: it imports Jittor.
+
+Every vector-Jacobian product here treats its cotangent as a constant (it is detached
+first). Jittor has no ``grad_outputs``; upstream emulated ``J^T v`` as ``grad(<T(y), v>, y)``
+with a live ``v``, which adds ``(dv/dy)^T T(y)`` and made its CG/NS hyper-gradients wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ..platform._jittor import jittor
+from ..errors import OperatorRuntimeError
+
+jt = jittor()
+
+Vars = list  # a list of jittor.Var, one per variable
+
+
+def check_scalar(value, op: str, step: str):
+    """Raise ``OperatorRuntimeError`` unless ``value`` is a one-element Var."""
+    if not isinstance(value, jt.Var):
+        raise OperatorRuntimeError(op, step, f"the objective returned {type(value).__name__}; "
+                                   "it must return a scalar jittor.Var")
+    if value.numel() != 1:
+        raise OperatorRuntimeError(op, step, f"the objective returned shape {list(value.shape)}; "
+                                   "it must return a scalar (reduce it with .mean() or .sum())")
+    return value
+
+
+def grads(value, targets: Sequence, op: str = "", step: str = "") -> Vars:
+    """d value / d targets as a list (zeros for targets the value does not reach)."""
+    check_scalar(value, op, step)
+    out = jt.grad(value, list(targets))
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def detach(xs: Sequence) -> Vars:
+    return [x.detach() for x in xs]
+
+
+def vdot(xs: Sequence, ys: Sequence):
+    """Sum over tensors of <x, y>, a one-element Var."""
+    total = None
+    for x, y in zip(xs, ys):
+        term = (x * y).sum()
+        total = term if total is None else total + term
+    return total
+
+
+def axpy(a, xs: Sequence, ys: Sequence) -> Vars:
+    """a * x + y, elementwise over the lists."""
+    return [x * a + y for x, y in zip(xs, ys)]
+
+
+def vjp(outputs: Sequence, inputs: Sequence, cotangent: Sequence) -> Vars:
+    """(d outputs / d inputs)^T cotangent, with the cotangent held constant."""
+    return grads(vdot(outputs, detach(cotangent)), inputs)
+
+
+def linear_operator(outputs: Sequence, inputs: Sequence) -> Callable[[Vars], Vars]:
+    """``v -> J^T v`` for J = d outputs / d inputs; with ``outputs = grad f`` this is the
+    Hessian-vector product ``v -> H v``. Results are detached (one HVP each)."""
+    def matvec(v: Sequence) -> Vars:
+        return detach(vjp(outputs, inputs, v))
+    return matvec
+
+
+def sync_floats(*values) -> list[float]:
+    """Execute and read one-element Vars with a single sync."""
+    jt.sync(list(values))
+    return [float(v.item()) for v in values]
+
+
+def upper_at(op, ul_feed_dict, auxiliary_model, params, step: str = "upper objective"):
+    """F(x, y) at lower-level weights ``params``, checked to be a scalar."""
+    return check_scalar(op.ul_objective(ul_feed_dict, op.ul_model, auxiliary_model,
+                                        params=params), type(op).name, step)
+
+
+def lower_at(op, ll_feed_dict, auxiliary_model, params, step: str = "lower objective",
+             objective=None):
+    """f(x, y) (or ``objective``, e.g. GDA's phi) at lower-level weights ``params``,
+    checked to be a scalar."""
+    objective = objective or op.ll_objective
+    return check_scalar(objective(ll_feed_dict, op.ul_model, auxiliary_model, params=params),
+                        type(op).name, step)
+
+
+def init_gradients(op, ul_feed_dict, auxiliary_model, y, wanted: bool, upper=None):
+    """dF(x, y)/dy_0 through the trajectory (DI's gradient), or None when not ``wanted``.
+    Zero when the trajectory is not tracked (y does not depend on y_0 then)."""
+    if not wanted:
+        return None
+    if not getattr(auxiliary_model, "track", True):
+        return [jt.zeros(v.shape, v.dtype) for v in auxiliary_model.parameters(time=0)]
+    F = upper if upper is not None else upper_at(op, ul_feed_dict, auxiliary_model, y)
+    return detach(grads(F, auxiliary_model.parameters(time=0), type(op).name, "DI gradient"))

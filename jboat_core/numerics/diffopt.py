@@ -1,0 +1,203 @@
+"""Differentiable lower-level optimizers (SGD with momentum/weight decay, Adam).
+
+Each step is out of place, ``y_{k+1} = U(y_k, g_k, state_k)``, so the new snapshot is a new
+Var whose graph reaches y_k (and x through g_k). Hyper-parameters are read per parameter
+group from the user's real Jittor optimizer, with the same update formulas as
+``jittor.optim.SGD`` / ``jittor.optim.Adam``, and so is its state (momentum buffers, Adam's
+moments and step count, as constants): when the solver warm-starts y_0 with y_K it also
+writes the twin's final state back (``write_back``), so T outer iterations of K inner
+steps continue the lower optimizer exactly as T K steps of it would.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..platform._jittor import jittor
+from ..errors import OperatorRuntimeError
+
+
+@dataclass
+class _Group:
+    lr: float
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    dampening: float = 0.0
+    nesterov: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+
+class DifferentiableOptimizer:
+    """Base: maps each functional parameter to its group and keeps per-parameter state.
+
+    Parameters
+    ----------
+    groups : list of _Group or None
+        One entry per lower-level parameter (``None``: the parameter is not optimized).
+    """
+
+    #: State keys of the twin and the ``param_groups`` lists of the real optimizer holding them.
+    STATE_KEYS: dict[str, str] = {}
+
+    def __init__(self, groups, places=None, n_step: int = 0, reduce=None):
+        self.groups = list(groups)
+        self.reduce = reduce  # e.g. Parallel.data_mean: the lower gradient across processes
+        self.state: list[dict] = [{} for _ in self.groups]
+        self.places = list(places) if places is not None else [None] * len(self.groups)
+        self.n_step = self.start_step = int(n_step)
+
+    @classmethod
+    def from_optimizer(cls, optimizer, params, reduce=None) -> "DifferentiableOptimizer":
+        """Build the differentiable twin of a ``jittor.optim`` optimizer over ``params``
+        (``reduce``: applied to each step's gradients, e.g. the mean over processes)."""
+        jt = jittor()
+        kinds = {jt.optim.SGD: DifferentiableSGD, jt.optim.Adam: DifferentiableAdam}
+        impl = kinds.get(type(optimizer))
+        if impl is None:
+            raise TypeError(f"lower-level optimizer {type(optimizer).__name__} has no "
+                            "differentiable version; use jittor.optim.SGD or jittor.optim.Adam")
+        where = {}
+        for pg in optimizer.param_groups:
+            for j, p in enumerate(pg["params"]):
+                where[id(p)] = (pg, j)
+        groups, places = [], []
+        for p in params:
+            pg, j = where.get(id(p), (None, None))
+            places.append((pg, j) if pg is not None else None)
+            if pg is None:
+                groups.append(None)
+                continue
+            get = lambda k, default=None: pg.get(k, getattr(optimizer, k, default))  # noqa: E731
+            groups.append(_Group(lr=float(get("lr")), momentum=float(get("momentum", 0.0)),
+                                 weight_decay=float(get("weight_decay", 0.0)),
+                                 dampening=float(get("dampening", 0.0)),
+                                 nesterov=bool(get("nesterov", False)),
+                                 betas=tuple(get("betas", (0.9, 0.999))),
+                                 eps=float(get("eps", 1e-8))))
+        twin = impl(groups, places, int(getattr(optimizer, "n_step", 0)), reduce)
+        twin._read_state()
+        return twin
+
+    def fresh(self) -> "DifferentiableOptimizer":
+        """A new twin with the same groups, started again from the real optimizer's state
+        (as at construction)."""
+        twin = type(self)(self.groups, self.places, self.start_step, self.reduce)
+        twin._read_state()
+        return twin
+
+    def _read_state(self) -> None:
+        """Start from the real optimizer's state (constants)."""
+        for state, place in zip(self.state, self.places):
+            if place is None:
+                continue
+            pg, j = place
+            for key, group_key in self.STATE_KEYS.items():
+                values = pg.get(group_key)
+                if values is not None and j < len(values):
+                    state[key] = values[j].detach()
+
+    def write_back(self, optimizer) -> None:
+        """Give the real optimizer the twin's final state and step count (warm start)."""
+        for state, place in zip(self.state, self.places):
+            if place is None:
+                continue
+            pg, j = place
+            for key, group_key in self.STATE_KEYS.items():
+                if key in state and group_key in pg:
+                    pg[group_key][j].update(state[key].detach())
+        if hasattr(optimizer, "n_step"):
+            optimizer.n_step = self.n_step
+
+    @property
+    def lr(self) -> float:
+        """Learning rate of the first optimized parameter (eta of the formulas)."""
+        for g in self.groups:
+            if g is not None:
+                return g.lr
+        return 0.0
+
+    def step(self, fmodel, loss, *, first_order: bool = False, detach: bool = False,
+             op: str = "dynamics", where: str = "step"):
+        """One differentiable step on ``fmodel``'s newest snapshot.
+
+        Parameters
+        ----------
+        fmodel : FunctionalModel
+        loss : jittor.Var
+            Scalar lower-level objective at the newest snapshot.
+        first_order : bool
+            Stop gradients through the inner gradient (FOA): dy_{k+1}/dy_k = I.
+        detach : bool
+            Take the step outside the graph (RGT truncation, untracked loops).
+
+        Returns
+        -------
+        list of jittor.Var
+            The new snapshot (also recorded in ``fmodel``).
+        """
+        if loss.numel() != 1:
+            raise OperatorRuntimeError(op, where, f"the lower-level objective returned shape "
+                                       f"{list(loss.shape)}; it must return a scalar")
+        params = fmodel.parameters()
+        grads = jittor().grad(loss, params)
+        if self.reduce is not None:
+            grads = self.reduce(list(grads))
+        if first_order or detach:
+            grads = [g.detach() for g in grads]
+        self.n_step += 1
+        cut = detach or not fmodel.track
+        new = []
+        for i, p in enumerate(params):
+            grp = self.groups[i]
+            if grp is None:
+                new.append(p)
+                continue
+            state = self.state[i]
+            q = self._update(p, grads[i], grp, state)
+            if cut:
+                q = q.detach()
+                if state:
+                    self.state[i] = {k: v.detach() for k, v in state.items()}
+            new.append(q)
+        fmodel.update_params(new)
+        return new
+
+    def _update(self, p, g, grp: _Group, state: dict):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class DifferentiableSGD(DifferentiableOptimizer):
+    """y <- y - lr * v, v = momentum * v + (1 - dampening) * (g + wd * y) (Nesterov: y -
+    lr * (d + momentum * v)), exactly ``jittor.optim.SGD``."""
+
+    STATE_KEYS = {"v": "values"}
+
+    def _update(self, p, g, grp, state):
+        d = g + p * grp.weight_decay if grp.weight_decay else g
+        if grp.momentum == 0 and grp.dampening == 0:
+            return p - d * grp.lr
+        v = d * (1 - grp.dampening)
+        if "v" in state:
+            v = state["v"] * grp.momentum + v
+        state["v"] = v
+        step = d + v * grp.momentum if grp.nesterov else v
+        return p - step * grp.lr
+
+
+class DifferentiableAdam(DifferentiableOptimizer):
+    """Adam as ``jittor.optim.Adam``: m, v moments, step lr*sqrt(1-b1^n)/(1-b0^n)."""
+
+    STATE_KEYS = {"m": "m", "v": "values"}
+
+    def _update(self, p, g, grp, state):
+        jt = jittor()
+        b0, b1 = grp.betas
+        d = g + p * grp.weight_decay if grp.weight_decay else g
+        m = d * (1 - b0) + (state["m"] * b0 if "m" in state else 0)
+        v = d * d * (1 - b1) + (state["v"] * b1 if "v" in state else 0)
+        state["m"], state["v"] = m, v
+        n = self.n_step
+        step_size = grp.lr * math.sqrt(1 - b1 ** n) / (1 - b0 ** n)
+        return p - m * step_size / (jt.sqrt(v) + grp.eps)

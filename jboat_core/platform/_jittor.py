@@ -1,0 +1,120 @@
+"""The one place jboat imports Jittor (lazily): oneDNN, the CPU/offline switch, MPI checks.
+
+Before the first ``import jittor`` through jboat:
+
+* **oneDNN** (:mod:`jboat_core.platform.onednn`): where PyPI's oneDNN wheels are installed (x86-64
+  Linux), Jittor's oneDNN folder is laid out, ``libdnnl`` loaded and ``use_mkl=1`` set
+  unless you set ``use_mkl`` yourself. Nothing to run first; ``jboat doctor`` says what was
+  done and why.
+* ``JBOAT_CPU_ONLY=1`` sets, only where the variable is not already set: ``nvcc_path=`` (no
+  CUDA probing: a stray nvcc without a CUDA runtime makes the import fail),
+  ``FIX_TORCH_ERROR=0`` (no torch import), ``log_silent=1``, and ``use_mkl=0`` only when no
+  local oneDNN could be set up (Jittor would otherwise download one). Users with a working
+  GPU leave it unset.
+* **MPI**: a process started by ``mpirun`` whose Jittor cannot build its MPI ops (no
+  ``mpicc``, or ``use_mpi=0``) gets :class:`JittorSetupError` naming what to install,
+  instead of the ``AttributeError`` Jittor's own import raises.
+* NumPy's float limits are computed first: Jittor's kernels are built with ``-ffast-math``,
+  whose start-up code switches the CPU to flush denormals to zero; a ``np.finfo`` built
+  after that warns "The value of the smallest subnormal ... is zero" (matplotlib and
+  scikit-learn build them at import). Built before, they are right and cached.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+from ..errors import JboatError
+
+CPU_ONLY_DEFAULTS = {"nvcc_path": "", "FIX_TORCH_ERROR": "0", "log_silent": "1"}
+MPI_HINT = ("install OpenMPI with its compiler wrapper (Debian/Ubuntu: apt-get install "
+            "openmpi-bin libopenmpi-dev) so that Jittor builds its MPI ops at import, then "
+            "run again")
+
+
+class JittorSetupError(JboatError):
+    """Jittor cannot be imported as this process needs it (e.g. under mpirun, no MPI)."""
+
+
+def cpu_only() -> bool:
+    """Whether ``JBOAT_CPU_ONLY`` asks for the CPU/offline defaults."""
+    return os.environ.get("JBOAT_CPU_ONLY", "") not in ("", "0")
+
+
+def apply_cpu_only_env() -> None:
+    """Apply ``CPU_ONLY_DEFAULTS`` if ``JBOAT_CPU_ONLY=1`` and Jittor is not imported yet."""
+    if cpu_only() and "jittor" not in sys.modules:
+        for key, value in CPU_ONLY_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+
+
+def mpi_problem(environ=os.environ) -> str | None:
+    """Why Jittor's import would fail under this MPI launch (None: it would not).
+
+    Jittor treats a process as an MPI rank when ``OMPI_COMM_WORLD_SIZE`` is set and then
+    needs its MPI ops, which it builds only with ``mpicc`` found and ``use_mpi`` not 0.
+    """
+    if "OMPI_COMM_WORLD_SIZE" not in environ:
+        return None
+    if environ.get("use_mpi", "1") != "1":
+        return "use_mpi is not 1"
+    mpicc = environ["mpicc_path"] if "mpicc_path" in environ else shutil.which("mpicc")
+    if not mpicc:
+        return "mpicc was not found"
+    return None
+
+
+def prepare_environment() -> None:
+    """Everything done before Jittor's import (see the module docstring); idempotent."""
+    from . import onednn
+
+    apply_cpu_only_env()
+    if onednn.status() is None:
+        onednn.prepare()
+    if cpu_only():
+        os.environ.setdefault("use_mkl", "0")
+    _compute_float_limits()
+
+
+def _compute_float_limits() -> None:
+    import numpy as np
+
+    for dtype in (np.float16, np.float32, np.float64, np.longdouble):
+        np.finfo(dtype)
+
+
+def jittor():
+    """Return the ``jittor`` module, importing it on first use.
+
+    Importing Jittor installs a C signal handler that ends the process at once on Ctrl-C
+    (``Caught SIGINT, quick exit``): nothing in Python runs, so a run could not record why
+    it stopped. jboat puts back the disposition Python records when it imports Jittor from
+    the main thread (:func:`jboat_core.platform.signals.after_jittor_import`: ``KeyboardInterrupt``,
+    or still ignored in a process started with SIGINT ignored); ``jboat run`` then writes
+    ``metrics.json`` with ``"status": "interrupted"`` before exiting.
+
+    Raises
+    ------
+    JittorSetupError
+        Started by mpirun where Jittor has no MPI.
+    """
+    mod = sys.modules.get("jittor")
+    if mod is not None:
+        return mod
+    why = mpi_problem()
+    if why:
+        raise JittorSetupError(f"started by mpirun but Jittor has no MPI ({why}): {MPI_HINT}")
+    prepare_environment()
+    try:
+        import jittor as jt
+    except AttributeError as exc:  # Jittor's import under mpirun without its MPI ops
+        if "OMPI_COMM_WORLD_SIZE" in os.environ:
+            raise JittorSetupError(f"started by mpirun but Jittor's MPI failed to load "
+                                   f"({exc}): {MPI_HINT}") from None
+        raise
+    from .signals import after_jittor_import
+    after_jittor_import()
+    return jt
+
