@@ -52,6 +52,7 @@ class CG(HyperGradientOperator):
     order = 10
     role = "terminal"
     config_model = CGConfig
+    approximates = "implicit"
     summary = "Implicit gradient (IFT) with a conjugate-gradient solve of H v = grad_y F"
     formula = "g_x = grad_x F - d2f/dxdy · v,  (d2f/dy2) v = grad_y F  (k CG steps)"
     reference = "Pedregosa, Hyperparameter optimization with approximate gradient, ICML 2016"

@@ -44,6 +44,8 @@ class FD(HyperGradientOperator):
     role = "terminal"
     conflicts = ("RGT",)
     config_model = FDConfig
+    approximates = "unrolled"
+    exact_settings = {"lower_iters": 1}
     summary = "Finite-difference hyper-gradient (DARTS second-order approximation)"
     formula = "g_x = grad_x F(y') - xi [grad_x f(w+eps v) - grad_x f(w-eps v)]/(2 eps), v = grad_y F(y')"
     reference = "Liu et al., DARTS: Differentiable architecture search, ICLR 2019"

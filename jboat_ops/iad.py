@@ -37,6 +37,7 @@ class IAD(HyperGradientOperator):
     needs_trajectory = True
     keeps_initialisation = True  # meta-learns y_0: no warm start
     conflicts = ("DI",)
+    approximates = "initialisation"
     summary = "Initialisation-based AD: MAML meta-gradient dF(y_K)/dy_0"
     formula = "g = dF(y_K(y_0))/dy_0 (terminal) | hparams = y_0 for CG/NS (pass-through)"
     reference = "Finn et al., Model-agnostic meta-learning for fast adaptation of deep networks, ICML 2017"

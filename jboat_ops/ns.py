@@ -50,6 +50,8 @@ class NS(HyperGradientOperator):
     order = 20
     role = "terminal"
     config_model = NSConfig
+    approximates = "implicit"
+    exact_settings = {"k": 400, "tolerance": 0.0}
     summary = "Implicit gradient (IFT) with a truncated Neumann series for H^-1 grad_y F"
     formula = "g_x = grad_x F - alpha d2f/dxdy · sum_{i<=k} (I - alpha H)^i grad_y F"
     reference = "Lorraine et al., Optimizing millions of hyperparameters by implicit differentiation, AISTATS 2020"

@@ -30,6 +30,7 @@ class RAD(HyperGradientOperator):
     order = 20
     role = "terminal"
     needs_trajectory = True
+    approximates = "unrolled"
     summary = "Reverse-mode AD through the unrolled lower-level trajectory (RHG)"
     formula = "g_x = dF(x, y_K(x))/dx through all K inner steps"
     reference = "Franceschi et al., Forward and reverse gradient-based hyperparameter optimization, ICML 2017"

@@ -14,7 +14,7 @@ os.environ.pop("JBOAT_STRICT_PLUGINS", None)
 
 import pytest  # noqa: E402
 
-from jboat_core import registry as _registry  # noqa: E402
+from jboat_core.plugins import registry as _registry  # noqa: E402
 
 
 @pytest.fixture

@@ -227,7 +227,7 @@ def test_list_ops_survives_a_summary_that_raises_and_a_plugin_that_prints(capsys
     from fakeplugins import ep, make_module, op_class
 
     from jboat_core import Registry
-    from jboat_core import registry as registry_module
+    from jboat_core.plugins import registry as registry_module
     from jboat_core.run.cli import main
 
     class Meta(type(op_class("PROBE"))):
@@ -356,7 +356,7 @@ def test_a_background_job_with_sigint_ignored_records_a_sigterm(tmp_path, sig,
 
 @pytest.mark.jittor
 def test_sigterm_during_the_final_picture_is_not_completed(tmp_path, monkeypatch):
-    from jboat_core import runner
+    from jboat_core.run import runner
     from jboat_core.platform.signals import Terminated
 
     def killed(*args):

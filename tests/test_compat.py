@@ -119,7 +119,7 @@ def test_a_third_party_operator_through_the_upstream_api():
     """A plugin's operator is reachable by name through jboat.* exactly as a built-in."""
     from fakeplugins import ep, make_module, op_class
 
-    from jboat_core import registry as _registry
+    from jboat_core.plugins import registry as _registry
     make_module("fake_compat_plugin", op_class("MYOP"))
     reg = _registry.Registry.from_entry_points([ep("myop", "fake_compat_plugin", "jboat-myop")])
     old = _registry.set_registry(reg)

@@ -42,3 +42,17 @@ def test_runs_through_problem(builtin_registry, rec):
 @pytest.mark.parametrize("rec", RECORDS, ids=lambda r: r.name)
 def test_nan_changes_nothing(builtin_registry, rec):
     conformance.check_finite_guard(rec.cls, registry=builtin_registry)
+
+
+@pytest.mark.jittor
+@pytest.mark.parametrize("rec", RECORDS, ids=lambda r: r.name)
+def test_state_survives_resume(builtin_registry, rec):
+    conformance.check_state_survives_resume(rec.cls, registry=builtin_registry)
+
+
+@pytest.mark.jittor
+@pytest.mark.parametrize("rec", [r for r in RECORDS if r.cls.approximates],
+                         ids=lambda r: r.name)
+def test_correct(builtin_registry, rec):
+    """Every operator that declares what it approximates, against the exact reference."""
+    conformance.check_correct(rec.cls, registry=builtin_registry)

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from fakeplugins import FakeDist, FakeEntryPoint
-from jboat_core import Registry, cli
+from jboat_core import Registry
+from jboat_core.run import cli
 from jboat_core.plugins.registry import set_registry
 
 if sys.version_info >= (3, 11):
@@ -132,7 +133,7 @@ def test_plugin_registers_and_is_listed(plugin_registry, capsys):
     assert "k (int, default 20)" in out and "Pedregosa" in out and "formula:" in out
 
 
-RUN_CHECKS = ("returns", "runs_through", "nan_changes")
+RUN_CHECKS = ("returns", "runs_through", "nan_changes", "state_survives", "correct")
 
 
 def test_walkthrough_checks_without_jittor(plugin_registry):

@@ -177,3 +177,36 @@ def test_hook_spec_matches_kinds():
     assert hooks == {k.hook for k in KINDS.values()} | {"jboat_register_presets"}
     for name in hooks:
         assert getattr(JboatHookSpec, name).__doc__, f"{name} has no docstring"
+
+
+@pytest.mark.jittor  # the moved numerics modules import Jittor
+def test_old_import_paths_work_for_one_version():
+    """The paths plugins of API 1 import (``jboat_core.chain``, ``.autodiff``...) give the
+    moved module itself, with a DeprecationWarning naming the new path."""
+    import subprocess
+    import sys
+
+    from jboat_core._moved import MOVED
+
+    code = ("import importlib, warnings, sys\n"
+            "warnings.simplefilter('error', DeprecationWarning)\n"
+            f"moved = {MOVED!r}\n"
+            "import jboat_core\n"
+            "for old, new in moved.items():\n"
+            "    try:\n"
+            "        importlib.import_module('jboat_core.' + old)\n"
+            "    except DeprecationWarning as w:\n"
+            "        assert 'jboat_core.' + new in str(w), w\n"
+            "    else:\n"
+            "        raise SystemExit('no warning for ' + old)\n"
+            "warnings.simplefilter('ignore')\n"
+            "for old, new in moved.items():\n"
+            "    a = importlib.import_module('jboat_core.' + old)\n"
+            "    assert a is importlib.import_module('jboat_core.' + new), old\n"
+            "from jboat_core.chain import finished, passthrough\n"
+            "from jboat_core.hypergradient import HyperGradient\n"
+            "sys.exit(0)\n")
+    env = {**__import__("os").environ}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:] + proc.stdout

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jboat_core import onednn
+from jboat_core.platform import onednn
 
 ON_WHEEL_PLATFORM = (platform.system(), platform.machine()) == onednn.SUPPORTED
 HAS_WHEELS = onednn.wheel_files() is not None
@@ -91,7 +91,7 @@ def test_two_processes_at_once(tmp_path):
     prefixes = [fake_prefix(tmp_path / f"v{i}", minor=2 + i % 2 * 4) for i in range(6)]
     code = textwrap.dedent("""
         import sys
-        from jboat_core import onednn
+        from jboat_core.platform import onednn
         for _ in range(30):
             lib, inc = onednn.wheel_files(sys.argv[2])
             onednn.lay_out(onednn.Path(sys.argv[1]), lib, inc)
@@ -139,7 +139,7 @@ def test_cpu_only_keeps_a_local_onednn(tmp_path):
     """JBOAT_CPU_ONLY=1 no longer sets use_mkl=0 where oneDNN is set up (a fresh process)."""
     code = textwrap.dedent("""
         import os
-        from jboat_core import _jittor, onednn
+        from jboat_core.platform import _jittor, onednn
         _jittor.prepare_environment()
         print(os.environ.get("use_mkl"), onednn.status().used)
     """)

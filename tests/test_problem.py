@@ -74,8 +74,7 @@ def test_gda_descends_the_aggregated_objective(jt):
     for k in range(K):
         a = 0.5 * 0.8 ** k
         y = y - LR * (a * p.grad_F(y) + (1 - a) * p.grad_f(y))
-    from jboat_core.numerics.functional import FunctionalModel  # noqa: F401
-    assert prob.dynamics[-1].lower_loss.numel() == 1
+    assert isinstance(prob.history[-1]["lower_loss"], float)  # recorded, from the state
     # the trajectory the chain saw ends at y (checked through the UL loss at y_K)
     assert abs(prob.history[-1]["upper_loss"] - p.F(y)) < 1e-5
 

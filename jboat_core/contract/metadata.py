@@ -16,6 +16,13 @@ from pydantic import BaseModel, ConfigDict
 
 from ..errors import MetadataError
 
+#: What a terminal operator may declare it computes (``approximates``), each checked by
+#: the conformance kit against an exact float64 reference on the ridge problem of
+#: ``jboat_core.testing.problems``: ``"unrolled"``: dF(x, y_K(x))/dx through the K inner
+#: steps; ``"implicit"``: the implicit-function-theorem hyper-gradient at the lower point
+#: y_K; ``"initialisation"``: dF(y_K)/dy_0 (MAML).
+APPROXIMATIONS: tuple[str, ...] = ("unrolled", "implicit", "initialisation")
+
 #: Chain roles. ``modifier``: must be followed by another operator of its chain;
 #: ``terminal``: must be the last of its chain; ``either``: may end the chain or be followed
 #: by an operator of one of the stages listed in ``followed_by``.
@@ -59,6 +66,13 @@ class OperatorMeta:
         True when the operator differentiates with respect to the initialisation y_0
         (meta-learning, e.g. IAD): the solver then never warm-starts y_0 with y_K
         (``copy_last_param`` is ignored).
+    approximates : str
+        What the operator's result equals under ``exact_settings`` (one of
+        ``APPROXIMATIONS``, or "" for no claim): the conformance kit then checks it against
+        the exact reference (a sign-flipped or scaled hyper-gradient fails).
+    exact_settings : dict
+        Solver settings (``lower_iters``...) and settings of the operator's own section
+        under which the claim holds to the kit's tolerance (NS: enough terms).
     requires_runtime : tuple of str
         Runtime objects of the solver config the operator cannot run without (e.g. GDA:
         ``("gda_loss",)``); the solver refuses to build without them.
@@ -80,6 +94,8 @@ class OperatorMeta:
     keeps_initialisation: ClassVar[bool] = False
     requires_runtime: ClassVar[tuple[str, ...]] = ()
     config_model: ClassVar[type[BaseModel]] = EmptyConfig
+    approximates: ClassVar[str] = ""
+    exact_settings: ClassVar[dict] = {}
     summary: ClassVar[str] = ""
     formula: ClassVar[str] = ""
     reference: ClassVar[str] = ""
@@ -123,6 +139,11 @@ def metadata_problems(cls: type, kind) -> list[str]:
         value = getattr(cls, attr)
         if not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
             problems.append(f"{attr}={value!r}: declare a tuple of {what}")
+    if cls.approximates and cls.approximates not in APPROXIMATIONS:
+        problems.append(f"approximates={cls.approximates!r}: declare one of "
+                        f"{', '.join(APPROXIMATIONS)} (or leave it empty: no claim)")
+    if not isinstance(cls.exact_settings, dict):
+        problems.append(f"exact_settings={cls.exact_settings!r}: declare a dict of settings")
     problems += _config_model_problems(cls.config_model)
     for attr in ("summary", "reference"):
         if not (isinstance(getattr(cls, attr), str) and getattr(cls, attr).strip()):

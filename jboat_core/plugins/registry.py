@@ -133,7 +133,7 @@ class PluginFailure:
     def as_dict(self) -> dict:
         return {"entry_point": self.origin.entry_point, "value": self.origin.value,
                 "distribution": self.origin.distribution, "version": self.origin.version,
-                "error": self.error}
+                "error": self.error, "detail": self.detail}
 
 
 def check_api(cls: type, origin: str) -> int:
@@ -202,6 +202,23 @@ class Registry:
             for ep in sorted(entry_points,           # break `jboat list-ops --json`
                              key=lambda e: (_origin_of(e).distribution, e.name)):
                 reg._load_one(ep)
+        reg._check_references()
+        return reg
+
+    def with_classes(self, classes: Iterable[type], distribution: str = "local") -> "Registry":
+        """A copy of this registry with ``classes`` registered too, as a plugin of
+        ``distribution`` would register them (validated the same way): what the
+        conformance kit runs an operator that is not installed with."""
+        import copy
+
+        from ..contract.kinds import KINDS as _KINDS
+
+        reg = Registry(dict(self.operators), list(self.failures),
+                       copy.deepcopy(self.conflicts), self.strict, dict(self.presets))
+        for cls in classes:
+            origin = Origin(f"{cls.__module__}:{cls.__qualname__}", cls.__module__,
+                            distribution, "local")
+            reg._register(_KINDS[cls.kind], origin, cls)
         reg._check_references()
         return reg
 

@@ -59,11 +59,18 @@ def cmd_list_ops(args, reg: Registry) -> int:
             row.insert(5, f"{rec.origin.entry_point} = {rec.origin.value}")
         rows.append(row)
     print(_table(rows) if records else "no operators found (is jboat installed?)")
+    notes = [(r["name"], rec.note) for r, rec in records if rec.note]
+    if args.verbose and notes:
+        print()
+        for name, note in notes:
+            print(f"note: {name}: {note}")
     if failures:
-        print(f"\n{len(failures)} plugin(s) failed to load "
-              "(set JBOAT_STRICT_PLUGINS=1 to see the traceback):")
+        print(f"\n{len(failures)} plugin(s) failed to load" + (
+            ":" if args.verbose else " (-v shows why in full):"))
         for f in failures:
             print(f"  {f.origin}: {f.error}")
+            if args.verbose and f.detail:
+                print("    " + f.detail.rstrip().replace("\n", "\n    "))
     return 0
 
 
@@ -216,6 +223,14 @@ def cmd_compare(args, reg: Registry) -> int:
     return 0
 
 
+def cmd_new_plugin(args, reg: Registry) -> int:
+    from .scaffold import new_plugin
+    root = new_plugin(args.name, args.kind, args.out)
+    print(f"wrote {root}: pip install -e {root} (then `jboat list-ops` shows {args.name}); "
+          f"cd {root} && python -m pytest runs the conformance kit on it")
+    return 0
+
+
 def cmd_doctor(args, reg: Registry) -> int:
     from .doctor import format_report, report
     facts = report(import_jittor=not args.no_import)
@@ -292,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show entry points (and, with --json, failures)")
     p.add_argument("--kind", choices=list(KINDS), help="only this kind")
     p.set_defaults(func=cmd_list_ops)
+    p = sub.add_parser("new-plugin", help="write a new plugin distribution (API 2): package, "
+                       "entry point, config model, operator, tests")
+    p.add_argument("name", help="operator name (letters, digits, _), e.g. MyOp")
+    p.add_argument("--kind", required=True, choices=list(KINDS), help="the operator's kind")
+    p.add_argument("--out", default=".", help="folder to write the distribution in (default .)")
+    p.set_defaults(func=cmd_new_plugin)
     p = sub.add_parser("show-op", help="formula, config fields, reference and chain rules")
     p.add_argument("name")
     p.add_argument("--json", action="store_true")

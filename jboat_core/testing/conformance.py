@@ -1,18 +1,26 @@
 """The conformance suite every jboat operator passes, built-in or third-party.
 
-Use it from a plugin's own tests::
+Use it from a plugin's own tests, installed or not::
 
     from jboat_core.testing.conformance import conformance_tests
     from my_plugin import MyOp
 
-    TestMyOp = conformance_tests(MyOp, module="my_plugin")
+    TestMyOp = conformance_tests(MyOp, module="my_plugin")   # MyOp need not be installed
 
-or call the ``check_*`` functions one by one. The Jittor-free checks run in milliseconds;
-the two run checks put the operator, of any kind, through ``Problem`` (the path users
-run) on a small ridge problem: it must return one finite hyper-gradient per upper
-variable and move them, and a NaN in F or in f must stop the iteration with an error
-naming the operator and the outer iteration while leaving every variable, optimizer state
-and operator state bit-identical.
+or call the ``check_*`` functions one by one (each takes ``registry=``: the registry to
+compose in; by default the installed operators plus the classes checked). The Jittor-free
+checks run in milliseconds; the run checks put the operator, of any kind, through
+``Problem`` (the path users run) on a small ridge problem:
+
+* it returns one finite hyper-gradient per upper variable and moves them;
+* a NaN in F or in f stops the iteration with an error naming the operator and the outer
+  iteration, leaving every variable, optimizer state and operator state bit-identical;
+* its state survives a checkpoint: a problem restored from ``state_dict`` after two
+  iterations computes the third as the original does;
+* when it declares what it approximates (``approximates``: ``"unrolled"``,
+  ``"implicit"``, ``"initialisation"``), its hyper-gradient equals the exact float64
+  reference of ``jboat_core.testing.problems`` to ``CORRECT_RTOL`` (a sign-flipped or
+  scaled hyper-gradient fails).
 """
 
 from __future__ import annotations
@@ -112,7 +120,6 @@ def conformance_problem(cls, chain=None, registry=None, lr: float = 0.1, lower_i
     the objectives NaN; ``explicit_x=False`` keeps the ridge F as it is (no 0.05 |x|^2)."""
     from ..platform._jittor import jittor
     from ..solver.problem import Problem
-    from ..plugins.registry import get_registry
     from .problems import ridge_problem
 
     jt = jittor()
@@ -123,8 +130,22 @@ def conformance_problem(cls, chain=None, registry=None, lr: float = 0.1, lower_i
     problem = Problem(cfg, ll_objective=sw.f, ul_objective=sw.F, ll_model=prob.ll_model,
                       ul_model=prob.ul_model, ll_opt=jt.optim.SGD(prob.ll_var, lr),
                       ul_opt=jt.optim.Adam(prob.ul_var, 0.01), gda_loss=sw.gda,
-                      registry=registry or get_registry())
+                      registry=_registry(cls, registry))
     return problem, prob, sw
+
+
+def _registry(cls, registry):
+    """The registry to compose ``cls`` in: ``registry``, or the installed operators with
+    ``cls`` added when it is not installed (an operator under development)."""
+    from ..plugins.registry import get_registry
+
+    reg = registry or get_registry()
+    try:
+        if reg.get(cls.name).cls is cls:
+            return reg
+    except Exception:  # noqa: BLE001 - not registered (or a conflict): add it
+        pass
+    return reg.with_classes([cls])
 
 
 def _check_grads(cls, problem, result) -> None:
@@ -208,9 +229,110 @@ def check_finite_guard(cls, chain: list[str] | None = None, registry=None) -> No
             f"{cls.name}: a diverged iteration ({where}) changed the state"
 
 
+#: Relative tolerance of ``check_correct``: ||g - g_exact|| <= CORRECT_RTOL ||g_exact||
+#: (float32 computation against a float64 reference).
+CORRECT_RTOL = 2e-3
+
+
+def check_correct(cls, registry=None, lr: float = 0.1) -> None:
+    """The operator's hyper-gradient equals what it declares it approximates
+    (``cls.approximates``), under ``cls.exact_settings``, on the ridge problem from its
+    initial point with SGD(``lr``): ``"unrolled"`` against dF(x, y_K(x))/dx through the K
+    steps, ``"implicit"`` against the IFT hyper-gradient at y_K, ``"initialisation"``
+    against dF(y_K)/dy_0; to ``CORRECT_RTOL`` in norm. Skipped (with the reason) for an
+    operator that declares nothing."""
+    import numpy as np
+
+    from ..solver.problem import Problem  # noqa: F401 - Jittor through the solver
+    claim = cls.approximates
+    if not claim:
+        pytest.skip(f"{cls.name} declares no approximates: correctness is not checked")
+    settings = dict(cls.exact_settings)
+    lower_iters = int(settings.pop("lower_iters", 5))
+    section = {cls.name: settings} if settings else {}
+    problem, prob, _ = conformance_problem(cls, None, registry, lr, lower_iters,
+                                           explicit_x=False, **section)
+    result = problem.evaluate(prob.ll_feed, prob.ul_feed, 0)
+    _check_grads(cls, problem, result)
+    got = np.concatenate([np.ravel(g.numpy()) for g in result["hyper_gradients"]])
+    ys, _ = prob.trajectory(lower_iters, lr)
+    want = {"unrolled": lambda: prob.unrolled(lower_iters, lr),
+            "implicit": lambda: prob.exact(ys[lower_iters]),
+            "initialisation": lambda: prob.dF_dy0(lower_iters, lr)}[claim]()
+    err = float(np.linalg.norm(got - want))
+    scale = float(np.linalg.norm(want))
+    assert err <= CORRECT_RTOL * scale + 1e-7, (
+        f"{cls.name} declares approximates={claim!r} but its hyper-gradient is off the "
+        f"exact one by {err:.3g} (relative {err / max(scale, 1e-30):.3g} > {CORRECT_RTOL}): "
+        f"got {np.round(got, 6).tolist()}, want {np.round(want, 6).tolist()}")
+
+
+def check_state_survives_resume(cls, chain: list[str] | None = None, registry=None) -> None:
+    """Two outer iterations, then a new problem restored from ``state_dict`` (written
+    through NumPy's ``savez`` as a checkpoint is): the third iteration gives the same
+    variables and upper loss as the original's third iteration (operator state such as
+    dual variables or auxiliary points included; ``get_state`` / ``set_state``)."""
+    import numpy as np
+
+    problem, prob, _ = conformance_problem(cls, chain, registry)
+    for it in range(2):
+        problem.run_iter(prob.ll_feed, prob.ul_feed, it)
+    state = _through_npz(problem.state_dict())
+    restored, prob2, _ = conformance_problem(cls, chain, registry)
+    restored.load_state_dict(state)
+    a = problem.run_iter(prob.ll_feed, prob.ul_feed, 2)
+    b = restored.run_iter(prob2.ll_feed, prob2.ul_feed, 2)
+    assert np.isclose(a["upper_loss"], b["upper_loss"], rtol=1e-6, atol=1e-7), (
+        f"{cls.name}: upper loss after resume {b['upper_loss']} != {a['upper_loss']}")
+    for x, y in zip(problem.ll_var + problem.ul_var, restored.ll_var + restored.ul_var):
+        assert np.allclose(x.numpy(), y.numpy(), rtol=1e-6, atol=1e-7), (
+            f"{cls.name}: a run resumed from a checkpoint diverges from the original "
+            "(state the operator keeps across iterations must go through self.propose; "
+            "get_state/set_state save it)")
+
+
+def _through_npz(state):
+    """``state`` with every NumPy array written to and read back from an ``.npz``."""
+    import io
+
+    import numpy as np
+
+    arrays: list = []
+
+    def out(value):
+        if isinstance(value, np.ndarray):
+            arrays.append(value)
+            return ("__array__", len(arrays) - 1)
+        if isinstance(value, dict):
+            return {k: out(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(out(v) for v in value)
+        return value
+
+    skeleton = out(state)
+    buf = io.BytesIO()
+    np.savez(buf, *arrays)
+    buf.seek(0)
+    with np.load(buf) as data:
+        back = [data[f"arr_{i}"] for i in range(len(arrays))]
+
+    def inn(value):
+        if isinstance(value, tuple) and len(value) == 2 and value[0] == "__array__":
+            return back[value[1]]
+        if isinstance(value, dict):
+            return {k: inn(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(inn(v) for v in value)
+        return value
+
+    return inn(skeleton)
+
+
 def conformance_tests(cls, module: str | None = None, chain: list[str] | None = None,
-                      run: bool = True):
-    """A pytest test class running every check on ``cls`` (any kind)."""
+                      run: bool = True, registry=None):
+    """A pytest test class running every check on ``cls`` (any kind), composed in
+    ``registry`` (default: the installed operators, plus ``cls`` when it is not
+    installed)."""
 
     class _Conformance:
         def test_metadata(self):
@@ -225,15 +347,23 @@ def conformance_tests(cls, module: str | None = None, chain: list[str] | None = 
         if run:
             @pytest.mark.jittor
             def test_returns_hypergradients(self):
-                check_returns_hypergradients(cls, chain)
+                check_returns_hypergradients(cls, chain, registry)
 
             @pytest.mark.jittor
             def test_runs_through_problem(self):
-                check_runs_through_problem(cls, chain)
+                check_runs_through_problem(cls, chain, registry)
 
             @pytest.mark.jittor
             def test_nan_changes_nothing(self):
-                check_finite_guard(cls, chain)
+                check_finite_guard(cls, chain, registry)
+
+            @pytest.mark.jittor
+            def test_state_survives_resume(self):
+                check_state_survives_resume(cls, chain, registry)
+
+            @pytest.mark.jittor
+            def test_correct(self):
+                check_correct(cls, registry)
 
     _Conformance.__name__ = f"TestConformance{cls.__name__}"
     return _Conformance

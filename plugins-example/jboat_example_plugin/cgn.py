@@ -62,6 +62,8 @@ class CGN(HyperGradientOperator):
     order = 15
     role = "terminal"
     config_model = CGNConfig
+    approximates = "implicit"  # checked by the conformance kit against the exact IFT
+    exact_settings = {"k": 20}  # CGNR steps enough for the kit's 5-dimensional problem
     summary = ("Implicit gradient (IFT), H v = grad_y F solved by CG on the normal equations "
                "(CGNR; H may be indefinite)")
     formula = ("g_x = grad_x F - d2f/dxdy · v,  (H^T H + lambda I) v = H^T grad_y F,  "

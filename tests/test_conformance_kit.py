@@ -1,0 +1,83 @@
+"""The conformance kit itself: it checks correctness, not only finiteness, so mutants of
+correct operators (a sign flipped, a scale, a dropped state) fail it; and it runs an
+operator that is not installed (classes or a registry)."""
+
+from __future__ import annotations
+
+import pytest
+
+from jboat_core.contract import Result
+from jboat_core.testing import conformance
+
+pytestmark = pytest.mark.jittor
+
+
+def _ops():
+    from jboat_ops.cg import CG
+    from jboat_ops.rad import RAD
+    from jboat_ops.iad import IAD
+    return CG, RAD, IAD
+
+
+def _mutant(base, name, change):
+    """``base`` with its step's hyper-gradients changed by ``change`` (a new class, not
+    installed: the kit adds it to the registry it composes in)."""
+    def step(self, state):
+        out = base.step(self, state)
+        return out.replace(hyper_gradients=[change(g) for g in out.hyper_gradients])
+    return type(name, (base,), {"name": name, "step": step})
+
+
+@pytest.mark.parametrize("case", ["CG", "RAD", "IAD"])
+def test_correct_operators_pass(builtin_registry, case):
+    cls = {c.name: c for c in _ops()}[case]
+    conformance.check_correct(cls, registry=builtin_registry)
+
+
+@pytest.mark.parametrize("case,change", [
+    ("CG", lambda g: -g), ("CG", lambda g: g * 1.5), ("RAD", lambda g: -g),
+    ("RAD", lambda g: g * 0.5), ("IAD", lambda g: -g)])
+def test_mutants_fail(builtin_registry, case, change):
+    base = {c.name: c for c in _ops()}[case]
+    mutant = _mutant(base, f"{case}MUT", change)
+    with pytest.raises(AssertionError, match=f"{case}MUT declares approximates"):
+        conformance.check_correct(mutant, registry=builtin_registry)
+
+
+def test_an_operator_that_forgets_its_state_fails_the_resume_check(builtin_registry):
+    """DM keeps its dual variables through ``propose``; a mutant that keeps them in a
+    plain attribute (lost by a checkpoint) is caught."""
+    from jboat_ops.dm import DM
+
+    def step(self, state):
+        saved = getattr(self, "_mine", None)
+        if saved is not None:
+            self.state["v"] = saved
+        out = DM.step(self, state)
+        self._mine, self._pending = self._pending["v"], None
+        return out
+
+    forgetful = type("DMLOST", (DM,), {"name": "DMLOST", "step": step})
+    conformance.check_state_survives_resume(DM, registry=builtin_registry)
+    with pytest.raises(AssertionError, match="DMLOST: .*resumed from a checkpoint diverges"):
+        conformance.check_state_survives_resume(forgetful, registry=builtin_registry)
+
+
+def test_no_claim_is_skipped_with_the_reason(builtin_registry):
+    from jboat_ops.iga import IGA
+
+    with pytest.raises(pytest.skip.Exception, match="IGA declares no approximates"):
+        conformance.check_correct(IGA, registry=builtin_registry)
+
+
+def test_kit_takes_a_registry_with_classes(builtin_registry):
+    """An uninstalled class, given to ``with_classes``, composes with the built-ins."""
+    from jboat_ops.rad import RAD
+
+    twin = type("RADTWIN", (RAD,), {"name": "RADTWIN"})
+    reg = builtin_registry.with_classes([twin], distribution="my-dist")
+    rec = reg.get("RADTWIN")
+    assert rec.cls is twin and rec.origin.distribution == "my-dist"
+    assert "RADTWIN" not in builtin_registry.names()
+    conformance.check_correct(twin, registry=reg)
+    assert isinstance(Result(0, []), Result)

@@ -1,0 +1,83 @@
+"""``jboat new-plugin NAME --kind KIND``: the distribution it writes registers through its
+entry point, passes the conformance kit as generated (run here on the files, uninstalled),
+refuses bad input in one line and never overwrites. ``.ci/run`` also pip-installs one and
+sees it in ``jboat list-ops``."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+from jboat_core.errors import ConfigError
+from jboat_core.run.cli import main
+from jboat_core.run.scaffold import new_plugin
+from jboat_core.testing import conformance
+
+KINDS = ("hypergradient", "dynamics", "first_order")
+
+
+def _generate(tmp_path, name, kind):
+    root = new_plugin(name, kind, tmp_path)
+    sys.path.insert(0, str(root))
+    return root
+
+
+@pytest.fixture
+def on_path():
+    before = list(sys.path)
+    yield
+    sys.path[:] = before
+    for mod in [m for m in sys.modules if m.startswith("jboat_kit")]:
+        del sys.modules[mod]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_writes_a_distribution_with_its_entry_point(tmp_path, kind, on_path):
+    name = f"Kit{kind.title().replace('_', '')}"
+    root = _generate(tmp_path, name, kind)
+    lower = name.lower()
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) == sorted(
+        ["pyproject.toml", "README.md", f"jboat_{lower}/__init__.py",
+         f"jboat_{lower}/{lower}.py", f"tests/test_{lower}.py"])
+    meta = tomllib.loads((root / "pyproject.toml").read_text())
+    assert meta["project"]["entry-points"]["jboat"] == {lower: f"jboat_{lower}.{lower}"}
+    module = importlib.import_module(f"jboat_{lower}.{lower}")
+    assert module.JBOAT_API_VERSION == 2
+    cls = getattr(module, name)
+    assert cls.kind == kind and cls.api_version() == 2
+    conformance.check_metadata(cls)
+    conformance.check_config_roundtrip(cls)
+    conformance.check_import_without_jittor(f"jboat_{lower}.{lower}")
+
+
+@pytest.mark.jittor
+@pytest.mark.parametrize("kind", KINDS)
+def test_generated_tests_pass_as_generated(tmp_path, kind):
+    """The distribution's own tests (the conformance kit, the operator not installed)."""
+    name = f"Gen{kind.title().replace('_', '')}"
+    root = new_plugin(name, kind, tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "-x", str(root / "tests")], capture_output=True, text=True,
+                          cwd=root, timeout=900,
+                          env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and "failed" not in proc.stdout
+
+
+def test_bad_input_is_one_line_and_nothing_is_overwritten(tmp_path, capsys):
+    assert main(["new-plugin", "9bad", "--kind", "dynamics", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "NAME: '9bad' must start with a letter" in err
+    with pytest.raises(SystemExit):
+        main(["new-plugin", "Ok", "--kind", "nope", "--out", str(tmp_path)])
+    (tmp_path / "jboat-ok").mkdir()
+    (tmp_path / "jboat-ok" / "mine.txt").write_text("keep")
+    with pytest.raises(ConfigError, match="exists; choose another"):
+        new_plugin("Ok", "dynamics", tmp_path)
+    assert (tmp_path / "jboat-ok" / "mine.txt").read_text() == "keep"
+    assert main(["new-plugin", "Fine", "--kind", "first_order", "--out", str(tmp_path)]) == 0
+    assert "pip install -e" in capsys.readouterr().out
