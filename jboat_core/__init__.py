@@ -30,7 +30,8 @@ from .contract.kinds import KINDS, Kind
 from .contract.metadata import EmptyConfig
 from .contract.operators import (DynamicalSystem, DynamicsPlan, FirstOrderSolver, HyperGradient,
                         HyperGradientOperator)
-from .plugins.ordering import default_gradient_order, validate_and_adjust_order, validate_composition
+from .plugins.ordering import (default_gradient_order, validate_and_adjust_order,
+                               validate_composition)
 from .plugins.presets import Preset
 from .solver.problem import Problem
 from .plugins.registry import Registry, get_registry, set_registry
@@ -44,7 +45,8 @@ _moved.install()
 __version__ = "0.1.0"
 
 __all__ = [
-    "API_VERSION", "Binding", "ChainError", "ChainState", "DynamicsState", "Result", "SolveState", "result", "ConfigError", "DifferentiableAdam", "DivergedError",
+    "API_VERSION", "Binding", "ChainError", "ChainState", "ConfigError", "DifferentiableAdam",
+    "DivergedError", "DynamicsState", "Result", "SolveState", "result",
     "DifferentiableOptimizer", "DifferentiableSGD", "DynamicalSystem", "DynamicsPlan",
     "EmptyConfig", "FirstOrderSolver", "FunctionalModel", "HyperGradient",
     "HyperGradientOperator", "InvisibleModuleWarning", "JboatError", "KINDS", "Kind",

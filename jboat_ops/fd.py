@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jboat_core.contract import API_VERSION, ChainState, HyperGradientOperator, Result, hookimpl, result
+from jboat_core.contract import API_VERSION, ChainState, HyperGradientOperator, Result, hookimpl
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -51,7 +51,8 @@ class FD(HyperGradientOperator):
     reference = "Liu et al., DARTS: Differentiable architecture search, ICLR 2019"
 
     def step(self, state: ChainState) -> Result:
-        from jboat_core.numerics import detach, grads, init_gradients, jt, lower_at, upper_at, vdot
+        from jboat_core.numerics import (detach, grads, jt, lower_at, terminal_result, upper_at,
+                                         vdot)
 
         y, fmodel = state.lower_point(), state.fmodel
         xi = self.config.xi if self.config.xi is not None else state.lower_lr(self)
@@ -72,8 +73,7 @@ class FD(HyperGradientOperator):
         plus, minus = grad_x_f(1.0, "w + eps v"), grad_x_f(-1.0, "w - eps v")
         scale = xi / (eps * 2)
         g = [(gi - (p - m) * scale).detach() for gi, p, m in zip(gx, plus, minus)]
-        g0 = init_gradients(self, state.ul_feed, fmodel, y, state.init_gradients)
-        return result(self, F.detach(), g, g0)
+        return terminal_result(self, state, F, g, y)
 
 
 @hookimpl

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jboat_core.contract import API_VERSION, ChainState, HyperGradientOperator, Result, hookimpl, result
+from jboat_core.contract import API_VERSION, ChainState, HyperGradientOperator, Result, hookimpl
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -34,7 +34,8 @@ class IGA(HyperGradientOperator):
     reference = "Liu et al., Learning with constraint learning: new perspective, solution strategy and various applications, TPAMI 2024"
 
     def step(self, state: ChainState) -> Result:
-        from jboat_core.numerics import detach, grads, init_gradients, jt, lower_at, upper_at, vdot
+        from jboat_core.numerics import (detach, grads, jt, lower_at, terminal_result, upper_at,
+                                         vdot)
 
         y = state.lower_point()
         yd = detach(y)
@@ -47,8 +48,7 @@ class IGA(HyperGradientOperator):
         Fy, fy = par.data_mean(dF[:n]), par.data_mean(df[:n])
         lam = -vdot(Fy, fy) / jt.maximum(vdot(fy, fy), 1e-30)
         g = [(a + b * lam).detach() for a, b in zip(dF[n:], df[n:])]
-        g0 = init_gradients(self, state.ul_feed, state.fmodel, y, state.init_gradients)
-        return result(self, F.detach(), g, g0)
+        return terminal_result(self, state, F, g, y)
 
 
 @hookimpl

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from jboat_core.contract import API_VERSION, ChainState, HyperGradientOperator, Result, hookimpl, result
+from jboat_core.contract import (API_VERSION, ChainState, HyperGradientOperator, Result,
+                                 hookimpl, result)
 
 JBOAT_API_VERSION = API_VERSION
 

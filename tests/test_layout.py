@@ -210,3 +210,15 @@ def test_old_import_paths_work_for_one_version():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:] + proc.stdout
+
+
+def test_testing_helpers_have_docstrings():
+    """``jboat_core.testing`` is read by plugin authors: every public class, function and
+    method (the generated test classes aside) says what it is."""
+    missing = []
+    for path in sorted((CORE / "testing").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith(
+                    ("_", "test_", "f32", "out", "inn")) and not ast.get_docstring(node):
+                missing.append(f"{path.name}:{node.lineno} {node.name}")
+    assert not missing, missing

@@ -17,6 +17,7 @@ _WHERE = {
     "axpy": "autodiff", "check_scalar": "autodiff", "detach": "autodiff",
     "grads": "autodiff", "init_gradients": "autodiff", "jt": "autodiff",
     "linear_operator": "autodiff", "lower_at": "autodiff", "upper_at": "autodiff",
+    "terminal_result": "autodiff",
     "vdot": "autodiff", "vjp": "autodiff",
     # linear solvers: solve(matvec, b) -> x, b and x lists of Vars
     "solve_cg": "linsolve", "solve_neumann": "linsolve",

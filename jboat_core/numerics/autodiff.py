@@ -98,3 +98,14 @@ def init_gradients(op, ul_feed_dict, auxiliary_model, y, wanted: bool, upper=Non
         return [jt.zeros(v.shape, v.dtype) for v in auxiliary_model.parameters(time=0)]
     F = upper if upper is not None else upper_at(op, ul_feed_dict, auxiliary_model, y)
     return detach(grads(F, auxiliary_model.parameters(time=0), type(op).name, "DI gradient"))
+
+
+def terminal_result(op, state, upper, gradients, y, wrt=None):
+    """The end of a terminal hyper-gradient step: ``gradients`` (with respect to ``wrt``,
+    default ``op.ul_var``) in ``op.ul_var``'s order, F detached, and DI's dF/dy_0 when
+    ``state.init_gradients`` asks for it (at the lower point ``y``); a checked ``Result``."""
+    from ..contract.protocol import result, to_upper
+
+    g0 = init_gradients(op, state.ul_feed, state.fmodel, y, state.init_gradients)
+    grads_up = to_upper(op, wrt, gradients) if wrt is not None else list(gradients)
+    return result(op, upper.detach(), grads_up, g0)

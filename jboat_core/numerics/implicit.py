@@ -82,15 +82,13 @@ def implicit_step(op, state, solve, damping: float = 0.0):
     damping : float
         lambda >= 0: solve (H + lambda I) v = grad_y F.
     """
-    from ..contract.protocol import result, to_upper
-    from .autodiff import init_gradients
+    from .autodiff import terminal_result
 
     y = state.lower_point()
     wrt = list(state.wrt) if state.wrt is not None else op.ul_var
     F, g = implicit_hypergradient(op, state.ll_feed, state.ul_feed, state.fmodel, y, wrt,
                                   solve, state.objective(op), damping)
-    g0 = init_gradients(op, state.ul_feed, state.fmodel, y, state.init_gradients)
-    return result(op, F, to_upper(op, wrt, g), g0)
+    return terminal_result(op, state, F, g, y, wrt)
 
 
 def implicit_result(op, ll_feed_dict, ul_feed_dict, auxiliary_model, next_operation, kwargs,

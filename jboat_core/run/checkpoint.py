@@ -49,7 +49,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import JboatError
-from ..solver.stateschema import PLAIN_KINDS, ArraySpec, Equal, ListsLike, Plain, schema_of  # noqa: F401
+from ..solver.stateschema import (PLAIN_KINDS, ArraySpec, Equal, ListsLike,  # noqa: F401
+                                  Plain, schema_of)
 from ..platform.safeio import fsync_dir as _fsync_dir
 from ..platform.safeio import write_atomic  # noqa: F401 - also this module's public name
 

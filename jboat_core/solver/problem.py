@@ -19,7 +19,8 @@ from ..plugins.config import SolverConfig, parse_solver_config
 from ..contract.protocol import OUTPUT_FIELDS
 from .engine import Composition, sync_and_check
 from ..errors import ConfigError, OperatorRuntimeError
-from ..numerics.optimstate import apply_gradients, load_optimizer_state, optimizer_state, set_lr, state_vars
+from ..numerics.optimstate import (apply_gradients, load_optimizer_state, optimizer_state, set_lr,
+                                   state_vars)
 from ..platform.parallel import Parallel, no_optimizer_reduce
 from ..plugins.registry import Registry, get_registry
 from ..contract.runtime import UPSTREAM_KEYS, Runtime

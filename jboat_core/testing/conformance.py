@@ -98,16 +98,19 @@ class _Switch:
         self.rho = 0.05 if explicit_x else 0.0
 
     def f(self, feed, ul, ll, **kw):
+        """The problem's f, NaN when ``nan_f``."""
         v = self.prob.ll_objective(feed, ul, ll, **kw)
         return v * float("nan") if self.nan_f else v
 
     def F(self, feed, ul, ll, **kw):
+        """The problem's F (+ rho |x|^2), NaN when ``nan_F``."""
         v = self.prob.ul_objective(feed, ul, ll, **kw)
         if self.rho:
             v = v + (ul() * ul()).sum() * self.rho
         return v * float("nan") if self.nan_F else v
 
     def gda(self, ll_feed, ul_feed, ul, ll, **kw):
+        """GDA's aggregation alpha F + (1 - alpha) f, alpha from the lower feed."""
         a = ll_feed["alpha"]
         return self.F(ul_feed, ul, ll, **kw) * a + self.f(ll_feed, ul, ll, **kw) * (1 - a)
 
@@ -202,7 +205,8 @@ def _snapshot(problem) -> list:
     arrays += [v.numpy().copy() for v in state_vars(problem.ll_opt) + state_vars(problem.ul_opt)]
     for op in problem.composition.operators:
         for value in op.get_state().values():
-            arrays += [np.asarray(a).copy() for a in (value if isinstance(value, list) else [value])]
+            values = value if isinstance(value, list) else [value]
+            arrays += [np.asarray(a).copy() for a in values]
     return arrays
 
 

@@ -34,10 +34,12 @@ class ConvBNNet(nn.Module):
         self.head = nn.Linear(channels * (size // 2) ** 2, classes)
 
     def features(self, x):
+        """Conv -> BatchNorm -> ReLU -> mean pool, flattened: (batch, channels * (size/2)^2)."""
         h = self.pool(nn.relu(self.bn(self.conv(x))))
         return h.reshape((h.shape[0], -1))
 
     def execute(self, x):
+        """Class scores (batch, classes) of images x (batch, 1, size, size)."""
         return self.head(self.features(x))
 
 
@@ -47,11 +49,13 @@ PRIMITIVES = ("none", "skip_connect", "avg_pool_3x3", "conv_3x3")
 
 class _Zero(nn.Module):
     def execute(self, x):
+        """The "none" candidate: zeros of x's shape."""
         return x * 0.0
 
 
 class _Identity(nn.Module):
     def execute(self, x):
+        """The "skip_connect" candidate: x."""
         return x
 
 
@@ -61,6 +65,7 @@ class _ReLUConvBN(nn.Module):
         self.bn = nn.BatchNorm(channels, affine=False)
 
     def execute(self, x):
+        """ReLU -> conv 3x3 -> BatchNorm (no affine), DARTS' convolution candidate."""
         return self.bn(self.conv(nn.relu(x)))
 
 
@@ -87,6 +92,7 @@ class MixedOp(nn.Module):
             setattr(self, f"op{i}", _candidate(p, channels))
 
     def execute(self, x, weights):
+        """sum_i weights[i] * op_i(x): the edge's mixture of candidates."""
         out = None
         for i in range(self.n_ops):
             term = getattr(self, f"op{i}")(x) * weights[i]
@@ -104,6 +110,8 @@ class Cell(nn.Module):
             setattr(self, f"edge{k}", MixedOp(channels, primitives))
 
     def execute(self, x, weights):
+        """The cell's nodes, each the sum of mixed edges from every earlier state;
+        returns the sum of the intermediate nodes. ``weights``: one row per edge."""
         states, k = [x], 0
         for j in range(self.nodes):
             s = None
@@ -143,10 +151,12 @@ class SuperNet(nn.Module):
         self.alphas = jt.array((1e-3 * rng.randn(edges, len(self.primitives))).astype("float32"))
 
     def features(self, x):
+        """Stem, one cell under softmax(alphas), global average pooling: (batch, channels)."""
         h = self.cell(self.stem_bn(self.stem_conv(x)), nn.softmax(self.alphas, dim=-1))
         return h.mean(dims=(2, 3))  # global average pooling
 
     def execute(self, x):
+        """Class scores (batch, classes)."""
         return self.head(self.features(x))
 
     def weights(self) -> list:

@@ -26,10 +26,12 @@ def softplus(z):
 
 
 def _np_softplus(z):
+    """log(1 + exp(z)) in float64, stable for large |z|."""
     return np.logaddexp(0.0, z)
 
 
 def _np_sigmoid(z):
+    """1 / (1 + exp(-z)) in float64, stable for large |z|."""
     return 0.5 * (1 + np.tanh(0.5 * z))
 
 
@@ -40,6 +42,7 @@ class Vector(jt.nn.Module):
         self.w = jt.array(np.asarray(value, dtype=np.float32))
 
     def execute(self, A=None):
+        """``w`` alone, or ``(A w, w'w)`` for a matrix ``A`` (the lower models' forward)."""
         if A is None:
             return self.w
         return (A * self.w).sum(1), (self.w * self.w).sum()
@@ -47,7 +50,19 @@ class Vector(jt.nn.Module):
 
 @dataclass
 class BilevelProblem:
-    """Everything an operator needs, plus float64 references."""
+    """Everything an operator needs, plus float64 references.
+
+    Attributes
+    ----------
+    ll_model, ul_model : Vector
+        Lower model (its ``w`` is y) and upper model (its ``w`` is x).
+    ll_objective, ul_objective : callable
+        f and F in jboat's signature ``(feed, ul_model, ll_model, **kw)``.
+    ll_feed, ul_feed : dict
+        The feeds (float32 Vars).
+    np_data : dict
+        The same data in float64 NumPy, for the references.
+    """
 
     ll_model: object
     ul_model: object
@@ -59,21 +74,29 @@ class BilevelProblem:
 
     @property
     def ll_var(self):
+        """The lower variables (``[ll_model.w]``)."""
         return list(self.ll_model.parameters())
 
     @property
     def ul_var(self):
+        """The upper variables (``[ul_model.w]``)."""
         return list(self.ul_model.parameters())
 
     def x(self):
+        """The current upper variable x, as float64."""
         return self.ul_model.w.numpy().astype(np.float64)
 
     def y0(self):
+        """The current lower variable (y_0 of the next inner loop), as float64."""
         return self.ll_model.w.numpy().astype(np.float64)
 
 
 # ---------------------------------------------------------------- ridge ---------------
 def ridge_problem(seed: int = 0, d: int = 5, n: int = 20, y0=None, x0=None) -> "Ridge":
+    """The ridge problem of the module docstring: ``d`` features, ``n`` examples per level,
+    Gaussian data from ``seed``; x_0 = 0.1 N(0, I) and y_0 = N(0, I) unless given (e.g.
+    ``y0=ridge_problem().solution()`` starts the lower level at y*(x)). Same ``seed``,
+    same problem."""
     rng = np.random.RandomState(seed)
     A1, b1 = rng.randn(n, d), rng.randn(n)
     A2, b2 = rng.randn(n, d), rng.randn(n)
@@ -81,11 +104,13 @@ def ridge_problem(seed: int = 0, d: int = 5, n: int = 20, y0=None, x0=None) -> "
     y = rng.randn(d) if y0 is None else np.asarray(y0, float)
 
     def ll_objective(feed, ul_model, ll_model, **kw):
+        """f(x, y) = ||A1 y - b1||^2 / (2n) + 1/2 sum_i e^{x_i} y_i^2."""
         pred, _ = ll_model(feed["A"], **kw)
         w = kw["params"][0] if kw.get("params") is not None else ll_model.w
         return ((pred - feed["b"]) ** 2).sum() / (2 * n) + 0.5 * (jt.exp(ul_model()) * w * w).sum()
 
     def ul_objective(feed, ul_model, ll_model, **kw):
+        """F(y) = ||A2 y - b2||^2 / (2n)."""
         pred, _ = ll_model(feed["A"], **kw)
         return ((pred - feed["b"]) ** 2).sum() / (2 * n)
 
@@ -99,29 +124,36 @@ class Ridge(BilevelProblem):
     """Ridge regression with per-feature L2 weights exp(x)."""
 
     def hessian(self, x=None):
+        """H = d2f/dy2 = A1'A1/n + diag(e^x) (independent of y), at x (default current)."""
         D = self.np_data
         x = self.x() if x is None else x
         return D["A1"].T @ D["A1"] / D["n"] + np.diag(np.exp(x))
 
     def grad_f(self, y, x=None):
+        """grad_y f(x, y) = A1'(A1 y - b1)/n + e^x * y."""
         D = self.np_data
         x = self.x() if x is None else x
         return D["A1"].T @ (D["A1"] @ y - D["b1"]) / D["n"] + np.exp(x) * y
 
     def grad_F(self, y):
+        """grad_y F(y) = A2'(A2 y - b2)/n (F does not depend on x)."""
         D = self.np_data
         return D["A2"].T @ (D["A2"] @ y - D["b2"]) / D["n"]
 
     def F(self, y):
+        """F(y) = ||A2 y - b2||^2 / (2n)."""
         D = self.np_data
         return 0.5 * np.sum((D["A2"] @ y - D["b2"]) ** 2) / D["n"]
 
     def solution(self, x=None):
+        """y*(x) = H^-1 A1'b1/n, the exact lower solution."""
         D = self.np_data
         return np.linalg.solve(self.hessian(x), D["A1"].T @ D["b1"] / D["n"])
 
     def exact(self, y=None):
-        """IFT hyper-gradient at y (default y*)."""
+        """The implicit (IFT) hyper-gradient evaluated at the lower point y (default
+        y*): g = -(e^x * y) * H^-1 grad F(y), i.e. grad_x F - d2f/dxdy H^-1 grad_y F with
+        the Hessian solved exactly. What CG/NS approximate (at y_K)."""
         x = self.x()
         y = self.solution() if y is None else y
         return -(np.exp(x) * y) * np.linalg.solve(self.hessian(), self.grad_F(y))
@@ -157,6 +189,9 @@ class Ridge(BilevelProblem):
 # ------------------------------------------------------------- logistic ---------------
 def logistic_problem(seed: int = 1, d: int = 4, n: int = 24, m: int = 30,
                      mu: float = 0.1) -> "Logistic":
+    """The weighted logistic problem of the module docstring: ``n`` lower and ``m`` upper
+    examples of ``d`` features, one weight sigmoid(x_i) per lower example, L2 weight
+    ``mu``; the lower model starts at w*(x) (float32)."""
     rng = np.random.RandomState(seed)
     A, C = rng.randn(n, d), rng.randn(m, d)
     w_true = rng.randn(d)
@@ -168,10 +203,12 @@ def logistic_problem(seed: int = 1, d: int = 4, n: int = 24, m: int = 30,
     w_star = prob.solution()
 
     def ll_objective(feed, ul_model, ll_model, **kw):
+        """f(x, w) = 1/n sum_i sigmoid(x_i) softplus(-t_i a_i'w) + mu/2 ||w||^2."""
         z, sq = ll_model(feed["A"], **kw)
         return (jt.sigmoid(ul_model()) * softplus(-feed["t"] * z)).sum() / n + 0.5 * mu * sq
 
     def ul_objective(feed, ul_model, ll_model, **kw):
+        """F(w) = mean_j softplus(-s_j c_j'w)."""
         z, _ = ll_model(feed["A"], **kw)
         return softplus(-feed["t"] * z).mean()
 
@@ -187,24 +224,29 @@ class Logistic(BilevelProblem):
     """Logistic regression with per-example weights sigmoid(x); y_0 = w* (float32)."""
 
     def _parts(self, w):
+        """(data, margins t * A w, sigmoid(x), sigmoid(-margins))."""
         D = self.np_data
         z = D["t"] * (D["A"] @ w)
         return D, z, _np_sigmoid(D["x"]), _np_sigmoid(-z)
 
     def grad_f(self, w):
+        """grad_w f(x, w)."""
         D, z, sx, sm = self._parts(w)
         return -(D["A"].T @ (sx * D["t"] * sm)) / D["n"] + D["mu"] * w
 
     def hessian(self, w):
+        """d2f/dw2 at w."""
         D, z, sx, sm = self._parts(w)
         return (D["A"].T * (sx * sm * (1 - sm))) @ D["A"] / D["n"] + D["mu"] * np.eye(len(w))
 
     def grad_F(self, w):
+        """grad_w F(w)."""
         D = self.np_data
         z = D["s"] * (D["C"] @ w)
         return -(D["C"].T @ (D["s"] * _np_sigmoid(-z))) / D["m"]
 
     def solution(self, tol: float = 1e-10):
+        """w*(x) by Newton's method to ||grad f|| < ``tol``."""
         w = np.zeros(self.np_data["A"].shape[1])
         for _ in range(100):
             g = self.grad_f(w)
@@ -215,6 +257,7 @@ class Logistic(BilevelProblem):
         return w
 
     def exact(self):
+        """The IFT hyper-gradient at w*(x) (float64)."""
         D = self.np_data
         w = self.solution()
         _, z, sx, sm = self._parts(w)
