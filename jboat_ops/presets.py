@@ -58,6 +58,27 @@ PRESETS = (
     Preset("PBGD", "Penalty-based bilevel gradient descent (first order, PGDO)",
            "Shen and Chen, On penalty-based bilevel gradient descent method, ICML 2023",
            {"fo_op": ["PGDO"]}),
+    Preset("SOBA", "Stochastic bilevel algorithm: joint minibatch steps on y, v, x",
+           "Dagreou et al., A framework for bilevel optimization that enables stochastic and "
+           "global variance reduction algorithms, NeurIPS 2022", {"fo_op": ["SOBA"]},
+           notes="feeds are finite sums (arrays with a leading dimension n) and the "
+                 "objectives means over the examples; SGD optimizers give the paper's steps"),
+    Preset("SABA", "SOBA with SAGA variance reduction over both levels (tables per block)",
+           "Dagreou et al., A framework for bilevel optimization that enables stochastic and "
+           "global variance reduction algorithms, NeurIPS 2022", {"fo_op": ["SABA"]},
+           notes="keeps one row per block of batch_size examples per table (see SABA)"),
+    Preset("MA-SOBA", "SOBA with a moving average of the upper direction",
+           "Chen, Xu, Zhang, Optimal algorithms for stochastic bilevel optimization under "
+           "relaxed smoothness conditions, ICML 2023", {"fo_op": ["MASOBA"]}),
+    Preset("StocBiO", "Stochastic bilevel optimizer: inner SGD, Neumann-series hyper-gradient",
+           "Ji, Yang, Liang, Bilevel optimization: convergence analysis and enhanced design, "
+           "ICML 2021", {"fo_op": ["StocBiO"]}),
+    Preset("AmIGO", "Amortized implicit gradient: warm-started stochastic solves for y and v",
+           "Arbel, Mairal, Amortized implicit differentiation for stochastic bilevel "
+           "optimization, ICLR 2022", {"fo_op": ["AmIGO"]}),
+    Preset("TTSA", "Two-timescale stochastic approximation (fast y, slow x)",
+           "Hong, Wai, Wang, Yang, A two-timescale stochastic algorithm framework for bilevel "
+           "optimization, SIAM J. Optim. 2023", {"fo_op": ["TTSA"], "lower_iters": 1}),
 )
 
 

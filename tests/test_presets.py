@@ -16,7 +16,10 @@ CLASSICAL = {"RHG": (["NGD"], ["RAD"], []), "TRHG": (["NGD"], ["RGT", "RAD"], []
              "FOMAML": (["NGD"], ["FOA", "IAD"], []), "iMAML": (["NGD"], ["IAD", "CG"], []),
              "AID-CG": (["NGD"], ["CG"], []), "AID-NS": (["NGD"], ["NS"], []),
              "BVFIM": ([], [], ["VSO"]), "BOME": ([], [], ["VFO"]), "MEHA": ([], [], ["MESO"]),
-             "PBGD": ([], [], ["PGDO"])}
+             "PBGD": ([], [], ["PGDO"]), "SOBA": ([], [], ["SOBA"]),
+             "SABA": ([], [], ["SABA"]), "MA-SOBA": ([], [], ["MASOBA"]),
+             "StocBiO": ([], [], ["StocBiO"]), "AmIGO": ([], [], ["AmIGO"]),
+             "TTSA": ([], [], ["TTSA"])}
 
 
 @pytest.mark.parametrize("name", list(CLASSICAL))
@@ -25,7 +28,8 @@ def test_classical_presets_expand_to_valid_configs(builtin_registry, name):
     assert (cfg.gm_op, cfg.na_op, cfg.fo_op) == CLASSICAL[name] and cfg.preset == name
     rec = builtin_registry.get_preset(name)
     assert rec.origin.distribution == "jboat" and rec.preset.reference
-    assert parse_solver_config({"preset": name}).lower_iters == (1 if name == "DARTS" else 10)
+    assert parse_solver_config({"preset": name}).lower_iters == (1 if name in ("DARTS", "TTSA")
+                                                                 else 10)
 
 
 def test_overrides_and_merged_sections(builtin_registry):

@@ -25,6 +25,8 @@ _WHERE = {
     "implicit_hypergradient": "implicit", "implicit_step": "implicit",
     # first-order solvers
     "Point": "firstorder", "descend": "firstorder",
+    # stochastic solvers: minibatch draws and oracles, SAGA tables
+    "Oracle": "sampling", "minibatch": "sampling", "saga": "sampling",
     # the functional lower model and differentiable optimizers
     "FunctionalModel": "functional", "DifferentiableAdam": "diffopt",
     "DifferentiableOptimizer": "diffopt", "DifferentiableSGD": "diffopt",
