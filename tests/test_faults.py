@@ -277,3 +277,24 @@ def test_nan_upper_loss_with_finite_gradients_is_an_error(builtin_registry):
                                                    r"objective F is nan while the gradients"):
         problem.run_iter(prob.ll_feed, prob.ul_feed, 0)
     assert np.array_equal(prob.x(), x0)
+
+
+@pytest.mark.jittor
+def test_ctrl_c_is_pythons_after_new_kernels_load():
+    """Jittor re-installs its quick-exit SIGINT handler whenever one of its libraries loads
+    (seen when kernels compile on a cold cache); jboat's set-up keeps SIGINT Python's
+    (``JPY_PARENT_PID``), so Ctrl-C is a KeyboardInterrupt after new kernels too."""
+    code = ("import os, signal, sys, time\n"
+            "from jboat_core import import_jittor\n"
+            "jt = import_jittor()\n"
+            "n = 3 + int(time.time() * 1000) % 97  # a shape no cache has: a new kernel\n"
+            "(jt.ones((n, 7)) * 3.5 + 1.25).sum().sync()\n"
+            "try:\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n"
+            "    time.sleep(5)\n"
+            "except KeyboardInterrupt:\n"
+            "    print('KeyboardInterrupt'); sys.exit(7)\n")
+    env = {k: v for k, v in os.environ.items() if k != "JPY_PARENT_PID"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert proc.returncode == 7 and "KeyboardInterrupt" in proc.stdout, proc.stderr[-2000:]

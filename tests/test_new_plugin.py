@@ -36,7 +36,7 @@ def on_path():
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_writes_a_distribution_with_its_entry_point(tmp_path, kind, on_path):
+def test_writes_a_distribution_with_its_entry_point(tmp_path, kind, on_path, monkeypatch):
     name = f"Kit{kind.title().replace('_', '')}"
     root = _generate(tmp_path, name, kind)
     lower = name.lower()
@@ -51,6 +51,7 @@ def test_writes_a_distribution_with_its_entry_point(tmp_path, kind, on_path):
     assert cls.kind == kind and cls.api_version() == 2
     conformance.check_metadata(cls)
     conformance.check_config_roundtrip(cls)
+    monkeypatch.setenv("PYTHONPATH", str(root))  # the kit imports it in a fresh process
     conformance.check_import_without_jittor(f"jboat_{lower}.{lower}")
 
 

@@ -210,3 +210,24 @@ class FO1(FirstOrderSolver):
 def test_first_order_adapter():
     op = FO1(None, None, None, None, 1, [], [], {})
     assert op.step(SolveState({}, {}, 5)) == Result(5, [])
+
+
+def test_seed_signatures_are_kept():
+    """``jboat.na_ol.cg.CG`` and the other seed operators keep the seed's constructor and
+    ``compute_gradients`` signature (``shared/seed/jboat_na_ol_api.txt``)."""
+    import inspect
+
+    from jboat.na_ol.cg import CG
+    from jboat_core.contract import HyperGradient
+
+    seed = ["self", "ll_feed_dict", "ul_feed_dict", "auxiliary_model", "max_loss_iter",
+            "hyper_gradient_finished", "next_operation", "kwargs"]
+    assert list(inspect.signature(CG.compute_gradients).parameters) == seed
+    assert list(inspect.signature(CG.__init__).parameters) == [
+        "self", "ll_objective", "ul_objective", "ll_model", "ul_model", "ll_var", "ul_var",
+        "solver_config"]
+    assert list(inspect.signature(HyperGradient.compute_gradients).parameters) == [
+        "self", "kwargs"]
+    assert list(inspect.signature(HyperGradient.__init__).parameters) == [
+        "self", "ll_objective", "ul_objective", "ul_model", "ll_model", "ll_var", "ul_var",
+        "solver_config"]

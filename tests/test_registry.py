@@ -67,7 +67,7 @@ def test_config_model_must_forbid_extra_keys():
     assert "extra='forbid'" in reg.failures[0].error
 
 
-def test_abstract_class_is_refused():
+def test_class_without_a_step_is_refused():
     from jboat_core import HyperGradientOperator
 
     class Half(HyperGradientOperator):
@@ -76,7 +76,9 @@ def test_abstract_class_is_refused():
 
     make_module("fake_half", Half)
     reg = Registry.from_entry_points([ep("half", "fake_half")])
-    assert "abstract" in reg.failures[0].error and "compute_gradients" in reg.failures[0].error
+    error = reg.failures[0].error
+    assert "'HALF' implements neither step(state) (API 2) nor compute_gradients" in error
+    assert "fake-dist" in error and "implement step" in error
 
 
 def test_duplicate_name_across_distributions_names_both():

@@ -37,12 +37,27 @@ def zero_probe(values):
     return total
 
 
+def _adapter(fn):
+    """Mark ``fn`` as one of the bases' translations between API 1 and API 2 (not an
+    operator's own implementation)."""
+    fn._jboat_adapter = True
+    return fn
+
+
+def _is_adapter(fn) -> bool:
+    return getattr(fn, "_jboat_adapter", False)
+
+
 class _MutablePlan:
     """A writable copy of a ``DynamicsPlan`` for API-1 ``configure_dynamics``, which set
     attributes on the plan instead of returning a new one."""
 
     def __init__(self, plan: DynamicsPlan):
         self.__dict__.update(asdict(plan))
+
+    def replace(self, **changes) -> DynamicsPlan:
+        """API 2's way, on this copy: a frozen plan with ``changes``."""
+        return DynamicsPlan(**{**self.__dict__, **changes})
 
 
 class _Operator(OperatorMeta):
@@ -74,12 +89,11 @@ class _Operator(OperatorMeta):
 
     @classmethod
     def api_version(cls) -> int:
-        """2 when the class implements ``step``; 1 when it overrides the keyword method of
-        API 1 only (it then runs through the adapter)."""
-        base = next(c for c in cls.__mro__ if "_api1_method" in c.__dict__)
-        if cls.step is not base.step:
+        """2 when the class implements ``step``; 1 when it implements only the keyword
+        method of API 1 (it then runs through the adapter); 0 with neither."""
+        if not _is_adapter(cls.step):
             return 2
-        return 1 if getattr(cls, cls._api1_method) is not getattr(base, cls._api1_method) else 0
+        return 0 if _is_adapter(getattr(cls, cls._api1_method)) else 1
 
     @classmethod
     def configure_dynamics(cls, plan: DynamicsPlan, config: BaseModel) -> DynamicsPlan:
@@ -222,10 +236,11 @@ class HyperGradient(_Operator, abc.ABC):
                    ll_model=runtime.ll_model, ul_model=runtime.ul_model,
                    ll_var=runtime.ll_var, ul_var=runtime.ul_var, solver_config=runtime)
 
+    @_adapter
     def step(self, state: ChainState) -> ChainState | Result:
         """One step of the chain (API 2; see the class docstring). Inherited by an API-1
         operator, it calls its ``compute_gradients(**kwargs)`` and reads the answer."""
-        if type(self).compute_gradients is HyperGradient.compute_gradients:
+        if _is_adapter(type(self).compute_gradients):
             raise NotImplementedError(f"{self.name}: implement step(state) (API 2)")
         out = self.compute_gradients(**state.as_kwargs())
         if isinstance(out, Mapping) and out.get("hyper_gradient_finished"):
@@ -234,6 +249,7 @@ class HyperGradient(_Operator, abc.ABC):
             return ChainState.from_kwargs(out)
         return out
 
+    @_adapter
     def compute_gradients(self, **kwargs):
         """The seed's keyword form of ``step``: JBOAT's arguments in
         (``ll_feed_dict``, ``ul_feed_dict``, ``auxiliary_model``, ``max_loss_iter``,
@@ -252,6 +268,17 @@ class HyperGradientOperator(HyperGradient, abc.ABC):
                  solver_config):
         super().__init__(ll_objective, ul_objective, ul_model, ll_model, ll_var, ul_var,
                          solver_config)
+
+    @_adapter
+    def compute_gradients(self, ll_feed_dict, ul_feed_dict, auxiliary_model, max_loss_iter=0,
+                          hyper_gradient_finished=False, next_operation=None, **kwargs):
+        """The seed operators' keyword form of ``step`` (``jboat.na_ol.cg.CG``'s signature):
+        the next operator's arguments, or the terminal dict."""
+        return HyperGradient.compute_gradients(
+            self, ll_feed_dict=ll_feed_dict, ul_feed_dict=ul_feed_dict,
+            auxiliary_model=auxiliary_model, max_loss_iter=max_loss_iter,
+            hyper_gradient_finished=hyper_gradient_finished, next_operation=next_operation,
+            **kwargs)
 
 
 class DynamicalSystem(_Operator, abc.ABC):
@@ -296,12 +323,13 @@ class DynamicalSystem(_Operator, abc.ABC):
                    ll_model=runtime.ll_model, ul_model=runtime.ul_model,
                    lower_loop=runtime.lower_iters, solver_config=runtime)
 
+    @_adapter
     def step(self, state: DynamicsState) -> DynamicsState | Result:
         """The dynamics of one outer iteration (API 2; see the class docstring). Inherited
         by an API-1 operator, it calls its ``optimize(**kwargs)`` and reads the answer
         (a pass-through dict, ``max_loss_iter`` or a terminal dict, and the attributes
         ``lower_loss`` / ``lower_objective``)."""
-        if type(self).optimize is DynamicalSystem.optimize:
+        if _is_adapter(type(self).optimize):
             raise NotImplementedError(f"{self.name}: implement step(state) (API 2)")
         out = self.optimize(**state.as_kwargs())
         if isinstance(out, Mapping) and out.get("hyper_gradient_finished"):
@@ -312,6 +340,7 @@ class DynamicalSystem(_Operator, abc.ABC):
                              lower_loss=getattr(self, "lower_loss", None),
                              lower_objective=getattr(self, "lower_objective", None))
 
+    @_adapter
     def optimize(self, ll_feed_dict, ul_feed_dict, auxiliary_model, auxiliary_opt,
                  current_iter=0, next_operation=None, plan=None, **kwargs):
         """Upstream's keyword form of ``step``: the next dynamics operator's arguments, or
@@ -381,14 +410,16 @@ class FirstOrderSolver(_Operator, abc.ABC):
                    lower_loop=runtime.lower_iters, ll_var=runtime.ll_var,
                    ul_var=runtime.ul_var, solver_config=runtime)
 
+    @_adapter
     def step(self, state: SolveState) -> Result:
         """One outer iteration (API 2; see the class docstring). Inherited by an API-1
         solver, it calls its ``optimize`` and reads the dict."""
-        if type(self).optimize is FirstOrderSolver.optimize:
+        if _is_adapter(type(self).optimize):
             raise NotImplementedError(f"{self.name}: implement step(state) (API 2)")
         out = self.optimize(state.ll_feed, state.ul_feed, state.current_iter)
         return out if isinstance(out, Result) else Result.from_dict(out, self.name)
 
+    @_adapter
     def optimize(self, ll_feed_dict, ul_feed_dict, current_iter=0, **kwargs) -> dict:
         """Upstream's form of ``step``: the ``Result`` as a dict."""
         return self.step(SolveState(ll_feed_dict, ul_feed_dict, int(current_iter))).as_dict()

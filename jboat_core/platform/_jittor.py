@@ -14,6 +14,14 @@ Before the first ``import jittor`` through jboat:
 * **MPI**: a process started by ``mpirun`` whose Jittor cannot build its MPI ops (no
   ``mpicc``, or ``use_mpi=0``) gets :class:`JittorSetupError` naming what to install,
   instead of the ``AttributeError`` Jittor's own import raises.
+* **Ctrl-C stays Python's**: Jittor's C library installs a handler that ends the process
+  on SIGINT with exit code 0 ("Caught SIGINT, quick exit") each time a library of its is
+  loaded (at import, and again when a kernel library is first loaded: seen on a cold
+  cache), unless ``JPY_PARENT_PID`` is set (it leaves SIGINT to Jupyter then). jboat sets
+  ``JPY_PARENT_PID`` to its own PID where it is not set, so Ctrl-C raises
+  ``KeyboardInterrupt`` (and ``jboat run`` records "interrupted") at any time, during the
+  import too. Nothing else reads it but a Jupyter kernel started from this process, whose
+  parent it then names correctly.
 * NumPy's float limits are computed first: Jittor's kernels are built with ``-ffast-math``,
   whose start-up code switches the CPU to flush denormals to zero; a ``np.finfo`` built
   after that warns "The value of the smallest subnormal ... is zero" (matplotlib and
@@ -71,6 +79,7 @@ def prepare_environment() -> None:
     from . import onednn
 
     apply_cpu_only_env()
+    os.environ.setdefault("JPY_PARENT_PID", str(os.getpid()))  # SIGINT stays Python's
     if onednn.status() is None:
         onednn.prepare()
     if cpu_only():
