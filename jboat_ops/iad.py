@@ -48,10 +48,11 @@ class IAD(HyperGradientOperator):
         y0 = state.fmodel.parameters(time=0)
         if state.next_operation is not None:
             return state.replace(point=y, wrt=y0)
-        from jboat_core.numerics import detach, grads, upper_at
+        from jboat_core.numerics import detach, trajectory_grads, upper_at
 
         F = upper_at(self, state.ul_feed, state.fmodel, y)
-        g = detach(grads(F, y0, self.name, "dF/dy_0 through the trajectory"))
+        g = detach(trajectory_grads(F, y0, state.fmodel, self.name,
+                                    "dF/dy_0 through the trajectory"))
         return result(self, F.detach(), to_upper(self, y0, g))
 
 

@@ -25,7 +25,9 @@ class NGD(DynamicalSystem):
     .. math:: y_{k+1} = U\big(y_k, \nabla_y f(x, y_k)\big),\quad k = 0..K-1,
 
     with U the differentiable twin of the user's SGD/Adam. What the hyper-gradient chain
-    asks for arrives as a ``DynamicsPlan``: ``track`` (keep y_0..y_K in the graph),
+    asks for arrives as a ``DynamicsPlan``: ``track`` (keep y_0..y_K in the graph; with
+    ``checkpoint_every`` = s, only every s-th state, the reverse pass recomputing each
+    segment: ``jboat_core.numerics.tape``),
     ``first_order`` (FOA: stopped inner gradients), ``truncate`` (RGT: the first T steps
     outside the graph, each at the current iterate) and ``pessimistic`` (PTT: evaluate
     F(x, y_k) after each step and return k* = argmax_k F over the differentiable steps
@@ -49,6 +51,7 @@ class NGD(DynamicalSystem):
     role = "either"
     followed_by = ("solve",)
     config_model = NGDConfig
+    supports_checkpointing = True
     summary = "Unrolled gradient descent on the lower level (K differentiable steps)"
     formula = "y_{k+1} = y_k - eta grad_y f(x, y_k) (or the SGD-momentum / Adam update)"
     reference = "Franceschi et al., Bilevel programming for hyperparameter optimization and meta-learning, ICML 2018"
@@ -56,20 +59,34 @@ class NGD(DynamicalSystem):
     _last = _probe = _replay = None
 
     def step(self, state: DynamicsState) -> DynamicsState:
-        from jboat_core.numerics import check_scalar, jt
+        from jboat_core.numerics import Tape, check_scalar, jt
 
         plan, fmodel, opt = state.plan, state.fmodel, state.dopt
-        upper, loss = [], None
-        for k in range(self.lower_loop):
-            y = fmodel.parameters()
+        last_loss = []
+
+        def inner_step(k, model, twin, detach):
+            """Inner step k on ``model`` with ``twin`` (also what the tape recomputes)."""
             loss = check_scalar(state.objective_at(k, self.ll_objective)(
-                state.ll_feed, self.ul_model, fmodel, params=y), self.name, f"inner step {k + 1}")
-            new = opt.step(fmodel, loss, first_order=plan.first_order, detach=k < plan.truncate,
-                           op=self.name, where=f"inner step {k + 1}")
+                state.ll_feed, self.ul_model, model, params=model.parameters()), self.name,
+                f"inner step {k + 1}")
+            last_loss[:] = [loss]
+            return twin.step(model, loss, first_order=plan.first_order, detach=detach,
+                             op=self.name, where=f"inner step {k + 1}")
+
+        tape = (Tape(fmodel, plan.checkpoint_every, inner_step, plan.truncate)
+                if plan.checkpoint_every else None)
+        upper = []
+        for k in range(self.lower_loop):
+            if tape is not None:
+                tape.save(k, opt)
+            new = inner_step(k, fmodel, opt, k < plan.truncate)
             if plan.pessimistic and k >= plan.truncate:  # k* among differentiable steps
                 with fmodel.frozen_buffers():  # F evaluations are not lower steps
                     upper.append(self.ul_objective(state.ul_feed, self.ul_model, fmodel,
                                                    params=new).detach().reshape(1))
+        if tape is not None:
+            tape.finish(self.lower_loop)
+        loss = last_loss[0] if last_loss else None
         # Only what is read is kept: a live Var is computed by the next sync even if unused.
         self._last = ([*fmodel.parameters(), *([loss] if loss is not None else [])]
                       if self.config.check_finite else None)

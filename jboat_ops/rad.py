@@ -37,13 +37,14 @@ class RAD(HyperGradientOperator):
     reference = "Franceschi et al., Forward and reverse gradient-based hyperparameter optimization, ICML 2017"
 
     def step(self, state: ChainState) -> Result:
-        from jboat_core.numerics import detach, grads, upper_at
+        from jboat_core.numerics import detach, trajectory_grads, upper_at
 
         y = state.lower_point()
         F = upper_at(self, state.ul_feed, state.fmodel, y)
         n = len(self.ul_var)
         wrt = self.ul_var + (state.fmodel.parameters(time=0) if state.init_gradients else [])
-        g = detach(grads(F, wrt, self.name, "dF/dx through the trajectory"))
+        g = detach(trajectory_grads(F, wrt, state.fmodel, self.name,
+                                    "dF/dx through the trajectory"))
         return result(self, F.detach(), g[:n], g[n:] or None)
 
 

@@ -307,6 +307,10 @@ class DynamicalSystem(_Operator, abc.ABC):
     provides_hypergradient: ClassVar[bool] = False
     """Declared True by an operator (DM) whose step returns the ``Result`` itself, so the
     solver skips the hyper-gradient chain."""
+    supports_checkpointing: ClassVar[bool] = False
+    """Declared True by an operator whose inner loop honours ``plan.checkpoint_every``
+    (keeps a ``jboat_core.numerics.Tape``, as NGD does): ``checkpoint_every`` in the solver
+    config is refused when the composition's dynamics do not."""
 
     def __init__(self, ll_objective, ul_objective, ll_model, ul_model, lower_loop,
                  solver_config):

@@ -54,6 +54,10 @@ class DynamicsPlan:
     record_loss : bool
         Keep the lower objective of the last inner step as ``lower_loss`` (the solver's
         history asks for it; off otherwise because Jittor computes every live Var).
+    checkpoint_every : int
+        With ``track``: keep only every s-th inner state and recompute each segment in the
+        reverse pass (memory O(K/s + s)); 0: the whole trajectory (the solver config's
+        ``checkpoint_every``).
     """
 
     track: bool = False
@@ -61,6 +65,7 @@ class DynamicsPlan:
     first_order: bool = False
     truncate: int = 0
     record_loss: bool = False
+    checkpoint_every: int = 0
 
     def replace(self, **changes) -> "DynamicsPlan":
         """A copy with ``changes``."""
@@ -71,7 +76,8 @@ class DynamicsPlan:
         return DynamicsPlan(self.track or other.track, self.pessimistic or other.pessimistic,
                             self.first_order or other.first_order,
                             max(self.truncate, other.truncate),
-                            self.record_loss or other.record_loss)
+                            self.record_loss or other.record_loss,
+                            max(self.checkpoint_every, other.checkpoint_every))
 
 
 def aggregated(gda_loss: Callable, alpha: float, ul_feed_dict) -> Objective:

@@ -23,6 +23,8 @@ _WHERE = {
     "solve_cg": "linsolve", "solve_neumann": "linsolve",
     # implicit-function-theorem hyper-gradient
     "implicit_hypergradient": "implicit", "implicit_step": "implicit",
+    # checkpointed reverse mode through an inner loop
+    "Tape": "tape", "trajectory_grads": "autodiff",
     # first-order solvers
     "Point": "firstorder", "descend": "firstorder",
     # stochastic solvers: minibatch draws and oracles, SAGA tables

@@ -89,11 +89,25 @@ def lower_at(op, ll_feed_dict, auxiliary_model, params, step: str = "lower objec
                         type(op).name, step)
 
 
+def trajectory_grads(value, targets: Sequence, fmodel, op: str = "", step: str = "") -> Vars:
+    """d value / d targets through the inner loop that ran on ``fmodel``: ``grads`` when
+    the trajectory is in the graph, the checkpointed reverse pass when the loop kept only
+    checkpoints (``fmodel.tape``; ``checkpoint_every`` in the solver config)."""
+    tape = getattr(fmodel, "tape", None)
+    if tape is None:
+        return grads(value, targets, op, step)
+    return tape.grads(value, targets, op, step)
+
+
 def init_gradients(op, ul_feed_dict, auxiliary_model, y, wanted: bool, upper=None):
     """dF(x, y)/dy_0 through the trajectory (DI's gradient), or None when not ``wanted``.
     Zero when the trajectory is not tracked (y does not depend on y_0 then)."""
     if not wanted:
         return None
+    if getattr(auxiliary_model, "tape", None) is not None:
+        F = upper if upper is not None else upper_at(op, ul_feed_dict, auxiliary_model, y)
+        return detach(trajectory_grads(F, auxiliary_model.parameters(time=0), auxiliary_model,
+                                       type(op).name, "DI gradient"))
     if not getattr(auxiliary_model, "track", True):
         return [jt.zeros(v.shape, v.dtype) for v in auxiliary_model.parameters(time=0)]
     F = upper if upper is not None else upper_at(op, ul_feed_dict, auxiliary_model, y)

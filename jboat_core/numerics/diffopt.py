@@ -110,6 +110,16 @@ class DifferentiableOptimizer:
         if hasattr(optimizer, "n_step"):
             optimizer.n_step = self.n_step
 
+    # -- checkpoints of the inner state (checkpointed reverse mode) ---------------------
+    def snapshot(self) -> "Snapshot":
+        """The state now (detached values, step count), to restart a twin from."""
+        keys = [(i, k) for i, st in enumerate(self.state) for k in sorted(st)]
+        return Snapshot(self, keys, [self.state[i][k].detach() for i, k in keys], self.n_step)
+
+    def state_vars(self, keys) -> list:
+        """The state Vars named by ``keys`` ((parameter index, key) pairs)."""
+        return [self.state[i][k] for i, k in keys]
+
     @property
     def lr(self) -> float:
         """Learning rate of the first optimized parameter (eta of the formulas)."""
@@ -166,6 +176,32 @@ class DifferentiableOptimizer:
 
     def _update(self, p, g, grp: _Group, state: dict):  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+class Snapshot:
+    """A twin's state at one inner step: ``restore()`` gives a twin that continues from it
+    (its state Vars are ``leaves``: the reverse pass differentiates with respect to them).
+
+    Attributes
+    ----------
+    keys : list of (int, str)
+        (parameter index, state key) of each value, in order.
+    leaves : list of jittor.Var
+        The detached state values.
+    n_step : int
+    """
+
+    def __init__(self, opt, keys, values, n_step):
+        self._opt, self.keys, self.leaves, self.n_step = opt, keys, values, n_step
+
+    def restore(self, leaves: bool = False) -> "DifferentiableOptimizer":
+        """A new twin (same type, groups and reduction) at this state."""
+        opt = self._opt
+        twin = type(opt)(opt.groups, opt.places, opt.start_step, opt.reduce)
+        twin.n_step = self.n_step
+        for (i, key), value in zip(self.keys, self.leaves):
+            twin.state[i][key] = value
+        return twin
 
 
 class DifferentiableSGD(DifferentiableOptimizer):

@@ -114,6 +114,7 @@ class FunctionalModel:
         self._heads = [places[0] for places in self._all_slots]
         self._history = [list(self._initial)]
         self._steps = 0
+        self.tape = None  # checkpointed reverse mode (numerics.tape) when set
 
     # -- trajectory ----------------------------------------------------------------
     @property
@@ -127,11 +128,15 @@ class FunctionalModel:
         return list(self._initial)
 
     def parameters(self, time: int | None = None) -> list:
-        """Snapshot ``time`` (0..steps, or -1/None for the newest)."""
+        """Snapshot ``time`` (0..steps, or -1/None for the newest). With a checkpointed
+        inner loop (``tape``), an intermediate snapshot is recomputed from the nearest
+        checkpoint (gradients through it are the tape's)."""
         if time is None or time == -1 or time == self.steps:
             return list(self._history[-1])
         if time == 0:
             return list(self._initial)
+        if self.tape is not None:
+            return self.tape.iterate(time)
         if not 0 < time <= self.steps:
             raise OperatorRuntimeError("FunctionalModel", "parameters",
                                        f"time={time} is out of range 0..{self.steps}")
@@ -155,6 +160,18 @@ class FunctionalModel:
         else:
             self._history = [new_params]
         self._steps += 1
+
+    def segment(self, params, buffers, track: bool = True) -> "FunctionalModel":
+        """A functional model of the same module that starts at ``params`` with its own
+        copies of ``buffers`` (a checkpoint): the tape recomputes a segment of the inner
+        loop on it, leaving this model's snapshots and buffers as they are."""
+        import copy
+
+        seg = copy.copy(self)
+        seg.track, seg.tape = bool(track), None
+        seg._history, seg._steps = [list(params)], 0
+        seg._buffers = [b.clone().stop_grad() for b in buffers]
+        return seg
 
     # -- buffers ---------------------------------------------------------------------
     def buffers(self) -> list:

@@ -74,6 +74,8 @@ class SolverConfig(BaseModel):
         Feeds are lists of task batches; hyper-gradients are accumulated over them.
     copy_last_param : bool
         Warm start: y_0 of the next outer iteration is y_K of this one.
+    checkpoint_every : int or "sqrt"
+        Checkpointed reverse mode for the unrolled chains (``jboat_core.numerics.tape``).
     operators : dict
         Validated operator sections, keyed by canonical operator name.
     """
@@ -88,6 +90,11 @@ class SolverConfig(BaseModel):
     return_grad: bool = False
     accumulate_grad: bool = False
     copy_last_param: bool = True
+    checkpoint_every: int | Literal["sqrt"] = Field(
+        0, description="unrolled chains (RAD, PTT, RGT, IAD, DI): keep only every s-th inner "
+        "state and recompute each segment in the reverse pass, memory O(K/s + s) instead of "
+        "O(K) at about one more forward pass; \"sqrt\": s = ceil(sqrt(lower_iters)); 0: "
+        "the whole trajectory", union_mode="left_to_right")
     check_finite: bool = Field(True, description="check every iteration's results, losses "
                                "and operator states for NaN/Inf before anything is updated "
                                "(one reduction per tensor, read with the results)")
@@ -102,6 +109,15 @@ class SolverConfig(BaseModel):
     preset: str | None = Field(None, description="the named preset this config started from "
                                "(`jboat list-presets`); its keys are laid under this config's")
     operators: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("checkpoint_every", mode="before")
+    @classmethod
+    def _segment(cls, value):
+        ok = value == "sqrt" or (isinstance(value, int) and not isinstance(value, bool)
+                                 and value >= 0)
+        if not ok:
+            raise ValueError(f"{value!r}: give a segment length >= 1, \"sqrt\", or 0 (off)")
+        return value
 
     @field_validator("gm_op", "na_op", "fo_op", mode="before")
     @classmethod
@@ -167,9 +183,22 @@ def parse_solver_config(data: Mapping[str, Any], registry: Registry | None = Non
     for name in cfg.composition():
         rec = reg.get(name)
         problems += [f"{rec.name}.{p}" for p in rec.cls.check_solver(cfg.operators[rec.name], cfg)]
+    problems += _checkpointing_problems(cfg, reg)
     if problems:
         raise ConfigError(problems, source)
     return cfg
+
+
+def _checkpointing_problems(cfg: SolverConfig, reg: Registry) -> list[str]:
+    """``checkpoint_every`` needs dynamics that honour it (``supports_checkpointing``)."""
+    if not cfg.checkpoint_every or cfg.fo_op:
+        return []
+    loops = [reg.get(n) for n in cfg.gm_op]
+    if any(r.cls.supports_checkpointing for r in loops):
+        return []
+    names = ", ".join(f"{r.name} ({r.origin.distribution})" for r in loops)
+    return [f"checkpoint_every: the dynamics {names} do not declare supports_checkpointing "
+            "(their inner loop keeps its own trajectory); use NGD or drop checkpoint_every"]
 
 
 def _compose(cfg: SolverConfig, reg: Registry, source) -> None:

@@ -25,6 +25,7 @@ from ..contract.protocol import OUTPUT_FIELDS, DynamicsPlan, DynamicsState, Resu
 from ..errors import DivergedError, OperatorRuntimeError
 from ..numerics.diffopt import DifferentiableOptimizer
 from ..numerics.functional import FunctionalModel
+from ..numerics.tape import segment_length
 from ..platform._jittor import jittor
 from ..plugins.registry import Registry
 from .sequential import SequentialHG, run_dynamics
@@ -77,7 +78,8 @@ def evaluate_chain(dynamics, chain: SequentialHG | None, plan: DynamicsPlan, ll_
     reduce : callable, optional
         Applied to every inner step's lower gradient (the mean over processes).
     """
-    fmodel = FunctionalModel(ll_model, track=plan.track, variables=variables)
+    fmodel = FunctionalModel(ll_model, track=plan.track and not plan.checkpoint_every,
+                             variables=variables)
     dopt = DifferentiableOptimizer.from_optimizer(ll_opt, fmodel.parameters(time=0), reduce)
     out = run_dynamics(dynamics, DynamicsState(ll_feed_dict, ul_feed_dict, fmodel, dopt, plan,
                                                int(current_iter)))
@@ -132,6 +134,9 @@ class Composition:
             self.chain = SequentialHG(built["hypergradient"], list(cfg.na_op))
         self.plan = (self.chain.dynamics_plan(self.record_loss) if self.chain
                      else DynamicsPlan(record_loss=self.record_loss))
+        every = segment_length(getattr(cfg, "checkpoint_every", 0), cfg.lower_iters)
+        if every and self.plan.track:
+            self.plan = self.plan.replace(checkpoint_every=every)
 
     @property
     def operators(self) -> list:
