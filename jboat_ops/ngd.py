@@ -52,6 +52,7 @@ class NGD(DynamicalSystem):
     followed_by = ("solve",)
     config_model = NGDConfig
     supports_checkpointing = True
+    supports_forward_mode = True
     summary = "Unrolled gradient descent on the lower level (K differentiable steps)"
     formula = "y_{k+1} = y_k - eta grad_y f(x, y_k) (or the SGD-momentum / Adam update)"
     reference = "Franceschi et al., Bilevel programming for hyperparameter optimization and meta-learning, ICML 2018"
@@ -59,7 +60,7 @@ class NGD(DynamicalSystem):
     _last = _probe = _replay = None
 
     def step(self, state: DynamicsState) -> DynamicsState:
-        from jboat_core.numerics import Tape, check_scalar, jt
+        from jboat_core.numerics import Tangents, Tape, check_scalar, jt
 
         plan, fmodel, opt = state.plan, state.fmodel, state.dopt
         last_loss = []
@@ -75,11 +76,19 @@ class NGD(DynamicalSystem):
 
         tape = (Tape(fmodel, plan.checkpoint_every, inner_step, plan.truncate)
                 if plan.checkpoint_every else None)
+        tangents = (Tangents(self.runtime.ul_var or list(self.ul_model.parameters()),
+                             fmodel.parameters(), "FMD", plan.forward_limit)
+                    if plan.forward_mode else None)
         upper = []
         for k in range(self.lower_loop):
             if tape is not None:
                 tape.save(k, opt)
+            if tangents is not None:
+                y, before = fmodel.parameters(), opt.snapshot()
             new = inner_step(k, fmodel, opt, k < plan.truncate)
+            if tangents is not None:
+                tangents.advance(last_loss[0], y, opt, before, opt.n_step,
+                                 first_order=plan.first_order, detach=k < plan.truncate)
             if plan.pessimistic and k >= plan.truncate:  # k* among differentiable steps
                 with fmodel.frozen_buffers():  # F evaluations are not lower steps
                     upper.append(self.ul_objective(state.ul_feed, self.ul_model, fmodel,
@@ -97,8 +106,8 @@ class NGD(DynamicalSystem):
             k_star = plan.truncate + 1 + int(values.argmax(0)[0].item())
         last = k_star if k_star > 0 else self.lower_loop
         return state.replace(
-            k_star=k_star, lower_objective=state.objective_at(max(last - 1, 0),
-                                                              self.ll_objective),
+            k_star=k_star, tangents=tangents,
+            lower_objective=state.objective_at(max(last - 1, 0), self.ll_objective),
             lower_loss=loss.detach() if plan.record_loss and loss is not None else None)
 
     def finite_checks(self, outputs=()):

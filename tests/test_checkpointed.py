@@ -159,6 +159,8 @@ def test_convbn_equals_the_full_unroll_and_batchnorm_runs_once(rn, chain):
         assert all(np.array_equal(a, b.numpy()) for a, b in zip(real_before, walk(net)[2]))
     (g_full, bn_full, after_full), (g_ckpt, bn_ckpt, after_ckpt) = out[0], out[2]
     assert _rel(g_ckpt, g_full) < 1e-5
-    for ours, theirs in ((bn_ckpt, bn_full), (after_ckpt, after_full), (after_ckpt, bn_full)):
+    # what the solver adopts, and the functional copies after the reverse pass (the
+    # chain's own F evaluations update them as in the full unroll; recomputation does not)
+    for ours, theirs in ((bn_ckpt, bn_full), (after_ckpt, after_full)):
         assert theirs and all(np.allclose(a, b, rtol=1e-6, atol=1e-7)
                               for a, b in zip(ours, theirs))

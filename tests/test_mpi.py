@@ -59,7 +59,8 @@ def _run(args, mpi: bool, timeout=900, env=None):
     return subprocess.run(cmd, capture_output=True, text=True, env=env or ENV, timeout=timeout)
 
 
-CASES = ["RAD", "PTT+RAD", "CG", "FD", "GDA+IGA", "DI+RAD", "DM", "VFO", "PGDO", "IAD-tasks"]
+CASES = ["RAD", "PTT+RAD", "CG", "FD", "GDA+IGA", "DI+RAD", "DM", "VFO", "PGDO", "IAD-tasks",
+         "RAD-checkpointed"]
 
 
 @pytest.fixture(scope="module")

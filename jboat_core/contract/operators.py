@@ -307,6 +307,9 @@ class DynamicalSystem(_Operator, abc.ABC):
     provides_hypergradient: ClassVar[bool] = False
     """Declared True by an operator (DM) whose step returns the ``Result`` itself, so the
     solver skips the hyper-gradient chain."""
+    supports_forward_mode: ClassVar[bool] = False
+    """Declared True by an operator whose inner loop carries tangents when
+    ``plan.forward_mode`` (``jboat_core.numerics.Tangents``, as NGD does): FMD needs it."""
     supports_checkpointing: ClassVar[bool] = False
     """Declared True by an operator whose inner loop honours ``plan.checkpoint_every``
     (keeps a ``jboat_core.numerics.Tape``, as NGD does): ``checkpoint_every`` in the solver

@@ -58,6 +58,11 @@ class DynamicsPlan:
         With ``track``: keep only every s-th inner state and recompute each segment in the
         reverse pass (memory O(K/s + s)); 0: the whole trajectory (the solver config's
         ``checkpoint_every``).
+    forward_mode : bool
+        Carry the tangents dy_k/dx alongside the inner loop (FMD; memory independent of K,
+        cost proportional to the number of upper scalars).
+    forward_limit : int
+        The most upper scalars forward mode accepts (FMD's ``max_scalars``).
     """
 
     track: bool = False
@@ -66,6 +71,8 @@ class DynamicsPlan:
     truncate: int = 0
     record_loss: bool = False
     checkpoint_every: int = 0
+    forward_mode: bool = False
+    forward_limit: int = 256
 
     def replace(self, **changes) -> "DynamicsPlan":
         """A copy with ``changes``."""
@@ -77,7 +84,9 @@ class DynamicsPlan:
                             self.first_order or other.first_order,
                             max(self.truncate, other.truncate),
                             self.record_loss or other.record_loss,
-                            max(self.checkpoint_every, other.checkpoint_every))
+                            max(self.checkpoint_every, other.checkpoint_every),
+                            self.forward_mode or other.forward_mode,
+                            min(self.forward_limit, other.forward_limit))
 
 
 def aggregated(gda_loss: Callable, alpha: float, ul_feed_dict) -> Objective:
@@ -117,6 +126,9 @@ class DynamicsState:
     lower_objective : callable or None
         Set by the inner loop: the objective at the point the chain evaluates (GDA's phi
         at that step's alpha), for implicit operators.
+    tangents : Tangents or None
+        Set by the inner loop with ``plan.forward_mode``: dy_K/dx per upper scalar
+        (``jboat_core.numerics.forward``), for FMD.
     next_operation : str or None
         Name of the next dynamics operator (None: this one is the last).
     """
@@ -132,6 +144,7 @@ class DynamicsState:
     k_star: int = -1
     lower_loss: Any = None
     lower_objective: Objective | None = None
+    tangents: Any = None
     next_operation: str | None = None
 
     def replace(self, **changes) -> "DynamicsState":
@@ -169,7 +182,8 @@ class DynamicsState:
         """The hyper-gradient chain's input after the inner loop."""
         return ChainState(self.ll_feed, self.ul_feed, self.fmodel, k_star=self.k_star,
                           lower_objective=self.lower_objective, ll_lr=ll_lr,
-                          init_gradients=init_gradients, current_iter=self.current_iter)
+                          init_gradients=init_gradients, current_iter=self.current_iter,
+                          tangents=self.tangents)
 
 
 #: ``ChainState`` fields and their names in JBOAT's keyword protocol.
@@ -178,7 +192,7 @@ _CHAIN_KWARGS = {"ll_feed": "ll_feed_dict", "ul_feed": "ul_feed_dict",
                  "point": "lower_model_params", "wrt": "hparams",
                  "lower_objective": "lower_objective", "ll_lr": "ll_lr",
                  "init_gradients": "init_gradients", "current_iter": "current_iter",
-                 "next_operation": "next_operation"}
+                 "tangents": "tangents", "next_operation": "next_operation"}
 
 
 @dataclass(frozen=True)
@@ -205,6 +219,8 @@ class ChainState:
     init_gradients : bool
         DI asks the terminal operator for dF/dy_0 too (``Result.ll_init_gradients``).
     current_iter : int
+    tangents : Tangents or None
+        dy_K/dx per upper scalar when the dynamics ran in forward mode (FMD).
     next_operation : str or None
         The next operator's name (None: this one ends the chain).
     extras : mapping
@@ -222,6 +238,7 @@ class ChainState:
     ll_lr: float | None = None
     init_gradients: bool = False
     current_iter: int = 0
+    tangents: Any = None
     next_operation: str | None = None
     extras: Mapping = field(default_factory=dict)
 
@@ -257,7 +274,8 @@ class ChainState:
             value = getattr(self, name)
             if name in ("point", "wrt") and value is not None:
                 value = list(value)
-            if value is not None or name not in ("point", "wrt", "lower_objective", "ll_lr"):
+            if value is not None or name not in ("point", "wrt", "lower_objective", "ll_lr",
+                                                 "tangents"):
                 kw[key] = value
         return kw
 

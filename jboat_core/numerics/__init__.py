@@ -25,6 +25,8 @@ _WHERE = {
     "implicit_hypergradient": "implicit", "implicit_step": "implicit",
     # checkpointed reverse mode through an inner loop
     "Tape": "tape", "trajectory_grads": "autodiff",
+    # forward-mode tangents through an inner loop
+    "Tangents": "forward",
     # first-order solvers
     "Point": "firstorder", "descend": "firstorder",
     # stochastic solvers: minibatch draws and oracles, SAGA tables

@@ -18,6 +18,17 @@ from ..platform._jittor import jittor
 from ..errors import OperatorRuntimeError
 
 
+def _scalar(value):
+    """A hyper-parameter as the update uses it: a float, or a ``jittor.Var`` kept as is
+    (a learned learning rate or momentum: an upper variable the steps depend on)."""
+    jt = jittor()
+    return value if isinstance(value, jt.Var) else float(value)
+
+
+def _is_zero(value) -> bool:
+    return isinstance(value, float) and value == 0.0
+
+
 @dataclass
 class _Group:
     lr: float
@@ -70,7 +81,7 @@ class DifferentiableOptimizer:
                 groups.append(None)
                 continue
             get = lambda k, default=None: pg.get(k, getattr(optimizer, k, default))  # noqa: E731
-            groups.append(_Group(lr=float(get("lr")), momentum=float(get("momentum", 0.0)),
+            groups.append(_Group(lr=_scalar(get("lr")), momentum=_scalar(get("momentum", 0.0)),
                                  weight_decay=float(get("weight_decay", 0.0)),
                                  dampening=float(get("dampening", 0.0)),
                                  nesterov=bool(get("nesterov", False)),
@@ -125,7 +136,7 @@ class DifferentiableOptimizer:
         """Learning rate of the first optimized parameter (eta of the formulas)."""
         for g in self.groups:
             if g is not None:
-                return g.lr
+                return g.lr if isinstance(g.lr, float) else float(g.lr.item())
         return 0.0
 
     def step(self, fmodel, loss, *, first_order: bool = False, detach: bool = False,
@@ -212,7 +223,7 @@ class DifferentiableSGD(DifferentiableOptimizer):
 
     def _update(self, p, g, grp, state):
         d = g + p * grp.weight_decay if grp.weight_decay else g
-        if grp.momentum == 0 and grp.dampening == 0:
+        if _is_zero(grp.momentum) and grp.dampening == 0:
             return p - d * grp.lr
         v = d * (1 - grp.dampening)
         if "v" in state:

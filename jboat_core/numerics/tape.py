@@ -148,11 +148,16 @@ class Tape:
             for term in terms[1:]:
                 objective = objective + term
             state_in = snap.leaves
-            g = _grad(jt, objective, list(params) + state_in + targets)
+            # a target that is a segment input (the real y_0, at t0 = 0) is asked once
+            where = {id(v): i for i, v in enumerate(params)}
+            others = [v for v in targets if id(v) not in where]
+            g = _grad(jt, objective, list(params) + state_in + others)
             carried_y = [v.detach() for v in g[:n]]
             carried_s = [v.detach() for v in g[n:n + len(state_in)]]
             carried_keys = snap.keys
-            total = [a + b for a, b in zip(total, g[n + len(state_in):])]
+            rest = iter(g[n + len(state_in):])
+            parts = [g[where[id(v)]] if id(v) in where else next(rest) for v in targets]
+            total = [a + b for a, b in zip(total, parts)]
         return [t.detach() for t in total]
 
 

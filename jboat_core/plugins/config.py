@@ -183,22 +183,35 @@ def parse_solver_config(data: Mapping[str, Any], registry: Registry | None = Non
     for name in cfg.composition():
         rec = reg.get(name)
         problems += [f"{rec.name}.{p}" for p in rec.cls.check_solver(cfg.operators[rec.name], cfg)]
-    problems += _checkpointing_problems(cfg, reg)
+    problems += _dynamics_problems(cfg, reg)
     if problems:
         raise ConfigError(problems, source)
     return cfg
 
 
-def _checkpointing_problems(cfg: SolverConfig, reg: Registry) -> list[str]:
-    """``checkpoint_every`` needs dynamics that honour it (``supports_checkpointing``)."""
-    if not cfg.checkpoint_every or cfg.fo_op:
+def _dynamics_problems(cfg: SolverConfig, reg: Registry) -> list[str]:
+    """What the chain asks of the inner loop (checkpointed reverse mode, forward-mode
+    tangents) must be something the composition's dynamics declare they do."""
+    if cfg.fo_op:
         return []
+    from ..contract.protocol import DynamicsPlan
+
+    plan = DynamicsPlan()
+    for name in cfg.na_op:
+        rec = reg.get(name)
+        plan = rec.cls.plan_with(plan, cfg.operators[rec.name])
     loops = [reg.get(n) for n in cfg.gm_op]
-    if any(r.cls.supports_checkpointing for r in loops):
-        return []
     names = ", ".join(f"{r.name} ({r.origin.distribution})" for r in loops)
-    return [f"checkpoint_every: the dynamics {names} do not declare supports_checkpointing "
-            "(their inner loop keeps its own trajectory); use NGD or drop checkpoint_every"]
+    problems = []
+    if cfg.checkpoint_every and plan.track and not any(
+            r.cls.supports_checkpointing for r in loops):
+        problems.append(f"checkpoint_every: the dynamics {names} do not declare "
+                        "supports_checkpointing (their inner loop keeps its own trajectory); "
+                        "use NGD or drop checkpoint_every")
+    if plan.forward_mode and not any(r.cls.supports_forward_mode for r in loops):
+        problems.append(f"gm_op: forward mode (FMD) needs dynamics that carry tangents; "
+                        f"{names} do not declare supports_forward_mode: use NGD")
+    return problems
 
 
 def _compose(cfg: SolverConfig, reg: Registry, source) -> None:
