@@ -94,11 +94,26 @@ def _chain_rules(rec: OperatorRecord, reg: Registry) -> list[str]:
         lines.append(f"cannot be combined with: {', '.join(c.conflicts)}")
     lines.append("keeps the unrolled trajectory (memory O(K))" if c.needs_trajectory
                  else "does not need the unrolled trajectory")
+    if c.needs_trajectory:
+        loops = [n for n in reg.names("dynamics")
+                 if getattr(reg.get(n).cls, "supports_checkpointing", False)]
+        lines.append(CHECKPOINT_TEXT.format(loops=", ".join(loops) or "none registered"))
     if c.keeps_initialisation:
         lines.append("differentiates with respect to y_0: no warm start (copy_last_param off)")
     if c.requires_runtime:
         lines.append(f"needs in the solver config: {', '.join(c.requires_runtime)}")
     return lines
+
+
+#: What show-op says for every operator that keeps the trajectory (``needs_trajectory``).
+CHECKPOINT_TEXT = (
+    "solver key checkpoint_every = s (an int, or \"sqrt\" for s = ceil(sqrt(K)); 0, the "
+    "default: the whole trajectory): checkpointed reverse mode, the same hyper-gradient "
+    "(float32 rounding) in memory O(K/s + s) instead of O(K), for about one more forward "
+    "pass of the inner loop (each segment is recomputed in the reverse pass); needs an inner "
+    "loop that declares supports_checkpointing ({loops}); compare with "
+    "`jboat compare TASK --methods RAD,RAD@sqrt`. "
+    "Not to be confused with `jboat run --checkpoint-every` (saving the run to disk)")
 
 
 def _order_text(kind: str, reg: Registry) -> str:
@@ -331,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "process: time, memory, metrics, agreement with a reference")
     p.add_argument("config", help="task file (TOML or JSON)")
     p.add_argument("--methods", help="comma-separated presets (BDA), operator chains "
-                   "(PTT+RAD, GDA+NGD+CG, VFO) or 'presets'; default: every valid composition")
+                   "(PTT+RAD, GDA+NGD+CG, VFO) or 'presets', each optionally with @S for "
+                   "checkpoint_every = S (RAD@sqrt, RAD@10); default: every valid composition")
     p.add_argument("--iterations", type=_count(2, MAX_ITERATIONS), default=30, metavar="N",
                    help="outer iterations per method (default 30)")
     p.add_argument("--out", default="runs/compare", help="output directory")

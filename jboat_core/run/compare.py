@@ -3,14 +3,18 @@ process, and report time, memory, the task's metrics and agreement with a refere
 
 Methods: a preset name (``BDA``), operators joined by ``+`` (``PTT+RAD``, ``GDA+NGD+CG``,
 ``VFO``: each goes to ``gm_op``, ``na_op`` or ``fo_op`` by its kind; NGD is the default
-dynamics), ``presets`` (every registered preset) or, by default, every valid composition
+dynamics), either followed by ``@S`` for ``checkpoint_every = S`` (``RAD@sqrt``,
+``RAD@10``: checkpointed reverse mode), ``presets`` (every registered preset) or, by default, every valid composition
 the registered operators' metadata allow (``compositions``). Each method runs
 ``--iterations`` outer iterations from the task's seed with the task file's settings (its
 ``[solver]`` minus the composition), in a fresh process (``jboat_core.run.compare_worker``);
 a method that crashes, diverges or does not apply to the task becomes a row saying why.
 
 Reported per method: time per outer iteration after the first (the first, with Jittor's
-compilation, apart), peak memory of its process, the task's metrics and final upper loss,
+compilation, apart), peak memory of its process (``peak_mb``: its high-water resident set;
+``mem_mb``: that peak minus the resident set once the task and the method's problem were
+built, i.e. what the method's iterations took: the trajectory of an unrolled chain, less
+with ``METHOD@S`` = ``checkpoint_every = S``), the task's metrics and final upper loss,
 and the cosine and relative error of its hyper-gradient against a reference at the same
 point (default: the lower level solved by up to ``--reference-steps`` warm-started NGD
 steps until its loss settles, then CG to convergence; ``--reference-chain`` changes the
@@ -40,12 +44,30 @@ from ..errors import ConfigError, UnknownOperatorError
 from ..plugins.registry import Registry, get_registry
 
 ROW_KEYS = ("method", "composition", "status", "ms_per_iter", "first_iter_s", "peak_mb",
-            "metrics", "upper_loss", "cosine", "rel_err", "reason")
+            "mem_mb", "metrics", "upper_loss", "cosine", "rel_err", "reason")
+
+
+def _checkpointing(spec: str) -> tuple[str, dict]:
+    """``METHOD@S`` -> (METHOD, {"checkpoint_every": S}) with S an int >= 0 or ``sqrt``
+    (checkpointed reverse mode, ``jboat show-op RAD``); no ``@``: (spec, {})."""
+    if "@" not in spec:
+        return spec, {}
+    base, _, every = spec.rpartition("@")
+    every = every.strip()
+    if every == "sqrt":
+        return base.strip(), {"checkpoint_every": "sqrt"}
+    if every.isdigit():
+        return base.strip(), {"checkpoint_every": int(every)}
+    raise ConfigError([f"--methods: {spec!r}: after '@' give checkpoint_every, a segment "
+                       f"length >= 0 or 'sqrt' (e.g. RAD@sqrt, PTT+RAD@10), not {every!r}"])
 
 
 def method_config(spec: str, registry: Registry) -> dict:
-    """The solver keys of one method spec (``ConfigError`` if it names nothing known)."""
-    spec = spec.strip()
+    """The solver keys of one method spec (``ConfigError`` if it names nothing known).
+    ``SPEC@S`` adds ``checkpoint_every = S`` (``RAD@sqrt``, ``BDA@10``)."""
+    spec, extra = _checkpointing(spec.strip())
+    if extra:
+        return {**method_config(spec, registry), **extra}
     if registry.get_preset(spec) is not None:
         return {"preset": registry.get_preset(spec).name}
     kinds = {"dynamics": [], "hypergradient": [], "first_order": []}
@@ -233,7 +255,7 @@ def table(report: dict, metric: str | None = None) -> str:
     """The report as a Markdown table (one row per method)."""
     key = primary_metric(report, metric)
     head = ["method", "composition", "ms / iter", "first iter (s)", "peak MB",
-            key or "metric", "upper loss", "cosine", "rel. err", "status"]
+            "MB above start", key or "metric", "upper loss", "cosine", "rel. err", "status"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in report["rows"]:
         m = (r.get("metrics") or {}).get(key) if key else None
@@ -241,7 +263,7 @@ def table(report: dict, metric: str | None = None) -> str:
         lines.append("| " + " | ".join([
             r["method"], r.get("composition") or "-", _fmt(r.get("ms_per_iter"), ".2f"),
             _fmt(r.get("first_iter_s"), ".2f"), _fmt(r.get("peak_mb"), ".0f"),
-            _fmt(m, ".4g") if isinstance(m, (int, float)) else "-",
+            _fmt(r.get("mem_mb"), ".0f"), _fmt(m, ".4g") if isinstance(m, (int, float)) else "-",
             _fmt(r.get("upper_loss"), ".4g"), _fmt(r.get("cosine"), ".4f"),
             _fmt(r.get("rel_err"), ".2g"), status.replace("|", "/")[:160]]) + " |")
     return "\n".join(lines)

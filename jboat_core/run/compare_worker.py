@@ -32,6 +32,19 @@ def _composition(cfg) -> str:
     return "+".join(cfg.gm_op) + " → " + "+".join(cfg.na_op)
 
 
+def _rss_mb() -> float:
+    """This process's resident set now (VmRSS, MB); Jittor allocates outside Python's
+    heap, so the resident set is what it holds. Where /proc is missing: the peak so far."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _vec(values):
     import numpy as np
     return np.concatenate([v.numpy().astype(np.float64).ravel() for v in values])
@@ -86,6 +99,7 @@ def run(spec: dict) -> dict:
         problem = task.problem(cfg, run_cfg.optim)
     except JboatError as exc:
         return {**row, "status": "not applicable", "reason": " ".join(str(exc).split())}
+    baseline = _rss_mb()
     times = []
     try:
         for it in range(int(spec["iterations"])):
@@ -99,6 +113,7 @@ def run(spec: dict) -> dict:
     row.update(first_iter_s=times[0], ms_per_iter=1e3 * statistics.median(times[1:]),
                upper_loss=problem.history[-1]["upper_loss"], metrics=task.evaluate())
     row["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row["mem_mb"] = row["peak_mb"] - baseline  # what the iterations took (kernels included)
     if problem.parallel.world == 1 and spec.get("reference_chain"):
         try:
             row["cosine"], row["rel_err"] = _reference(
