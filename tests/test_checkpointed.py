@@ -164,3 +164,28 @@ def test_convbn_equals_the_full_unroll_and_batchnorm_runs_once(rn, chain):
     for ours, theirs in ((bn_ckpt, bn_full), (after_ckpt, after_full)):
         assert theirs and all(np.allclose(a, b, rtol=1e-6, atol=1e-7)
                               for a, b in zip(ours, theirs))
+
+
+def test_run_checkpoints_resume_as_the_original(builtin_registry):
+    """Checkpointed reverse mode composes with checkpoints of runs: two iterations, a
+    problem restored from ``state_dict``, the third iteration as the original's (momentum
+    carried in the lower optimizer's state)."""
+    from jboat_core.testing import conformance
+    from jboat_ops.rad import RAD
+
+    def make():
+        problem, prob, _ = conformance.conformance_problem(
+            RAD, registry=builtin_registry, lower_iters=5, checkpoint_every=2)
+        return problem, prob
+
+    a, prob = make()
+    assert a.plan.checkpoint_every == 2
+    for it in range(2):
+        a.run_iter(prob.ll_feed, prob.ul_feed, it)
+    b, prob_b = make()
+    b.load_state_dict(conformance._through_npz(a.state_dict()))
+    ra = a.run_iter(prob.ll_feed, prob.ul_feed, 2)
+    rb = b.run_iter(prob_b.ll_feed, prob_b.ul_feed, 2)
+    assert ra["upper_loss"] == rb["upper_loss"]
+    for x, y in zip(a.ul_var + a.ll_var, b.ul_var + b.ll_var):
+        assert np.array_equal(x.numpy(), y.numpy())
