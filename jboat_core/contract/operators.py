@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from dataclasses import asdict
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
@@ -53,7 +52,7 @@ class _MutablePlan:
     attributes on the plan instead of returning a new one."""
 
     def __init__(self, plan: DynamicsPlan):
-        self.__dict__.update(asdict(plan))
+        self.__dict__.update(plan.__dict__)  # flat fields: no deep copy
 
     def replace(self, **changes) -> DynamicsPlan:
         """API 2's way, on this copy: a frozen plan with ``changes``."""
