@@ -62,7 +62,7 @@ class Quadratic:
         self.A, self.b, self.E = rng.randn(n, d) / np.sqrt(d), rng.randn(n), rng.randn(n, p) / np.sqrt(p)
         self.C, self.c = rng.randn(n, d) / np.sqrt(d), rng.randn(n)
         self.mu, self.lam, self.n = 0.1, 0.01, n
-        self.x0, self.y0 = np.zeros(p), np.zeros(d)
+        self.x0, self.y0 = np.full(p, 2.0), np.zeros(d)  # h(x0) = 0.70, h* = 0.50
         self.lr = (0.5, 1.0)  # lower (rho) and upper (gamma) step sizes
         self.M = self.A.T @ self.A / n + self.mu * np.eye(d)
 
@@ -364,6 +364,8 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", default=",".join(STOCHASTIC + DETERMINISTIC))
     ap.add_argument("--out", default="", help="folder for the JSON, table and PNG "
                     "(default: benchmarks/results and docs)")
+    ap.add_argument("--fresh", action="store_true", help="replace the results file instead "
+                    "of merging (runs of problems not run now are kept by default)")
     args = ap.parse_args(argv)
     os.environ.setdefault("JBOAT_CPU_ONLY", "1")
     tiny = args.size == "tiny"
@@ -383,6 +385,11 @@ def main(argv=None) -> int:
     png_path = (out or ROOT / "docs") / "stochastic.png"
     for p in (json_path, md_path, png_path):
         p.parent.mkdir(parents=True, exist_ok=True)
+    done = {r["problem"] for r in results}
+    if json_path.exists() and not args.fresh:  # keep the other problems' runs
+        old = json.loads(json_path.read_text())
+        if old.get("size") == args.size:
+            results = [r for r in old["runs"] if r["problem"] not in done] + results
     json_path.write_text(json.dumps({"size": args.size, "batch_size": BATCH,
                                      "runs": results}, indent=1))
     md_path.write_text(table(results))

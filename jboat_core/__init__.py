@@ -6,7 +6,8 @@
 * ``jboat_core.contract``: what an operator author writes against: the operator bases, the
   typed step protocol, metadata, config sections, kinds and the hook spec.
 * ``jboat_core.numerics``: automatic differentiation, linear solvers, implicit and
-  first-order helpers, the functional lower model and differentiable optimizers.
+  first-order helpers, minibatch sampling and stochastic oracles (``sampling``), the
+  functional lower model and differentiable optimizers.
 * ``jboat_core.plugins``: plugin discovery (registry), ordering, presets, solver configs.
 * ``jboat_core.solver``: the composition runner, ``SequentialHG`` and ``Problem``.
 * ``jboat_core.run``: ``jboat run``/``compare``/``doctor``, task files, checkpoints, output
