@@ -57,10 +57,9 @@ class SABA(FirstOrderSolver):
     tables are filled at the first step by one pass over all blocks at (x_0, y_0, v_0 = 0)
     (costing one epoch of both levels); constant step sizes (the paper's theorem).
     Draw order per step: lower block j, upper block i. Under MPI each rank holds the
-    tables of its shard; a checkpoint keeps rank 0's, so resume an MPI run of SABA on one
-    process count only from a checkpoint of a single-process run, or accept rank 0's
-    tables on every rank (still finite, no longer the SAGA estimate until each block is
-    revisited). ``lower_iters`` is not used.
+    tables of its shard (``state_per_rank``): ``jboat run`` refuses ``--checkpoint-every``
+    and ``--resume`` under ``mpirun`` with SABA rather than keep rank 0's tables only.
+    ``lower_iters`` is not used.
 
     References
     ----------
@@ -71,6 +70,7 @@ class SABA(FirstOrderSolver):
     """
 
     name = "SABA"
+    state_per_rank = True  # tables of each rank's shard: no checkpoints under mpirun
     stage = "solve"
     role = "terminal"
     config_model = SABAConfig

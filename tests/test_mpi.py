@@ -224,3 +224,25 @@ def test_mpi_requested_without_mpirun(tmp_path):
     proc = _jboat("run", _task(tmp_path), "--out", tmp_path / "o", "--mpi", mpi=False)
     assert proc.returncode == 1
     assert "--mpi: this process was not started by mpirun" in proc.stderr
+
+
+def test_stochastic_solvers_under_mpirun(tmp_path):
+    """SOBA under mpirun -np 2: each rank draws from its shard, the ranks stay identical
+    (one result, finite); SABA, whose tables are per rank, refuses checkpoints under
+    mpirun in one line instead of keeping rank 0's tables only."""
+    task = _task(tmp_path)
+    soba = tmp_path / "soba.toml"
+    soba.write_text(task.read_text().replace('na_op = ["RAD"]', 'fo_op = "SOBA"')
+                    + "[solver.SOBA]\nbatch_size = 4\n")
+    par = _jboat("run", soba, "--out", tmp_path / "soba")
+    assert par.returncode == 0, par.stderr[-2000:]
+    metrics = json.loads((tmp_path / "soba" / "metrics.json").read_text())
+    assert metrics["processes"] == 2 and len(metrics["history"]) == 4
+    assert all(np.isfinite(h["upper_loss"]) for h in metrics["history"])
+    saba = tmp_path / "saba.toml"
+    saba.write_text(task.read_text().replace('na_op = ["RAD"]', 'fo_op = "SABA"')
+                    + "[solver.SABA]\nbatch_size = 4\n")
+    refused = _jboat("run", saba, "--out", tmp_path / "saba", "--checkpoint-every", 2)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "SABA keeps state per process" in refused.stderr
+    assert "Traceback" not in refused.stderr

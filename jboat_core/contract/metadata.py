@@ -73,6 +73,9 @@ class OperatorMeta:
     exact_settings : dict
         Solver settings (``lower_iters``...) and settings of the operator's own section
         under which the claim holds to the kit's tolerance (NS: enough terms).
+    state_per_rank : bool
+        True when the state kept across iterations differs per MPI process (SABA's tables
+        of its shard): checkpoints under ``mpirun`` are then refused (they hold rank 0's).
     requires_runtime : tuple of str
         Runtime objects of the solver config the operator cannot run without (e.g. GDA:
         ``("gda_loss",)``); the solver refuses to build without them.
@@ -96,6 +99,7 @@ class OperatorMeta:
     config_model: ClassVar[type[BaseModel]] = EmptyConfig
     approximates: ClassVar[str] = ""
     exact_settings: ClassVar[dict] = {}
+    state_per_rank: ClassVar[bool] = False
     summary: ClassVar[str] = ""
     formula: ClassVar[str] = ""
     reference: ClassVar[str] = ""

@@ -63,6 +63,21 @@ def fingerprint(run: RunConfig, problem, world_size: int = 1,
                   "world_size": world_size})
 
 
+def _check_rank_state(problem, checkpoint_every: int, resuming: bool) -> None:
+    """Under mpirun a checkpoint holds rank 0's operator state: refuse checkpoints of an
+    operator whose state differs per rank (``state_per_rank``, SABA's tables of its shard)
+    instead of losing the other ranks' state."""
+    if not (problem.parallel.active and (checkpoint_every or resuming)):
+        return
+    per_rank = [type(op).name for op in problem.composition.operators
+                if getattr(type(op), "state_per_rank", False)]
+    if per_rank:
+        raise ConfigError([f"--checkpoint-every/--resume: {', '.join(per_rank)} keeps state "
+                           "per process (of its shard) and a checkpoint under mpirun holds "
+                           "rank 0's only; run it on one process to checkpoint, or under "
+                           "mpirun without --checkpoint-every"])
+
+
 def _check_args(iterations, checkpoint_every) -> None:
     lines = []
     if iterations is not None and (not isinstance(iterations, int) or isinstance(
@@ -169,6 +184,7 @@ def _run(run, solver, config_path, out, ckpt, resuming, *, checkpoint_every, pro
     after_jittor_import()  # Ctrl-C back to Python (or ignored, as the process started)
     task: Task = load_task(run, config_path.parent)
     problem = task.problem(solver, run.optim)
+    _check_rank_state(problem, checkpoint_every, resuming)
     fp = fingerprint(run, problem, problem.parallel.world,
                      module_sha256(run.task.module, config_path.parent))
     total = iterations or run.task.iterations
