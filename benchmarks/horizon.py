@@ -280,7 +280,7 @@ SKIP = {("ridge", "boatjit", 10000): "not run: 47 s per iteration at K = 1,000 m
         "~8 min at K = 10,000 (JBOAT without oneDNN); extrapolated",
         ("ridge", "boattorch", 10000): "not run: time budget of the run; extrapolated",
         ("ridge", "ckpt-10", 10000): "not run: 1,000 segments; at K = 1,000 (100 segments) "
-        "one iteration took 74 s and grew faster than linearly in the segments"}
+        "one iteration took 40-74 s (two runs), 14-35x the full unroll"}
 
 
 def summarise(records: list) -> dict:
