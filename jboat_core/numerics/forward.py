@@ -122,6 +122,9 @@ class Tangents:
             new_t.append([v.detach() for v in jv[:len(cy)]])
             new_u.append({k: v.detach() for k, v in zip(out_keys, jv[len(cy):])})
         self.t, self.u = new_t, new_u
+        # executed now (Jittor is lazy): memory stays flat in K instead of holding every
+        # step's pending graph until the hyper-gradient is read
+        jt.sync([v for ts in new_t for v in ts] + [v for us in new_u for v in us.values()])
 
     def hypergradient(self, upper_loss, y) -> list:
         """g = dF/dx + (dy/dx)^T grad_y F, shaped like the upper variables."""
