@@ -513,7 +513,9 @@ def test_compare_stopped_ends_its_worker_and_removes_its_folder(tmp_path, sig,
                              str(task_file(tmp_path, sleep=1.0)), "--methods", "RAD",
                              "--out", str(tmp_path / "c"), "--iterations", "50"],
                             env={**ENV, "TMPDIR": str(tmp), "FAULT_PROGRESS": str(progress)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # SIGINT as from a terminal, even if pytest runs as a `&` job
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300  # the worker a few iterations in (after any compilation)
     while not (_compare_workers(str(tmp)) and progress.exists()
                and progress.read_text().strip() not in ("", "0", "1")) \

@@ -105,11 +105,18 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, children_may_die):
     assert a["final"] == b["final"]
 
 
+def as_from_a_terminal():
+    """SIGINT as a terminal gives it (default: KeyboardInterrupt), even when pytest itself
+    runs as a ``&`` job, whose SIGINT is ignored and inherited by its children."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_run(task, out, env=None):
     """``jboat run TASK --out OUT`` in the background, returned once it holds OUT's lock."""
     proc = subprocess.Popen([sys.executable, "-m", "jboat_core.run.cli", "run", str(task),
                              "--out", str(out)], env=env or ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=as_from_a_terminal)
     lock = out / ".jboat.lock"
     deadline = time.time() + 300
     while not (lock.exists() and lock.read_text().strip()) and time.time() < deadline:
@@ -296,5 +303,5 @@ def test_ctrl_c_is_pythons_after_new_kernels_load():
             "    print('KeyboardInterrupt'); sys.exit(7)\n")
     env = {k: v for k, v in os.environ.items() if k != "JPY_PARENT_PID"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, timeout=600)
+                          env=env, timeout=600, preexec_fn=as_from_a_terminal)
     assert proc.returncode == 7 and "KeyboardInterrupt" in proc.stdout, proc.stderr[-2000:]

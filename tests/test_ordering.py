@@ -33,7 +33,11 @@ INVALID = [  # (chain, rule, operator at fault)
 
 
 def test_default_order_reproduces_upstream(builtin_registry):
-    assert default_gradient_order() == UPSTREAM
+    """Upstream's operators keep upstream's order; jboat's own (FMD) slot in by stage."""
+    upstream = {n for group in UPSTREAM for n in group}
+    ours = default_gradient_order()
+    assert [[n for n in g if n in upstream] for g in ours] == UPSTREAM
+    assert ours[1] == ["IAD", "RAD", "FMD", "FD", "IGA"]
 
 
 def test_order_from_groups_and_case_insensitive(builtin_registry):
@@ -90,7 +94,8 @@ def test_third_party_operator_slots_in_by_stage(builtin_registry):
     reg = Registry.from_entry_points([ep("x", "fake_stage", "jboat-x")])
     reg.operators.update(builtin_registry.operators)
     assert default_gradient_order(registry=reg) == [
-        ["WARM", "PTT", "FOA", "RGT"], ["IAD", "RAD", "FD", "IGA"], ["CG", "BROYDEN", "NS"]]
+        ["WARM", "PTT", "FOA", "RGT"], ["IAD", "RAD", "FMD", "FD", "IGA"],
+        ["CG", "BROYDEN", "NS"]]
     assert validate_and_adjust_order(["broyden", "ptt"], registry=reg) == ["PTT", "BROYDEN"]
     assert validate_and_adjust_order(["iad", "broyden"], registry=reg) == ["IAD", "BROYDEN"]
 
