@@ -304,9 +304,5 @@ def picture(report: dict, path: Path, metric: str | None = None) -> None:
     ax.set_ylabel(key or "final upper loss")
     ax.set_title(f"jboat compare: {Path(report['task']).name}, {report['iterations']} iterations")
     fig.tight_layout()
-    from ..platform.safeio import atomic_file
-    try:
-        with atomic_file(path) as fh:
-            fig.savefig(fh, dpi=110, format="png")
-    finally:
-        plt.close(fig)
+    from .metrics import save_png
+    save_png(fig, path, 110)

@@ -59,8 +59,16 @@ def plot_losses(history: list[dict], path: Path, title: str) -> None:
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
+    save_png(fig, path, 100)
+
+
+def save_png(fig, path: Path, dpi: int) -> None:
+    """Write a matplotlib figure as a PNG through a temporary file renamed over ``path``
+    (never written through a link), then close it."""
+    import matplotlib.pyplot as plt
+
     try:
         with atomic_file(path) as fh:
-            fig.savefig(fh, dpi=100, format="png")
+            fig.savefig(fh, dpi=dpi, format="png")
     finally:
         plt.close(fig)
