@@ -23,12 +23,24 @@ lists of Vars the solver applies. JBOAT's keyword form (``compute_gradients(**kw
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..errors import OperatorRuntimeError
+
+def _replace(obj, changes: dict):
+    """A copy of the frozen dataclass ``obj`` with ``changes`` (fields only): what
+    ``dataclasses.replace`` does, without its per-call field introspection (it runs a few
+    times per hyper-gradient step)."""
+    unknown = set(changes) - obj.__dataclass_fields__.keys()
+    if unknown:
+        raise TypeError(f"{type(obj).__name__} has no field {sorted(unknown)[0]!r}")
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__)
+    new.__dict__.update(changes)
+    return new
+
 
 Objective = Callable[..., Any]
 """``objective(ll_feed_dict, ul_model, ll_model, **kw) -> scalar Var``: f, F, or an
@@ -76,7 +88,7 @@ class DynamicsPlan:
 
     def replace(self, **changes) -> "DynamicsPlan":
         """A copy with ``changes``."""
-        return dataclasses.replace(self, **changes)
+        return _replace(self, changes)
 
     def merge(self, other: "DynamicsPlan") -> "DynamicsPlan":
         """What both ask for: any flag either sets, the longer truncation."""
@@ -149,7 +161,7 @@ class DynamicsState:
 
     def replace(self, **changes) -> "DynamicsState":
         """A copy with ``changes`` (states are frozen)."""
-        return dataclasses.replace(self, **changes)
+        return _replace(self, changes)
 
     def objective_at(self, k: int, ll_objective: Objective) -> Objective:
         """The objective of inner step ``k``: ``ll_objective``, or phi_{alpha_k} after GDA."""
@@ -247,7 +259,7 @@ class ChainState:
         for key in ("point", "wrt"):
             if changes.get(key) is not None:
                 changes[key] = tuple(changes[key])
-        return dataclasses.replace(self, **changes)
+        return _replace(self, changes)
 
     def lower_point(self) -> list:
         """The lower point to evaluate at: ``point``, else y_K."""
@@ -357,7 +369,7 @@ class Result:
 
     def replace(self, **changes) -> "Result":
         """A copy with ``changes``."""
-        return dataclasses.replace(self, **changes)
+        return _replace(self, changes)
 
     def as_dict(self) -> dict:
         """JBOAT's terminal dict (``hyper_gradient_finished`` = True, every field)."""
