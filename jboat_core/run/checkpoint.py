@@ -42,7 +42,6 @@ import os
 import stat
 import zipfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 

@@ -247,7 +247,6 @@ def check_correct(cls, registry=None, lr: float = 0.1) -> None:
     operator that declares nothing."""
     import numpy as np
 
-    from ..solver.problem import Problem  # noqa: F401 - Jittor through the solver
     claim = cls.approximates
     if not claim:
         pytest.skip(f"{cls.name} declares no approximates: correctness is not checked")
