@@ -251,6 +251,7 @@ def worker(spec: dict) -> dict:
         out["peak_reset"] = reset_peak()
         base = status_mb("VmRSS")
         warm = K if K < big else min(10, K)
+        SQRT_OF["K"] = None
         if spec["method"].startswith("ckpt") and K >= big:  # warm up with the timed s
             SQRT_OF["K"] = K
             seg = _chain(spec["method"])["checkpoint_every"]

@@ -30,10 +30,15 @@ def test_worker_measures_every_jboat_method(problem, size):
 
 
 def test_long_loops_warm_up_short(tmp_path):
+    """From ``big`` on, the warm-up is short: K = 10, or for checkpointed reverse mode 3
+    segments of the timed length (whose fused kernels differ from a short loop's)."""
     from benchmarks.horizon import worker
-    r = worker({"problem": "ridge", "method": "ckpt-10", "K": 12, "size": "small",
+    r = worker({"problem": "ridge", "method": "full", "K": 12, "size": "small",
                 "big": 12, "prepare": False})
     assert r["ok"] and r["warmup_K"] == 10 and r["reps"] == 1
+    r = worker({"problem": "ridge", "method": "ckpt-sqrt", "K": 16, "size": "small",
+                "big": 12, "prepare": False})
+    assert r["ok"] and r["warmup_K"] == 12 and r["reps"] == 1  # 3 x ceil(sqrt(16))
 
 
 def test_run_writes_results_and_table(tmp_path, monkeypatch):
