@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import OperatorRuntimeError
+from .protocol import lower_lr as _lower_lr
 from .protocol import result, to_upper  # noqa: F401 - to_upper: API 1's import path
 
 
@@ -73,13 +74,7 @@ def dynamics_passthrough(ll_feed_dict, ul_feed_dict, auxiliary_model, auxiliary_
 def lower_lr(op, kwargs: Mapping[str, Any]) -> float:
     """eta, the lower-level learning rate: ``ll_lr`` passed by the solver, else the
     runtime's lower optimizer (``solver_config["lower_level_opt"]`` in the upstream shape)."""
-    if kwargs.get("ll_lr") is not None:
-        return float(kwargs["ll_lr"])
-    if op.runtime.ll_lr is not None:
-        return op.runtime.ll_lr
-    raise OperatorRuntimeError(type(op).name, "config", "needs the lower-level learning rate: "
-                               "pass ll_lr=... to compute_gradients or lower_level_opt in "
-                               "solver_config")
+    return _lower_lr(op, kwargs.get("ll_lr"))
 
 
 def finished(op, upper_loss, hyper_gradients, ll_init_gradients=None) -> dict:

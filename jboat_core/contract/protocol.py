@@ -271,13 +271,7 @@ class ChainState:
 
     def lower_lr(self, op) -> float:
         """eta: ``ll_lr``, else the runtime's lower optimizer; names ``op`` if neither."""
-        if self.ll_lr is not None:
-            return float(self.ll_lr)
-        if op.runtime.ll_lr is not None:
-            return op.runtime.ll_lr
-        raise OperatorRuntimeError(type(op).name, "config", "needs the lower-level learning "
-                                   "rate: pass ll_lr=... to compute_gradients or "
-                                   "lower_level_opt in solver_config")
+        return lower_lr(op, self.ll_lr)
 
     def as_kwargs(self) -> dict:
         """JBOAT's keyword form (``compute_gradients(**kwargs)``)."""
@@ -395,6 +389,18 @@ RESULT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Result))
 #: The result fields that hold lists of Vars the solver applies.
 OUTPUT_FIELDS: tuple[str, ...] = ("hyper_gradients", "ll_init_gradients", "ll_update",
                                   "ll_gradients")
+
+
+def lower_lr(op, ll_lr=None) -> float:
+    """eta, the lower-level learning rate: ``ll_lr`` given by the solver, else the runtime's
+    lower optimizer; ``OperatorRuntimeError`` naming ``op`` if neither."""
+    if ll_lr is not None:
+        return float(ll_lr)
+    if op.runtime.ll_lr is not None:
+        return op.runtime.ll_lr
+    raise OperatorRuntimeError(type(op).name, "config", "needs the lower-level learning rate: "
+                               "pass ll_lr=... to compute_gradients or lower_level_opt in "
+                               "solver_config")
 
 
 def result(op, upper_loss, hyper_gradients, ll_init_gradients=None, **more) -> Result:
