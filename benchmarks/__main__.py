@@ -3,7 +3,10 @@
 Each configuration (framework x problem x size x chain) runs in a fresh process of its
 framework's venv, wrapped in ``flock LOCK`` so that no two Jittor processes compile or run
 at once; for every configuration the frameworks take turns (jboat, bare Jittor, JBOAT,
-boat-torch).
+boat-torch). With ``--rounds N`` the whole matrix runs N times, round k starting the turns
+k frameworks later (the first framework of a configuration was measured up to 1.5x slower
+than the same code run later); the report then gives the median over rounds and the
+min-max of the per-round ratios.
 Results are merged into ``benchmarks/results/latest.json`` and summarised in ``latest.md``.
 """
 
@@ -60,6 +63,11 @@ def parse(argv=None):
     ap.add_argument("--results", default=None,
                     help="results folder (default: benchmarks/results; --quick: "
                     "benchmarks/results/quick, not committed)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="repeat the matrix, the frameworks' order rotated each round")
+    ap.add_argument("--skip", default="", metavar="FW:CHAIN,...",
+                    help="configurations not to run, e.g. boatjit:CG,boatjit:NS (upstream "
+                    "chains that never finish)")
     ap.add_argument("--fresh", action="store_true", help="do not merge into latest.json")
     ap.add_argument("--merge-from", default=None, metavar="JSON",
                     help="only merge the runs of another results file and rewrite the report")
@@ -76,6 +84,7 @@ def jobs(args):
     """(problem, size, method) triples, then a list of specs per triple (one per framework)."""
     names = args.methods.split(",")
     methods = [m for m in METHODS if m.name in names]
+    skip = {tuple(item.split(":", 1)) for item in args.skip.split(",") if ":" in item}
     for problem in args.problems.split(","):
         for size in args.sizes.split(","):
             for m in methods:
@@ -83,6 +92,8 @@ def jobs(args):
                     continue
                 specs = []
                 for fw in args.frameworks.split(","):
+                    if (fw, m.name) in skip:
+                        continue
                     kmem_fws = args.K_mem_frameworks.split(",")
                     specs.append({"framework": fw, "problem": problem, "size": size,
                                   "method": m.name, "K": args.K, "tag": args.tag,
@@ -90,6 +101,18 @@ def jobs(args):
                                   "warmup": args.warmup if size == "small" else 1,
                                   "reps": args.reps if size == "small" else args.large_reps})
                 yield specs
+
+
+def ordered(groups, rounds: int):
+    """The specs of every group (one configuration, its frameworks in turn), ``rounds``
+    times; round k starts each group's turns k frameworks later and marks its specs with
+    ``round = k`` (only when there is more than one round)."""
+    groups = list(groups)
+    for k in range(rounds):
+        for specs in groups:
+            shift = k % max(1, len(specs))
+            for spec in specs[shift:] + specs[:shift]:
+                yield dict(spec, round=k) if rounds > 1 else spec
 
 
 def run_worker(spec, args, pythons, env):
@@ -137,24 +160,23 @@ def main(argv=None):
             fh.write(report.markdown(doc))
         return 0
     doc.update(machine=report.machine(), K=args.K, K_mem=args.K_mem)
-    for specs in jobs(args):
-        for spec in specs:
-            if not os.path.exists(pythons[spec["framework"]]):
-                rec = dict(spec, ok=False, error=f"no interpreter {pythons[spec['framework']]}")
-            else:
-                rec = run_worker(spec, args, pythons, env)
-            if args.env:
-                rec["env"] = args.env
-            doc = report.merge(doc, [rec])
-            with open(path, "w") as fh:
-                json.dump(doc, fh, indent=1)
-            status = (f"{rec['median_s'] * 1e3:9.2f} ms  cos {rec.get('cosine')}"
-                      if rec.get("ok") else "ERROR " + str(rec.get("error"))[:100])
-            print(f"{spec['framework']:9s} {spec['problem']:8s} {spec['size']:5s} "
-                  f"{spec['method']:8s} {status}", flush=True)
+    for spec in ordered(jobs(args), args.rounds):
+        if not os.path.exists(pythons[spec["framework"]]):
+            rec = dict(spec, ok=False, error=f"no interpreter {pythons[spec['framework']]}")
+        else:
+            rec = run_worker(spec, args, pythons, env)
+        if args.env:
+            rec["env"] = args.env
+        doc = report.merge(doc, [rec])
+        with open(path, "w") as fh:
+            json.dump(doc, fh, indent=1)
+        status = (f"{rec['median_s'] * 1e3:9.2f} ms  cos {rec.get('cosine')}"
+                  if rec.get("ok") else "ERROR " + str(rec.get("error"))[:100])
+        print(f"{spec.get('round', '')!s:2s} {spec['framework']:9s} {spec['problem']:8s} "
+              f"{spec['size']:5s} {spec['method']:8s} {status}", flush=True)
     with open(os.path.join(args.results, "latest.md"), "w") as fh:
         fh.write(report.markdown(doc))
-    print(report.table(doc, args.tag))
+    print(report.rounds_table(doc, args.tag) if args.rounds > 1 else report.table(doc, args.tag))
     return 0
 
 

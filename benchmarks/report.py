@@ -6,7 +6,7 @@ import json
 import os
 import platform
 
-KEY = ("framework", "problem", "size", "method", "K", "tag")
+KEY = ("framework", "problem", "size", "method", "K", "tag", "round")
 
 
 def key(rec: dict) -> tuple:
@@ -125,12 +125,73 @@ def bare_table(doc: dict, tag: str = "") -> str:
     return "\n".join(lines)
 
 
+def _has_rounds(runs) -> bool:
+    return any(r.get("round", "") != "" for r in runs)
+
+
+def _spread(values) -> str:
+    """``median (min-max)`` of a list of numbers, ``-`` when empty."""
+    if not values:
+        return "-"
+    v = sorted(values)
+    mid = v[len(v) // 2] if len(v) % 2 else 0.5 * (v[len(v) // 2 - 1] + v[len(v) // 2])
+    return f"{mid:.2f} ({v[0]:.2f}-{v[-1]:.2f})" if len(v) > 1 else f"{mid:.2f}"
+
+
+def _threads(r) -> str:
+    info = (r or {}).get("info") or {}
+    return str(info.get("threads", "-"))
+
+
+def rounds_table(doc: dict, tag: str = "") -> str:
+    """Rounds with the order rotated: per (chain, problem, size) each framework's median
+    over rounds of its per-round median (ms), and the median (min-max) over rounds of the
+    per-round ratios jboat / bare, jboat / JBOAT and jboat / BOAT (torch)."""
+    runs = [r for r in doc.get("runs", []) if r.get("tag", "") == tag and r.get("round", "") != ""]
+    by = {}
+    for r in runs:
+        by.setdefault((r["problem"], r["size"], r["method"]), {}).setdefault(
+            r["framework"], {})[r["round"]] = r
+    lines = _start("| chain | problem | size | rounds | jboat ms (min-max) | cosine | rel. err "
+                   "| bare ms | jboat / bare | JBOAT ms | jboat / JBOAT | BOAT ms "
+                   "| jboat / BOAT | threads jboat / BOAT |")
+    for prob, size, meth in _rows(runs):
+        fws = by[(prob, size, meth)]
+        ms = {fw: [r["median_s"] * 1e3 for r in rs.values() if r.get("ok")]
+              for fw, rs in fws.items()}
+
+        def ratio(other):
+            mine, theirs = fws.get("jboat", {}), fws.get(other, {})
+            return [mine[k]["median_s"] / theirs[k]["median_s"] for k in mine
+                    if k in theirs and mine[k].get("ok") and theirs[k].get("ok")]
+
+        def cell(fw):
+            if fw not in fws:
+                return "-"
+            if not ms[fw]:
+                err = next(iter(fws[fw].values())).get("error", "error")
+                return "error: " + str(err)[:40]
+            return _spread(ms[fw])
+
+        j = next((r for r in fws.get("jboat", {}).values() if r.get("ok")), None)
+        t = next((r for r in fws.get("boattorch", {}).values() if r.get("ok")), None)
+        jc, jr = _acc(j)
+        lines.append("| " + " | ".join([
+            meth, prob, size, str(len(fws.get("jboat", {}))), cell("jboat"), jc, jr,
+            cell("bare"), _spread(ratio("bare")), cell("boatjit"), _spread(ratio("boatjit")),
+            cell("boattorch"), _spread(ratio("boattorch")),
+            f"{_threads(j)} / {_threads(t)}"]) + " |")
+    return "\n".join(lines)
+
+
 def errors(doc: dict) -> str:
     out = []
     for r in doc.get("runs", []):
         if not r.get("ok"):
             out.append(f"* {r['framework']} {r['method']} {r['problem']} {r['size']}"
-                       f"{' [' + r['tag'] + ']' if r.get('tag') else ''}: {r.get('error')}")
+                       f"{' [' + r['tag'] + ']' if r.get('tag') else ''}"
+                       f"{' round ' + str(r['round']) if r.get('round', '') != '' else ''}"
+                       f": {r.get('error')}")
     return "\n".join(out)
 
 
@@ -152,6 +213,11 @@ def markdown(doc: dict) -> str:
                      "JBOAT on these graphs.\n\n" + bare)
     tags = sorted({r.get("tag", "") for r in doc.get("runs", [])} - {""})
     for tag in tags:
+        tagged = [r for r in doc.get("runs", []) if r.get("tag", "") == tag]
+        if _has_rounds(tagged):
+            parts.append(f"\n## Variant `{tag}` (rounds, order rotated)\n\n"
+                         + rounds_table(doc, tag))
+            continue
         parts.append(f"\n## Variant `{tag}`\n\n" + table(doc, tag))
         bare = bare_table(doc, tag)
         if bare:
