@@ -4,7 +4,8 @@
 Variants, each timed with the protocol of :mod:`benchmarks.timing`:
 
 * CG with ``tolerance=1e-10`` and ``check_every=1`` (one host sync per iteration, what
-  jboat did before), the default ``check_every=10`` (one sync per solve) and
+  jboat did before), the default ``check_every=10`` (= k: the stop applied on the device,
+  no sync since issue 17; one sync per solve before) and
   ``tolerance=0`` (no sync until the result is read);
 * NGD ``check_finite=True`` (one probe reduction per tensor) against ``False``;
 * the K inner steps alone (NGD only, untracked, no solver check), to split dynamics

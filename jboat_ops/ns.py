@@ -20,9 +20,11 @@ class NSConfig(BaseModel):
                              "< tolerance (0: always k terms, no sync)")
     damping: float = Field(0.0, ge=0, description="lambda: solve (H + lambda I) v = grad_y F "
                            "(for indefinite Hessians of nonconvex lower levels; 0: exact IFT)")
-    check_every: int = Field(10, ge=1, description="with tolerance > 0, test for the stop "
-                             "every this many terms and at the end (one host sync each); "
-                             "the result does not depend on it")
+    check_every: int = Field(10, ge=1, description="with tolerance > 0 and check_every < k, "
+                             "test for the stop every this many terms and at the end "
+                             "(one host sync each); with check_every >= k (the default) "
+                             "the stop is applied on the device, no sync; the result "
+                             "does not depend on it")
     alpha: float | None = Field(None, gt=0, description="series step; default: the "
                                 "lower-level learning rate eta")
 

@@ -36,11 +36,12 @@ class _StopTests:
         return None
 
 
-def _safe_div(num, den, ok):
+def _safe_div(num, den, ok, zero, one):
     """num / den where ``ok`` (a one-element bool Var), else 0, without a host sync and
-    without NaN (the denominator is replaced by 1 where it must not be used)."""
+    without NaN (where it must not be used the denominator is ``one`` and the numerator
+    ``zero``: constants made once per solve, so this is three small ops)."""
     from .autodiff import jt
-    return jt.ternary(ok, num / jt.ternary(ok, den, den * 0 + 1), num * 0)
+    return jt.ternary(ok, num, zero) / jt.ternary(ok, den, one)
 
 
 def solve_cg(matvec, b, maxiter: int = 10, tol: float = 1e-10, check_every: int = 10):
@@ -51,12 +52,13 @@ def solve_cg(matvec, b, maxiter: int = 10, tol: float = 1e-10, check_every: int 
 
     With ``tol > 0`` the result is the iterate at which CG stops: the first iteration
     whose residual satisfies ||r|| < tol or whose direction has non-positive curvature
-    p'Ap <= 0 (A not positive definite). The stop tests are read in batches: one host sync
-    every ``check_every`` iterations and one at the end (the default, ``check_every =
-    maxiter = 10``, syncs once); iterations run past a stop inside a batch are discarded, so
-    the result does not depend on ``check_every``, only the wasted work does. ``tol = 0``:
-    always ``maxiter`` iterations and no sync; the same two stops are applied on the
-    device: from the first iteration with p'Ap <= 0 or r'r = 0 on, every step is zero, so
+    p'Ap <= 0 (A not positive definite). With ``check_every < maxiter`` the stop tests are
+    read in batches: one host sync every ``check_every`` iterations and one at the end;
+    iterations run past a stop inside a batch are discarded, so the result does not depend
+    on ``check_every``, only the wasted work does. With ``check_every >= maxiter`` (the
+    default, 10 = k) or ``tol = 0`` there is no sync: every iteration runs and the stops
+    are applied on the device, from the first iteration with p'Ap <= 0 or r'r < tol^2
+    (r'r = 0 for ``tol = 0``) on every step is zero, so x stays at the stopping iterate and
     iterations after the residual vanishes (or at non-positive curvature) never divide by
     zero (upstream, and jboat before, returned NaN there). Returns the last iterate
     (upstream returned the one before it on convergence).
@@ -68,24 +70,29 @@ def solve_cg(matvec, b, maxiter: int = 10, tol: float = 1e-10, check_every: int 
     """
     tests = _StopTests("solve_cg", maxiter, check_every,
                        lambda rs_f, pap_f: rs_f ** 0.5 < tol or pap_f <= 0)
+    # One batch covering every iteration reads the tests once, after all the work is
+    # done: the same stops applied on the device give the same iterate without the sync.
+    on_device = tol <= 0 or check_every >= maxiter
+    floor = float(tol) ** 2 if tol > 0 else 0.0
     x = [r * 0 for r in b]
     r = list(b)
     p = list(b)
     rs = vdot(r, r)
-    going = None  # one-element bool Var: no stop met so far (tol = 0)
+    going = None  # one-element bool Var: no stop met so far (stops applied on the device)
+    zero, one = rs * 0, rs * 0 + 1
     for i in range(int(maxiter)):
         ap = matvec(p)
         pap = vdot(p, ap)
         x_before, rs_before = x, rs
-        ok = (pap > 0) & (rs > 0)
+        ok = (pap > 0) & ((rs >= floor) if floor > 0 else (rs > 0))
         going = ok if going is None else going & ok
-        alpha = _safe_div(rs, pap, going)
+        alpha = _safe_div(rs, pap, going, zero, one)
         x = axpy(alpha, p, x)
         r = axpy(-alpha, ap, r)
         rs_new = vdot(r, r)
-        p = axpy(_safe_div(rs_new, rs, going), p, r)
+        p = axpy(_safe_div(rs_new, rs, going, zero, one), p, r)
         rs = rs_new
-        if tol > 0:
+        if not on_device:
             stopped = tests.add(i, (rs_before, pap), x_before)
             if stopped is not None:
                 return stopped
@@ -97,9 +104,11 @@ def solve_neumann(matvec, b, maxiter: int = 10, tol: float = 0.0, alpha: float =
     """Truncated Neumann series: x = alpha * sum_{i=0}^{k} (I - alpha A)^i b ~ A^{-1} b.
 
     Converges when ||I - alpha A|| < 1 (alpha below 2 / lambda_max). With ``tol > 0`` the
-    series stops after the first term whose norm is below ``tol``; the tests are read in
-    batches of ``check_every`` terms (one host sync each, terms past the stop discarded,
-    so the result does not depend on it). ``tol = 0``: always k terms, no sync.
+    series stops after the first term whose norm is below ``tol``; with ``check_every <
+    maxiter`` the tests are read in batches of ``check_every`` terms (one host sync each,
+    terms past the stop discarded, so the result does not depend on it); with
+    ``check_every >= maxiter`` every term is computed and the terms after the stop are
+    multiplied by 0 on the device (no sync). ``tol = 0``: always k terms, no sync.
 
     References
     ----------
@@ -107,10 +116,18 @@ def solve_neumann(matvec, b, maxiter: int = 10, tol: float = 0.0, alpha: float =
     differentiation", AISTATS 2020.
     """
     tests = _StopTests("solve_neumann", maxiter, check_every, lambda vv: vv ** 0.5 < tol)
+    on_device = tol > 0 and check_every >= maxiter  # one batch: the stop without a sync
+    going = None  # one-element Var, 1 while every term so far had norm >= tol
     v = list(b)
     s = list(b)
     for i in range(int(maxiter)):
         v = axpy(-alpha, matvec(v), v)
+        if on_device:
+            s = [si + vi * going for si, vi in zip(s, v)] if going is not None else \
+                [si + vi for si, vi in zip(s, v)]
+            big = (vdot(v, v) >= float(tol) ** 2).float32()
+            going = big if going is None else going * big
+            continue
         s = [si + vi for si, vi in zip(s, v)]
         if tol > 0:
             stopped = tests.add(i, (vdot(v, v),), s)  # s includes the newest term
