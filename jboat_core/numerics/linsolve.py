@@ -117,16 +117,15 @@ def solve_neumann(matvec, b, maxiter: int = 10, tol: float = 0.0, alpha: float =
     """
     tests = _StopTests("solve_neumann", maxiter, check_every, lambda vv: vv ** 0.5 < tol)
     on_device = tol > 0 and check_every >= maxiter  # one batch: the stop without a sync
-    going = None  # one-element Var, 1 while every term so far had norm >= tol
+    if on_device:
+        going = vdot(b, b) * 0 + 1  # 1 while every term so far had norm >= tol, then 0
     v = list(b)
     s = list(b)
     for i in range(int(maxiter)):
         v = axpy(-alpha, matvec(v), v)
         if on_device:
-            s = [si + vi * going for si, vi in zip(s, v)] if going is not None else \
-                [si + vi for si, vi in zip(s, v)]
-            big = (vdot(v, v) >= float(tol) ** 2).float32()
-            going = big if going is None else going * big
+            s = [si + vi * going for si, vi in zip(s, v)]
+            going = going * (vdot(v, v) >= float(tol) ** 2).float32()
             continue
         s = [si + vi for si, vi in zip(s, v)]
         if tol > 0:
