@@ -65,6 +65,8 @@ def parse(argv=None):
                     "benchmarks/results/quick, not committed)")
     ap.add_argument("--rounds", type=int, default=1,
                     help="repeat the matrix, the frameworks' order rotated each round")
+    ap.add_argument("--first-round", type=int, default=0,
+                    help="number of the first round (continue a run, e.g. with fewer frameworks)")
     ap.add_argument("--skip", default="", metavar="FW:CHAIN,...",
                     help="configurations not to run, e.g. boatjit:CG,boatjit:NS (upstream "
                     "chains that never finish)")
@@ -103,16 +105,16 @@ def jobs(args):
                 yield specs
 
 
-def ordered(groups, rounds: int):
+def ordered(groups, rounds: int, first: int = 0):
     """The specs of every group (one configuration, its frameworks in turn), ``rounds``
-    times; round k starts each group's turns k frameworks later and marks its specs with
-    ``round = k`` (only when there is more than one round)."""
+    times; round k (``first``, ``first + 1``...) starts each group's turns k frameworks
+    later and marks its specs with ``round = k`` (unless there is a single round 0)."""
     groups = list(groups)
-    for k in range(rounds):
+    for k in range(first, first + rounds):
         for specs in groups:
             shift = k % max(1, len(specs))
             for spec in specs[shift:] + specs[:shift]:
-                yield dict(spec, round=k) if rounds > 1 else spec
+                yield dict(spec, round=k) if (rounds > 1 or first) else spec
 
 
 def run_worker(spec, args, pythons, env):
@@ -160,7 +162,7 @@ def main(argv=None):
             fh.write(report.markdown(doc))
         return 0
     doc.update(machine=report.machine(), K=args.K, K_mem=args.K_mem)
-    for spec in ordered(jobs(args), args.rounds):
+    for spec in ordered(jobs(args), args.rounds, args.first_round):
         if not os.path.exists(pythons[spec["framework"]]):
             rec = dict(spec, ok=False, error=f"no interpreter {pythons[spec['framework']]}")
         else:
@@ -176,7 +178,8 @@ def main(argv=None):
               f"{spec['size']:5s} {spec['method']:8s} {status}", flush=True)
     with open(os.path.join(args.results, "latest.md"), "w") as fh:
         fh.write(report.markdown(doc))
-    print(report.rounds_table(doc, args.tag) if args.rounds > 1 else report.table(doc, args.tag))
+    print(report.rounds_table(doc, args.tag) if (args.rounds > 1 or args.first_round)
+          else report.table(doc, args.tag))
     return 0
 
 

@@ -20,6 +20,15 @@ def test_rounds_rotate_the_frameworks_and_skip_what_is_named():
     assert not [s for s in specs if s["method"] == "CG" and s["framework"] == "boattorch"]
 
 
+def test_a_run_can_continue_at_a_later_round():
+    args = parse(["--problems", "ridge", "--sizes", "large", "--methods", "RAD",
+                  "--frameworks", "jboat,bare,boattorch", "--rounds", "2", "--first-round", "1"])
+    specs = [(s["round"], s["framework"]) for s in ordered(jobs(args), args.rounds,
+                                                           args.first_round)]
+    assert specs == [(1, "bare"), (1, "boattorch"), (1, "jboat"),
+                     (2, "boattorch"), (2, "jboat"), (2, "bare")]
+
+
 def test_one_round_keeps_the_records_unmarked():
     args = parse(["--problems", "ridge", "--sizes", "small", "--methods", "RAD",
                   "--frameworks", "jboat,bare"])
