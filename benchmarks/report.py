@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 
 KEY = ("framework", "problem", "size", "method", "K", "tag", "round")
 
@@ -133,9 +134,8 @@ def _spread(values) -> str:
     """``median (min-max)`` of a list of numbers, ``-`` when empty."""
     if not values:
         return "-"
-    v = sorted(values)
-    mid = v[len(v) // 2] if len(v) % 2 else 0.5 * (v[len(v) // 2 - 1] + v[len(v) // 2])
-    return f"{mid:.2f} ({v[0]:.2f}-{v[-1]:.2f})" if len(v) > 1 else f"{mid:.2f}"
+    mid = statistics.median(values)
+    return f"{mid:.2f} ({min(values):.2f}-{max(values):.2f})" if len(values) > 1 else f"{mid:.2f}"
 
 
 def _threads(r) -> str:

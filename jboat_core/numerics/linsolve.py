@@ -22,6 +22,12 @@ class _StopTests:
         self.maxiter, self.check_every, self.stop = int(maxiter), check_every, stop
         self.pending: list[tuple[tuple, object]] = []
 
+    @property
+    def one_batch(self) -> bool:
+        """One batch would cover every iteration: the tests would be read once, after all
+        the work, so the solver applies the same stops on the device instead (no sync)."""
+        return self.check_every >= self.maxiter
+
     def add(self, i: int, values: tuple, result):
         """Record iteration ``i``'s test Vars and the result to return if it is the stop;
         return the stopping iteration's result once a batch is read, else None."""
@@ -70,9 +76,7 @@ def solve_cg(matvec, b, maxiter: int = 10, tol: float = 1e-10, check_every: int 
     """
     tests = _StopTests("solve_cg", maxiter, check_every,
                        lambda rs_f, pap_f: rs_f ** 0.5 < tol or pap_f <= 0)
-    # One batch covering every iteration reads the tests once, after all the work is
-    # done: the same stops applied on the device give the same iterate without the sync.
-    on_device = tol <= 0 or check_every >= maxiter
+    on_device = tol <= 0 or tests.one_batch
     floor = float(tol) ** 2 if tol > 0 else 0.0
     x = [r * 0 for r in b]
     r = list(b)
@@ -116,7 +120,7 @@ def solve_neumann(matvec, b, maxiter: int = 10, tol: float = 0.0, alpha: float =
     differentiation", AISTATS 2020.
     """
     tests = _StopTests("solve_neumann", maxiter, check_every, lambda vv: vv ** 0.5 < tol)
-    on_device = tol > 0 and check_every >= maxiter  # one batch: the stop without a sync
+    on_device = tol > 0 and tests.one_batch
     if on_device:
         going = vdot(b, b) * 0 + 1  # 1 while every term so far had norm >= tol, then 0
     v = list(b)
