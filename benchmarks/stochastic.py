@@ -70,17 +70,8 @@ class Quadratic:
         return {"A": self.A, "b": self.b, "E": self.E}, {"C": self.C, "c": self.c}
 
     def objectives(self, jt):
-        mu, lam = self.mu, self.lam
-
-        def f(feed, ul, ll, **kw):
-            pred, sq = ll(feed["A"], **kw)
-            r = pred - feed["b"] - (feed["E"] * ul()).sum(1)
-            return (r * r).mean() * 0.5 + sq * (0.5 * mu)
-
-        def F(feed, ul, ll, **kw):
-            pred, _ = ll(feed["C"], **kw)
-            return ((pred - feed["c"]) ** 2).mean() * 0.5 + (ul() * ul()).sum() * (0.5 * lam)
-        return f, F
+        from jboat_core.testing.problems import shifted_quadratic
+        return shifted_quadratic(self.mu, self.lam)
 
     def exact(self, x, y):
         ys = np.linalg.solve(self.M, self.A.T @ (self.b + self.E @ x) / self.n)

@@ -34,18 +34,8 @@ class Quadratic:
         return {"C": self.C, "c": self.c}
 
     def objectives(self, jt):
-        mu, lam = self.mu, self.lam
-
-        def f(feed, ul, ll, **kw):
-            pred, sq = ll(feed["A"], **kw)
-            r = pred - feed["b"] - (feed["E"] * ul()).sum(1)
-            return (r * r).mean() * 0.5 + sq * (0.5 * mu)
-
-        def F(feed, ul, ll, **kw):
-            pred, _ = ll(feed["C"], **kw)
-            r = pred - feed["c"]
-            return (r * r).mean() * 0.5 + (ul() * ul()).sum() * (0.5 * lam)
-        return f, F
+        from jboat_core.testing.problems import shifted_quadratic
+        return shifted_quadratic(self.mu, self.lam)
 
     def _low(self, idx):
         s = slice(None) if idx is None else idx

@@ -169,6 +169,12 @@ class DifferentiableOptimizer:
             grads = [g.detach() for g in grads]
         self.n_step += 1
         cut = detach or not fmodel.track
+        plain = self._plain()
+        if plain is not None:  # plain SGD everywhere: y - lr g, nothing else per parameter
+            new = ([(p - g * lr).detach() for p, g, lr in zip(params, grads, plain)] if cut
+                   else [p - g * lr for p, g, lr in zip(params, grads, plain)])
+            fmodel.update_params(new)
+            return new
         new = []
         for i, p in enumerate(params):
             grp = self.groups[i]
@@ -184,6 +190,19 @@ class DifferentiableOptimizer:
             new.append(q)
         fmodel.update_params(new)
         return new
+
+    def _plain(self):
+        """The learning rates when every parameter takes a plain step y - lr g (SGD
+        without momentum, weight decay or dampening: no state), else None. Found once."""
+        plain = getattr(self, "_plain_lrs", False)
+        if plain is False:
+            plain = None
+            if type(self) is DifferentiableSGD and all(
+                    g is not None and not g.weight_decay and _is_zero(g.momentum)
+                    and g.dampening == 0 for g in self.groups):
+                plain = [g.lr for g in self.groups]
+            self._plain_lrs = plain
+        return plain
 
     def _update(self, p, g, grp: _Group, state: dict):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -213,24 +213,37 @@ class FunctionalModel:
                 f"{len(self._slots)} lower-level variables (pass them in parameters() order)")
         return params
 
+    def _swap_in(self, params) -> list:
+        """Put ``params`` (checked; default the newest snapshot) and the buffer copies in
+        the module's places; returns what they held, for ``_swap_out``."""
+        params = self._check(params)
+        values = [*params, *self._buffers] if self._buffers else params
+        saved = [store[key] for store, key in self._heads]
+        for store, key, i in self._places:
+            store[key] = values[i]
+        return saved
+
+    def _swap_out(self, saved) -> None:
+        for store, key, i in self._places:
+            store[key] = saved[i]
+
     @contextmanager
     def substituted(self, params=None):
         """Within the block, the module holds ``params`` (default: the newest snapshot)
         in place of its lower-level variables, and the buffer copies."""
-        params = self._check(params)
-        values = [*params, *self._buffers] if self._buffers else params
-        saved = [store[key] for store, key in self._heads]
+        saved = self._swap_in(params)
         try:
-            for store, key, i in self._places:
-                store[key] = values[i]
             yield self.module
         finally:
-            for store, key, i in self._places:
-                store[key] = saved[i]
+            self._swap_out(saved)
 
     def __call__(self, *args, params=None, **kwargs):
-        with self.substituted(params) as module:
-            return module(*args, **kwargs)
+        # substituted() without the generator: this runs once per objective evaluation.
+        saved = self._swap_in(params)
+        try:
+            return self.module(*args, **kwargs)
+        finally:
+            self._swap_out(saved)
 
     def view(self, value):
         """``value`` (an attribute of the module or of a sub-module) as seen through
@@ -264,8 +277,12 @@ class _Bound:
         self._fmodel, self._target = fmodel, target
 
     def __call__(self, *args, params=None, **kwargs):
-        with self._fmodel.substituted(params):
+        fmodel = self._fmodel
+        saved = fmodel._swap_in(params)
+        try:
             return self._target(*args, **kwargs)
+        finally:
+            fmodel._swap_out(saved)
 
     def __getattr__(self, item):
         if item.startswith("__") and item.endswith("__"):

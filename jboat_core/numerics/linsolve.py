@@ -83,16 +83,19 @@ def solve_cg(matvec, b, maxiter: int = 10, tol: float = 1e-10, check_every: int 
     p = list(b)
     rs = vdot(r, r)
     going = None  # one-element bool Var: no stop met so far (stops applied on the device)
-    zero, one = rs * 0, rs * 0 + 1
+    # Constants made once per solve: a Python number in an op is a new constant op (one
+    # more kernel) every iteration.
+    zero = rs * 0
+    one, lowest = zero + 1, zero + floor
     for i in range(int(maxiter)):
         ap = matvec(p)
         pap = vdot(p, ap)
         x_before, rs_before = x, rs
-        ok = (pap > 0) & ((rs >= floor) if floor > 0 else (rs > 0))
+        ok = (pap > zero) & ((rs >= lowest) if floor > 0 else (rs > zero))
         going = ok if going is None else going & ok
         alpha = _safe_div(rs, pap, going, zero, one)
         x = axpy(alpha, p, x)
-        r = axpy(-alpha, ap, r)
+        r = [ri - ai * alpha for ri, ai in zip(r, ap)]  # no negated alpha: one op fewer
         rs_new = vdot(r, r)
         p = axpy(_safe_div(rs_new, rs, going, zero, one), p, r)
         rs = rs_new

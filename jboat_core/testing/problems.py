@@ -294,3 +294,29 @@ def mean_ridge(feed, ul, ll, **kw):
 def mean_upper(feed, ul, ll, **kw):
     r"""Upper objective :math:`\frac{1}{2n}\|A y - b\|^2 + 0.05 \|x\|^2` (finite x*)."""
     return mean_mse(feed, ul, ll, **kw) + (ul() * ul()).sum() * 0.05
+
+
+def shifted_quadratic(mu: float, lam: float):
+    r"""``(f, F)`` of the finite-sum quadratic bilevel problem of the stochastic solvers'
+    tests and benchmark, both means over the examples:
+
+    .. math:: f(x, y) = \frac{1}{2n}\sum_i (a_i^\top y - b_i - e_i^\top x)^2
+              + \frac{\mu}{2}\|y\|^2,\qquad
+              F(x, y) = \frac{1}{2m}\sum_j (c_j^\top y - c_{0j})^2 + \frac{\lambda}{2}\|x\|^2
+
+    Feeds: lower ``{"A", "b", "E"}``, upper ``{"C", "c"}``; the lower model returns
+    ``(A y, |y|^2)`` (``Vector``), the upper model x.
+    """
+    def f(feed, ul, ll, **kw):
+        """The lower objective f(x, y)."""
+        pred, sq = ll(feed["A"], **kw)
+        r = pred - feed["b"] - (feed["E"] * ul()).sum(1)
+        return (r * r).mean() * 0.5 + sq * (0.5 * mu)
+
+    def F(feed, ul, ll, **kw):
+        """The upper objective F(x, y)."""
+        pred, _ = ll(feed["C"], **kw)
+        r = pred - feed["c"]
+        return (r * r).mean() * 0.5 + (ul() * ul()).sum() * (0.5 * lam)
+
+    return f, F
