@@ -354,8 +354,11 @@ def main(argv=None) -> int:
     ap.add_argument("--merge", action="store_true",
                     help="keep results/user_mlp.json's records of the other (row, method)s")
     ap.add_argument("--python", action="append", default=[], metavar="FW=PATH")
+    ap.add_argument("--tag", default="",
+                    help="a run kept apart: results/user_mlp_TAG.{json,md} (e.g. a re-run of "
+                         "some rows on another day)")
     args = ap.parse_args(argv)
-    name = "user_mlp"
+    name = f"user_mlp_{args.tag}" if args.tag else "user_mlp"
     if args.report:
         table = report(json.loads((RESULTS / f"{name}.json").read_text()))
         (RESULTS / f"{name}.md").write_text(table)

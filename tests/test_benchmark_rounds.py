@@ -51,3 +51,23 @@ def test_rounds_table_gives_median_and_spread_of_per_round_ratios():
     assert cells[8] == "1.10 (1.00-1.20)"           # jboat / bare
     assert cells[12] == "1.00 (0.50-1.00)"          # jboat / BOAT, per round
     assert "rounds, order rotated" in report.markdown(doc)
+
+
+def test_paired_calls_alternate_inside_each_pair_and_report_median_ratios():
+    """``benchmarks.paired``: jboat and bare in one process, one call each in turn, the
+    order inside a pair alternating; the table gives the median over rounds of the
+    rounds' median pair ratios with their min-max."""
+    from benchmarks import paired
+
+    seen = []
+    times = paired.pair_times({"jboat": lambda: seen.append("j"),
+                               "bare": lambda: seen.append("b")}, 4)
+    assert "".join(seen) == "jbbjjbbj"
+    assert [len(v) for v in times.values()] == [4, 4]
+    s = paired.summarize({"jboat": [2.0, 3.0, 4.0], "bare": [1.0, 2.0, 2.0]})
+    assert (s["jboat_ms"], s["bare_ms"], s["ratio"]) == (3000.0, 2000.0, 2.0)
+    assert (s["ratio_q10"], s["ratio_q90"]) == (1.5, 2.0)
+    rec = {"problem": "ridge", "method": "FD", "rounds": [
+        dict(s, ratio=r, jboat_ms=j) for r, j in ((1.2, 2.0), (1.4, 3.0), (1.3, 4.0))]}
+    row = paired.report([rec]).splitlines()[-1]
+    assert row == "| FD | ridge | 3.00 | 2000.00 | 1.30 (1.20-1.40) | 1.50-2.00 |"

@@ -2,6 +2,7 @@
 runs every method in this process (no upstream venv needed) and the report reads its
 records. Nothing here times anything."""
 
+import json
 import math
 
 import numpy as np
@@ -46,3 +47,17 @@ def test_quick_worker_runs_every_method_and_reports():
     table = user_mlp.report(records)
     for method in user_mlp.METHODS:
         assert f"| {method} | jboat (oneDNN, default) |" in table
+
+
+def test_a_tagged_run_is_kept_apart(tmp_path, monkeypatch, capsys):
+    """``--tag NAME``: the run's files are ``results/user_mlp_NAME.{json,md}`` (the
+    untagged ``user_mlp.*`` are left alone); ``--report`` rewrites the tagged table."""
+    monkeypatch.setattr(user_mlp, "RESULTS", tmp_path)
+    rec = {"framework": "jboat", "method": "FD", "size": "full", "row": "jboat", "round": 0,
+           "ok": True, "median_s": 0.1, "first_s": 0.5, "upper_losses": [1.0, 0.9],
+           "info": {"onednn_ops": True, "omp_threads": 2}}
+    (tmp_path / "user_mlp_xeon.json").write_text(json.dumps([rec]))
+    assert user_mlp.main(["--report", "--tag", "xeon"]) == 0
+    assert "| FD | jboat (oneDNN, default) | oneDNN 2, Jittor 1 | 100.0 |" in \
+        (tmp_path / "user_mlp_xeon.md").read_text()
+    assert not (tmp_path / "user_mlp.md").exists()
