@@ -80,7 +80,11 @@ class NGD(DynamicalSystem):
                              fmodel.parameters(), "FMD", plan.forward_limit)
                     if plan.forward_mode else None)
         upper = []
-        for k in range(self.lower_loop):
+        lrs = (opt.plain_lrs() if tape is None and tangents is None and not plan.pessimistic
+               and state.aggregate is None and opt.reduce is None else None)
+        if lrs is not None:  # every step is y - lr g: the loop without per-step generality
+            last_loss[:] = [self._plain_loop(state, fmodel, opt, lrs, plan)]
+        for k in range(self.lower_loop if lrs is None else 0):
             if tape is not None:
                 tape.save(k, opt)
             if tangents is not None:
@@ -109,6 +113,32 @@ class NGD(DynamicalSystem):
             k_star=k_star, tangents=tangents,
             lower_objective=state.objective_at(max(last - 1, 0), self.ll_objective),
             lower_loss=loss.detach() if plan.record_loss and loss is not None else None)
+
+    def _plain_loop(self, state, fmodel, opt, lrs, plan):
+        """The inner loop when the twin's every step is ``y - lr g`` (plain SGD) and nothing
+        watches the steps (no tape, tangents, PTT, GDA or process reduction): the same
+        iterates as ``twin.step`` (``test_inner_loop``), with the per-step work inlined;
+        returns the last inner loss."""
+        from jboat_core.numerics import check_scalar, jt
+
+        f, feed, ul = self.ll_objective, state.ll_feed, self.ul_model
+        params, loss = fmodel.parameters(), None
+        untracked = not fmodel.track
+        for k in range(self.lower_loop):
+            loss = f(feed, ul, fmodel, params=params)
+            if not isinstance(loss, jt.Var) or loss.numel() != 1:
+                check_scalar(loss, self.name, f"inner step {k + 1}")  # raises
+            grads = jt.grad(loss, params)
+            cut = k < plan.truncate
+            if plan.first_order or cut:
+                grads = [g.detach() for g in grads]
+            if cut or untracked:
+                params = [(p - g * lr).detach() for p, g, lr in zip(params, grads, lrs)]
+            else:
+                params = [p - g * lr for p, g, lr in zip(params, grads, lrs)]
+            fmodel.update_params(params)
+        opt.n_step += self.lower_loop
+        return loss
 
     def finite_checks(self, outputs=()):
         """One number that is NaN/Inf iff y_K or the last inner loss is: the sum of

@@ -45,6 +45,21 @@ def test_untracked_loop_keeps_constant_memory(ridge):
         fm.parameters(time=3)
 
 
+@pytest.mark.parametrize("chain", [["RAD"], ["CG"], ["FOA", "IAD"], ["RGT", "RAD"]])
+def test_plain_sgd_loop_equals_the_general_twin_step(ridge, monkeypatch, chain):
+    """NGD's inlined loop for plain SGD (every step y - lr g) gives the iterates and the
+    hyper-gradient of the general path (one ``DifferentiableOptimizer.step`` per inner
+    step), tracked, untracked, first order and truncated alike."""
+    from jboat_core.numerics.diffopt import DifferentiableOptimizer
+    cfg = {"RGT": {"truncate_iter": 2}} if "RGT" in chain else None
+    res, g_fast, fm = run_chain(ridge, chain, K, LR, cfg)
+    y_fast = fm.parameters()[0].numpy()
+    monkeypatch.setattr(DifferentiableOptimizer, "plain_lrs", lambda self: None)
+    res, g_general, fm = run_chain(ridge, chain, K, LR, cfg)
+    assert np.allclose(fm.parameters()[0].numpy(), y_fast, rtol=1e-6, atol=1e-7)
+    assert np.allclose(g_general, g_fast, rtol=1e-5, atol=1e-8)
+
+
 def test_functional_call_restores_and_handles_tied_parameters(builtin_registry):
     from jboat_core import FunctionalModel
     from jboat_core.platform._jittor import jittor

@@ -169,7 +169,7 @@ class DifferentiableOptimizer:
             grads = [g.detach() for g in grads]
         self.n_step += 1
         cut = detach or not fmodel.track
-        plain = self._plain()
+        plain = self.plain_lrs()
         if plain is not None:  # plain SGD everywhere: y - lr g, nothing else per parameter
             new = ([(p - g * lr).detach() for p, g, lr in zip(params, grads, plain)] if cut
                    else [p - g * lr for p, g, lr in zip(params, grads, plain)])
@@ -191,7 +191,7 @@ class DifferentiableOptimizer:
         fmodel.update_params(new)
         return new
 
-    def _plain(self):
+    def plain_lrs(self):
         """The learning rates when every parameter takes a plain step y - lr g (SGD
         without momentum, weight decay or dampening: no state), else None. Found once."""
         plain = getattr(self, "_plain_lrs", False)
