@@ -80,11 +80,12 @@ class NGD(DynamicalSystem):
                              fmodel.parameters(), "FMD", plan.forward_limit)
                     if plan.forward_mode else None)
         upper = []
-        lrs = (opt.plain_lrs() if tape is None and tangents is None and not plan.pessimistic
-               and state.aggregate is None and opt.reduce is None else None)
-        if lrs is not None:  # every step is y - lr g: the loop without per-step generality
-            last_loss[:] = [self._plain_loop(state, fmodel, opt, lrs, plan)]
-        for k in range(self.lower_loop if lrs is None else 0):
+        plain = (tape is None and tangents is None and not plan.pessimistic
+                 and state.aggregate is None and opt.reduce is None
+                 and opt.plain_lrs() is not None)
+        if plain:  # every step is y - lr g: the loop without per-step generality
+            last_loss[:] = [self._plain_loop(state, fmodel, opt, plan)]
+        for k in range(0 if plain else self.lower_loop):
             if tape is not None:
                 tape.save(k, opt)
             if tangents is not None:
@@ -114,7 +115,7 @@ class NGD(DynamicalSystem):
             lower_objective=state.objective_at(max(last - 1, 0), self.ll_objective),
             lower_loss=loss.detach() if plan.record_loss and loss is not None else None)
 
-    def _plain_loop(self, state, fmodel, opt, lrs, plan):
+    def _plain_loop(self, state, fmodel, opt, plan):
         """The inner loop when the twin's every step is ``y - lr g`` (plain SGD) and nothing
         watches the steps (no tape, tangents, PTT, GDA or process reduction): the same
         iterates as ``twin.step`` (``test_inner_loop``), with the per-step work inlined;
@@ -132,10 +133,7 @@ class NGD(DynamicalSystem):
             cut = k < plan.truncate
             if plan.first_order or cut:
                 grads = [g.detach() for g in grads]
-            if cut or untracked:
-                params = [(p - g * lr).detach() for p, g, lr in zip(params, grads, lrs)]
-            else:
-                params = [p - g * lr for p, g, lr in zip(params, grads, lrs)]
+            params = opt.plain_update(params, grads, cut or untracked)
             fmodel.update_params(params)
         opt.n_step += self.lower_loop
         return loss

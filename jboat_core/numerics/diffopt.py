@@ -169,10 +169,8 @@ class DifferentiableOptimizer:
             grads = [g.detach() for g in grads]
         self.n_step += 1
         cut = detach or not fmodel.track
-        plain = self.plain_lrs()
-        if plain is not None:  # plain SGD everywhere: y - lr g, nothing else per parameter
-            new = ([(p - g * lr).detach() for p, g, lr in zip(params, grads, plain)] if cut
-                   else [p - g * lr for p, g, lr in zip(params, grads, plain)])
+        if self.plain_lrs() is not None:  # plain SGD everywhere: nothing else per parameter
+            new = self.plain_update(params, grads, cut)
             fmodel.update_params(new)
             return new
         new = []
@@ -203,6 +201,14 @@ class DifferentiableOptimizer:
                 plain = [g.lr for g in self.groups]
             self._plain_lrs = plain
         return plain
+
+    def plain_update(self, params, grads, cut: bool) -> list:
+        """``y - lr g`` for every parameter, detached when ``cut``: the whole step when
+        ``plain_lrs()`` is not None (the caller counts ``n_step``)."""
+        lrs = self.plain_lrs()
+        if cut:
+            return [(p - g * lr).detach() for p, g, lr in zip(params, grads, lrs)]
+        return [p - g * lr for p, g, lr in zip(params, grads, lrs)]
 
     def _update(self, p, g, grp: _Group, state: dict):  # pragma: no cover - abstract
         raise NotImplementedError
