@@ -87,10 +87,11 @@ def _ridge(method: str, size: str):
     """(evaluate() -> host array, info) for the ridge problem."""
     import numpy as np
 
+    from .methods import lower_lr
     from .problems import make_problem
 
     prob = make_problem("ridge", size)
-    lr = round(1.0 / prob.lipschitz(), 4)
+    lr = lower_lr(prob)
     y0 = prob.y_generic
     if method in ("boatjit", "boattorch"):
         import importlib

@@ -34,12 +34,13 @@ def main(argv=None):
     from jboat_core.solver.solve import hypergradient_step
 
     from .adapters import jt_objectives as obj
+    from .methods import lower_lr
     from .problems import make_problem
     from .timing import measure
 
     jt = jittor()
     prob = make_problem(args.problem, args.size)
-    lr = round(1.0 / prob.lipschitz(), 4)
+    lr = lower_lr(prob)
     ll, ul, llf, ulf = obj.build(prob, prob.solution())
     reg = get_registry()
     opt = jt.optim.SGD(list(ll.parameters()), lr)

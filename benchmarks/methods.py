@@ -54,6 +54,11 @@ METHODS = [
 BY_NAME = {m.name: m for m in METHODS}
 
 
+def lower_lr(prob) -> float:
+    """The lower-level step size every framework uses on ``prob``: 1/L, rounded to 4 places."""
+    return round(1.0 / prob.lipschitz(), 4)
+
+
 def start_point(method: Method, prob) -> np.ndarray:
     return prob.solution() if method.start == "solution" else prob.y_generic
 

@@ -25,15 +25,11 @@ import statistics
 import sys
 import time
 
+import numpy as np
+
 from .rounds import progress, publish
 
 FRAMEWORKS = ("jboat", "bare")
-
-
-def quantile(values: list, q: float) -> float:
-    """The q-quantile of ``values`` (nearest rank)."""
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
 
 
 def pair_times(calls: dict, pairs: int) -> dict:
@@ -54,8 +50,9 @@ def summarize(times: dict) -> dict:
     ratios = [a / b for a, b in zip(times["jboat"], times["bare"])]
     return {"jboat_ms": 1e3 * statistics.median(times["jboat"]),
             "bare_ms": 1e3 * statistics.median(times["bare"]),
-            "ratio": statistics.median(ratios), "ratio_q10": quantile(ratios, 0.1),
-            "ratio_q90": quantile(ratios, 0.9)}
+            "ratio": statistics.median(ratios),
+            "ratio_q10": float(np.quantile(ratios, 0.1, method="nearest")),
+            "ratio_q90": float(np.quantile(ratios, 0.9, method="nearest"))}
 
 
 def worker(problem: str, method: str, pairs: int, rounds: int, K: int = 10) -> dict:
@@ -65,12 +62,12 @@ def worker(problem: str, method: str, pairs: int, rounds: int, K: int = 10) -> d
     import importlib
 
     from .adapters import ADAPTERS
-    from .methods import BY_NAME, OP_CONFIG, start_point
+    from .methods import BY_NAME, OP_CONFIG, lower_lr, start_point
     from .problems import make_problem
 
     prob = make_problem(problem, "small")
     spec = BY_NAME[method]
-    lr = round(1.0 / prob.lipschitz(), 4)
+    lr = lower_lr(prob)
     y0 = start_point(spec, prob)
     benches = {fw: importlib.import_module(ADAPTERS[fw]).setup(prob, spec, y0, lr, OP_CONFIG)
                for fw in FRAMEWORKS}
@@ -104,7 +101,7 @@ def report(records: list) -> str:
 
 
 def main(argv=None) -> int:
-    from .methods import METHODS
+    from .methods import BY_NAME, METHODS
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--problems", default="ridge,logistic")
@@ -115,7 +112,6 @@ def main(argv=None) -> int:
     records = []
     for problem in args.problems.split(","):
         for method in args.methods.split(","):
-            from .methods import BY_NAME
             if problem not in BY_NAME[method].problems:
                 continue
             rec = worker(problem, method, args.pairs, args.rounds)

@@ -22,7 +22,8 @@ def run(spec: dict) -> dict:
 
     from .adapters import ADAPTERS
     from .memory import reset_peak, status_mb
-    from .methods import BY_NAME, OP_CONFIG, accuracy, floor_cost, reference, start_point
+    from .methods import (BY_NAME, OP_CONFIG, accuracy, floor_cost, lower_lr, reference,
+                          start_point)
     from .problems import make_problem
     from .timing import measure
 
@@ -30,7 +31,7 @@ def run(spec: dict) -> dict:
     t0 = time.perf_counter()
     prob = make_problem(spec["problem"], spec["size"])
     method = BY_NAME[spec["method"]]
-    lr = round(1.0 / prob.lipschitz(), 4)
+    lr = lower_lr(prob)
     y0 = start_point(method, prob)
     K, warmup, reps = spec["K"], spec["warmup"], spec["reps"]
     what, ref = reference(method, prob, y0, K, lr)

@@ -126,9 +126,8 @@ class NGD(DynamicalSystem):
         params, loss = fmodel.parameters(), None
         untracked = not fmodel.track
         for k in range(self.lower_loop):
-            loss = f(feed, ul, fmodel, params=params)
-            if not isinstance(loss, jt.Var) or loss.numel() != 1:
-                check_scalar(loss, self.name, f"inner step {k + 1}")  # raises
+            loss = check_scalar(f(feed, ul, fmodel, params=params), self.name,
+                                f"inner step {k + 1}")
             grads = jt.grad(loss, params)
             cut = k < plan.truncate
             if plan.first_order or cut:
