@@ -58,6 +58,10 @@ class NGD(DynamicalSystem):
     reference = "Franceschi et al., Bilevel programming for hyperparameter optimization and meta-learning, ICML 2018"
     # Between optimize and check_finite: y_K, the finiteness probe, what a replay needs.
     _last = _probe = _replay = None
+    #: An untracked inner loop (the chain reads y_K only) is executed every this many
+    #: steps. Jittor is lazy: otherwise every step's pending graph (activations and
+    #: gradients) waits for the iteration's one sync, O(K) memory for an O(1) result.
+    flush_every = 16
 
     def step(self, state: DynamicsState) -> DynamicsState:
         from jboat_core.numerics import Tangents, Tape, check_scalar, jt
@@ -91,6 +95,8 @@ class NGD(DynamicalSystem):
             if tangents is not None:
                 y, before = fmodel.parameters(), opt.snapshot()
             new = inner_step(k, fmodel, opt, k < plan.truncate)
+            if tape is None:
+                self._flush(k, fmodel, opt)
             if tangents is not None:
                 tangents.advance(last_loss[0], y, opt, before, opt.n_step,
                                  first_order=plan.first_order, detach=k < plan.truncate)
@@ -134,8 +140,21 @@ class NGD(DynamicalSystem):
                 grads = [g.detach() for g in grads]
             params = opt.plain_update(params, grads, cut or untracked)
             fmodel.update_params(params)
+            if untracked:
+                self._flush(k, fmodel, opt)
         opt.n_step += self.lower_loop
         return loss
+
+    def _flush(self, k, fmodel, opt):
+        """After inner step k of an untracked loop, every ``flush_every`` steps (never the
+        last: the iteration's sync runs it): execute the iterate, the twin's state and the
+        buffer copies, freeing the steps' graphs (bounded memory at any K)."""
+        if fmodel.track or (k + 1) % self.flush_every or k + 1 >= self.lower_loop:
+            return
+        from jboat_core.numerics import jt
+
+        jt.sync([*fmodel.parameters(), *(v for st in opt.state for v in st.values()),
+                 *fmodel.buffers()])
 
     def finite_checks(self, outputs=()):
         """One number that is NaN/Inf iff y_K or the last inner loss is: the sum of
