@@ -66,15 +66,16 @@ class AmIGO(FirstOrderSolver):
                  "optimization, ICLR 2022")
 
     def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Oracle, detach
+        from jboat_core.numerics import Oracle, detach, flush
 
         cfg, orc = self.config, Oracle(self, state)
         alpha = orc.lr
         beta = cfg.v_lr or alpha
         y, f = detach(orc.y), None
-        for _ in range(self.lower_loop):
+        for k in range(self.lower_loop):
             f, g = orc.grad_f(y, orc.batch("lower"), "inner SGD step")
             y = [a - b * alpha for a, b in zip(y, g)]
+            flush(k, self.lower_loop, y)
         v = self.state.get("v") or [p * 0 for p in y]
         F, gFy, gFx = orc.grad_F(y, orc.batch("upper"))
         for s in range(cfg.v_iters or self.lower_loop):

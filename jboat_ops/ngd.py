@@ -58,10 +58,6 @@ class NGD(DynamicalSystem):
     reference = "Franceschi et al., Bilevel programming for hyperparameter optimization and meta-learning, ICML 2018"
     # Between optimize and check_finite: y_K, the finiteness probe, what a replay needs.
     _last = _probe = _replay = None
-    #: An untracked inner loop (the chain reads y_K only) is executed every this many
-    #: steps. Jittor is lazy: otherwise every step's pending graph (activations and
-    #: gradients) waits for the iteration's one sync, O(K) memory for an O(1) result.
-    flush_every = 16
 
     def step(self, state: DynamicsState) -> DynamicsState:
         from jboat_core.numerics import Tangents, Tape, check_scalar, jt
@@ -146,15 +142,14 @@ class NGD(DynamicalSystem):
         return loss
 
     def _flush(self, k, fmodel, opt):
-        """After inner step k of an untracked loop, every ``flush_every`` steps (never the
-        last: the iteration's sync runs it): execute the iterate, the twin's state and the
-        buffer copies, freeing the steps' graphs (bounded memory at any K)."""
-        if fmodel.track or (k + 1) % self.flush_every or k + 1 >= self.lower_loop:
+        """After inner step k of an untracked loop: ``flush`` the iterate, the twin's
+        state and the buffer copies (bounded memory at any K)."""
+        if fmodel.track:
             return
-        from jboat_core.numerics import jt
+        from jboat_core.numerics import flush
 
-        jt.sync([*fmodel.parameters(), *(v for st in opt.state for v in st.values()),
-                 *fmodel.buffers()])
+        flush(k, self.lower_loop, [*fmodel.parameters(), *fmodel.buffers(),
+                                   *(v for st in opt.state for v in st.values())])
 
     def finite_checks(self, outputs=()):
         """One number that is NaN/Inf iff y_K or the last inner loss is: the sum of

@@ -70,15 +70,16 @@ class StocBiO(FirstOrderSolver):
                  "design, ICML 2021")
 
     def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Oracle, detach
+        from jboat_core.numerics import Oracle, detach, flush
 
         cfg, orc = self.config, Oracle(self, state)
         alpha = orc.lr
         eta = cfg.eta or alpha
         y, f = detach(orc.y), None
-        for _ in range(self.lower_loop):
+        for k in range(self.lower_loop):
             f, g = orc.grad_f(y, orc.batch("lower"), "inner SGD step")
             y = [a - b * alpha for a, b in zip(y, g)]
+            flush(k, self.lower_loop, y)
         F, gFy, gFx = orc.grad_F(y, orc.batch("upper"))
         p, total = gFy, gFy
         for q in range(cfg.neumann_iters):

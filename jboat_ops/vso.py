@@ -70,7 +70,7 @@ class VSO(FirstOrderSolver):
                  "bi-level optimization, ICML 2021")
 
     def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Point, axpy, descend, vdot
+        from jboat_core.numerics import Point, axpy, descend, flush, vdot
 
         cfg, pt = self.config, Point(self, state.ll_feed, state.ul_feed)
         c = cfg.reg_decay * state.current_iter + 1.0
@@ -86,6 +86,7 @@ class VSO(FirstOrderSolver):
             gf = pt.grad_y(pt.f(u), u, f"barrier step {k + 1}")
             d = [a + b * (2 * theta) + g * scale for a, b, g in zip(gF, u, gf)]
             u = [v.detach() for v in axpy(-cfg.z_lr, d, u)]
+            flush(k, self.lower_loop, u)
         F_u = pt.F(u)
         gx = pt.grad_x(F_u, "grad_x F(u)")
         fx_u, fx_z = pt.grad_x(pt.f(u), "grad_x f(u)"), pt.grad_x(pt.f(z), "grad_x f(z)")

@@ -33,3 +33,18 @@ def cosine(a, b):
 
 def rel_err(a, b):
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def flushed_and_not(monkeypatch, run):
+    """``run()`` (-> list of NumPy arrays) with the detached loops executed every step
+    (``numerics.autodiff.FLUSH_EVERY`` = 1) and never; returns (results, number of
+    syncs) for each."""
+    from jboat_core.numerics import autodiff
+    jt, out = autodiff.jt, []
+    real = jt.sync
+    for every in (10 ** 9, 1):
+        syncs = []
+        monkeypatch.setattr(autodiff, "FLUSH_EVERY", every)
+        monkeypatch.setattr(jt, "sync", lambda *a, **k: (syncs.append(1), real(*a, **k))[1])
+        out.append((run(), len(syncs)))
+    return out

@@ -47,14 +47,14 @@ def test_untracked_loop_keeps_constant_memory(ridge):
 
 @pytest.mark.parametrize("general", [False, True], ids=["plain-sgd", "momentum"])
 def test_untracked_loop_is_executed_as_it_goes(ridge, monkeypatch, general):
-    """An untracked inner loop is synced every ``NGD.flush_every`` steps: the graph left
+    """An untracked inner loop is synced every ``FLUSH_EVERY`` steps: the graph left
     pending for the iteration's sync does not grow with K (Jittor is lazy; unflushed, K
     steps' graphs are held at once), and the iterates are unchanged."""
+    from jboat_core.numerics import autodiff
     from jboat_core.platform._jittor import jittor
     from jboat_core.solver import solve
-    from jboat_ops.ngd import NGD
     jt = jittor()
-    assert NGD.flush_every == 16  # the period README.md and benchmarks/README.md state
+    assert autodiff.FLUSH_EVERY == 16  # the period README.md and benchmarks/README.md state
     pending, sync = [], solve.sync_and_check
 
     def counting(*args, **kwargs):
@@ -62,7 +62,7 @@ def test_untracked_loop_is_executed_as_it_goes(ridge, monkeypatch, general):
         return sync(*args, **kwargs)
 
     monkeypatch.setattr(solve, "sync_and_check", counting)
-    monkeypatch.setattr(NGD, "flush_every", 4)
+    monkeypatch.setattr(autodiff, "FLUSH_EVERY", 4)
     opt = ((lambda v: jt.optim.SGD(v, LR, momentum=0.5)) if general else None)
     ends = {}
     for steps in (8, 32):
@@ -72,7 +72,7 @@ def test_untracked_loop_is_executed_as_it_goes(ridge, monkeypatch, general):
     if not general:
         ys, _ = ridge.trajectory(32, LR)
         assert np.allclose(ends[32], ys[32], atol=1e-5)
-    monkeypatch.setattr(NGD, "flush_every", 10 ** 9)
+    monkeypatch.setattr(autodiff, "FLUSH_EVERY", 10 ** 9)
     _, _, fm = run_chain(ridge, ["CG"], 32, LR, optimizer=opt)
     assert pending[2] > 2 * pending[0], pending  # the check sees the difference
     assert np.allclose(fm.parameters()[0].numpy(), ends[32], rtol=1e-6, atol=1e-7)

@@ -41,6 +41,21 @@ def detach(xs: Sequence) -> Vars:
     return [x.detach() for x in xs]
 
 
+#: A loop that carries detached values is executed every this many steps (``flush``).
+FLUSH_EVERY = 16
+
+
+def flush(k: int, steps: int, values: Sequence, every: int | None = None) -> None:
+    """After step ``k`` (0-based) of a loop of ``steps`` steps that carries detached
+    ``values``, execute them every ``every`` steps (default ``FLUSH_EVERY``), never after
+    the last one (the iteration's sync runs it). Jittor is lazy: otherwise every step's
+    pending graph (activations, gradients) waits for that one sync, O(steps) memory for
+    O(1) values."""
+    every = every or FLUSH_EVERY
+    if (k + 1) % every == 0 and k + 1 < steps:
+        jt.sync(list(values))
+
+
 def vdot(xs: Sequence, ys: Sequence):
     """Sum over tensors of <x, y>, a one-element Var."""
     total = None

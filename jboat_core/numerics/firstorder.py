@@ -7,7 +7,7 @@ Import inside ``optimize`` only: it imports Jittor.
 
 from __future__ import annotations
 
-from .autodiff import axpy, check_scalar, detach, grads, jt, vdot
+from .autodiff import axpy, check_scalar, detach, flush, grads, jt, vdot
 from .functional import FunctionalModel
 
 __all__ = ["Point", "axpy", "descend", "detach", "grads", "jt", "vdot"]
@@ -86,4 +86,5 @@ def descend(point: Point, start, lr: float, steps: int, objective=None, step: st
     for k in range(int(steps)):
         g = point.grad_y(objective(v, f"{step} step {k + 1}"), v, f"{step} step {k + 1}")
         v = detach(axpy(-lr, g, v))
+        flush(k, steps, v)
     return v
