@@ -60,10 +60,10 @@ class NGD(DynamicalSystem):
     _last = _probe = _replay = None
 
     def step(self, state: DynamicsState) -> DynamicsState:
-        from jboat_core.numerics import Tangents, Tape, check_scalar, jt
+        from jboat_core.numerics import Tangents, Tape, check_scalar, flush, jt
 
         plan, fmodel, opt = state.plan, state.fmodel, state.dopt
-        last_loss = []
+        last_loss, carried = [], self._carried(fmodel, opt)
 
         def inner_step(k, model, twin, detach):
             """Inner step k on ``model`` with ``twin`` (also what the tape recomputes)."""
@@ -91,8 +91,8 @@ class NGD(DynamicalSystem):
             if tangents is not None:
                 y, before = fmodel.parameters(), opt.snapshot()
             new = inner_step(k, fmodel, opt, k < plan.truncate)
-            if tape is None:
-                self._flush(k, fmodel, opt)
+            if tape is None:  # the tape executes its own segments
+                flush(k, self.lower_loop, carried)
             if tangents is not None:
                 tangents.advance(last_loss[0], y, opt, before, opt.n_step,
                                  first_order=plan.first_order, detach=k < plan.truncate)
@@ -122,10 +122,10 @@ class NGD(DynamicalSystem):
         watches the steps (no tape, tangents, PTT, GDA or process reduction): the same
         iterates as ``twin.step`` (``test_inner_loop``), with the per-step work inlined;
         returns the last inner loss."""
-        from jboat_core.numerics import check_scalar, jt
+        from jboat_core.numerics import check_scalar, flush, jt
 
         f, feed, ul = self.ll_objective, state.ll_feed, self.ul_model
-        params, loss = fmodel.parameters(), None
+        params, loss, carried = fmodel.parameters(), None, self._carried(fmodel, opt)
         untracked = not fmodel.track
         for k in range(self.lower_loop):
             loss = check_scalar(f(feed, ul, fmodel, params=params), self.name,
@@ -136,20 +136,16 @@ class NGD(DynamicalSystem):
                 grads = [g.detach() for g in grads]
             params = opt.plain_update(params, grads, cut or untracked)
             fmodel.update_params(params)
-            if untracked:
-                self._flush(k, fmodel, opt)
+            flush(k, self.lower_loop, carried)
         opt.n_step += self.lower_loop
         return loss
 
-    def _flush(self, k, fmodel, opt):
-        """After inner step k of an untracked loop: ``flush`` the iterate, the twin's
-        state and the buffer copies (bounded memory at any K)."""
-        if fmodel.track:
-            return
-        from jboat_core.numerics import flush
-
-        flush(k, self.lower_loop, [*fmodel.parameters(), *fmodel.buffers(),
-                                   *(v for st in opt.state for v in st.values())])
+    @staticmethod
+    def _carried(fmodel, opt):
+        """What an inner step hands to the next (``flush`` executes it): the iterate, the
+        buffer copies and the twin's state."""
+        return lambda: [*fmodel.parameters(), *fmodel.buffers(),
+                        *(v for st in opt.state for v in st.values())]
 
     def finite_checks(self, outputs=()):
         """One number that is NaN/Inf iff y_K or the last inner loss is: the sum of
