@@ -35,10 +35,10 @@ def rel_err(a, b):
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
-def flushed_and_not(monkeypatch, run):
-    """``run()`` (-> list of NumPy arrays) with the detached loops executed every step
-    (``numerics.autodiff.FLUSH_EVERY`` = 1) and never; returns (results, number of
-    syncs) for each."""
+def check_flush_changes_nothing(monkeypatch, run, extra_syncs: int):
+    """``run()`` (-> list of NumPy arrays) with the loops never flushed and flushed every
+    step (``numerics.autodiff.FLUSH_EVERY`` = 1): the second syncs at least
+    ``extra_syncs`` more times and returns the same arrays."""
     from jboat_core.numerics import autodiff
     jt, out = autodiff.jt, []
     real = jt.sync
@@ -47,4 +47,7 @@ def flushed_and_not(monkeypatch, run):
         monkeypatch.setattr(autodiff, "FLUSH_EVERY", every)
         monkeypatch.setattr(jt, "sync", lambda *a, **k: (syncs.append(1), real(*a, **k))[1])
         out.append((run(), len(syncs)))
-    return out
+    (plain, n_plain), (flushed, n_flushed) = out
+    assert n_flushed >= n_plain + extra_syncs, (n_plain, n_flushed)
+    for a, b in zip(flushed, plain):
+        assert np.allclose(a, b, rtol=1e-6, atol=1e-8)

@@ -54,8 +54,7 @@ def flush(k: int, steps: int, values, every: int | None = None) -> None:
     Jittor is lazy: otherwise every step waits for that one sync. A loop of detached
     values then holds every step's graph at once (O(steps) memory for O(1) values); a
     differentiable loop keeps its graph for the reverse pass either way, but one huge
-    pending graph is slow to run (NGD's full unroll on the Conv-BN network at K = 1,000:
-    104 s unflushed, 23 s flushed)."""
+    pending graph is slow to run (measured: benchmarks/README.md, long inner horizons)."""
     every = every or FLUSH_EVERY
     if (k + 1) % every == 0 and k + 1 < steps:
         jt.sync(list(values() if callable(values) else values))
