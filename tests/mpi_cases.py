@@ -30,6 +30,7 @@ CASES = {
     "RAD": {"na_op": ["RAD"], "lower_iters": 3},
     "PTT+RAD": {"na_op": ["PTT", "RAD"], "lower_iters": 3},
     "RAD-checkpointed": {"na_op": ["RAD"], "lower_iters": 5, "checkpoint_every": 2},
+    "RAD-flushed": {"na_op": ["RAD"], "lower_iters": 18},  # a flush after step 16
     "CG": {"na_op": ["CG"], "lower_iters": 3, "CG": {"k": 8, "tolerance": 1e-8}},
     "FD": {"na_op": ["FD"], "lower_iters": 1},
     "GDA+IGA": {"gm_op": ["GDA", "NGD"], "na_op": ["IGA"], "lower_iters": 2},

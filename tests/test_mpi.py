@@ -60,7 +60,7 @@ def _run(args, mpi: bool, timeout=900, env=None):
 
 
 CASES = ["RAD", "PTT+RAD", "CG", "FD", "GDA+IGA", "DI+RAD", "DM", "VFO", "PGDO", "IAD-tasks",
-         "RAD-checkpointed"]
+         "RAD-checkpointed", "RAD-flushed"]
 
 
 @pytest.fixture(scope="module")
