@@ -45,6 +45,25 @@ def test_untracked_loop_keeps_constant_memory(ridge):
         fm.parameters(time=3)
 
 
+def test_flush_runs_every_n_steps_but_never_after_the_last(monkeypatch):
+    """``numerics.flush`` syncs after steps every, 2 every, ... except the last one (the
+    iteration's own sync runs that), and calls a callable ``values`` only then."""
+    from jboat_core.numerics import autodiff
+    jt, synced, built = autodiff.jt, [], []
+    monkeypatch.setattr(jt, "sync", lambda values: synced.append(len(values)))
+
+    def values():
+        built.append(1)
+        return [jt.array([1.0])]
+
+    for k in range(12):
+        autodiff.flush(k, 12, values, every=4)
+    assert synced == [1, 1] and len(built) == 2  # after steps 4 and 8, not 12
+    for k in range(12):
+        autodiff.flush(k, 12, [jt.array([1.0])])  # FLUSH_EVERY = 16 > 12 steps
+    assert synced == [1, 1]
+
+
 @pytest.mark.parametrize("general", [False, True], ids=["plain-sgd", "momentum"])
 def test_untracked_loop_is_executed_as_it_goes(ridge, monkeypatch, general):
     """An untracked inner loop is synced every ``FLUSH_EVERY`` steps: the graph left
