@@ -48,9 +48,10 @@ holds the kernels compiled and loaded by the first iteration (a few MB, the same
 every K): the growth between two K is what the trajectory costs.
 
 Time: median of ``reps`` timed hyper-iterations after one warm-up (compilation) at the
-same K; for K >= ``--big`` (default 1,000) the warm-up runs at K = 10 (checkpointed: at
-K = 3 s with the timed segment length s, whose fused kernels differ from a short loop's) and
-one iteration is timed; a configuration whose worker took more than ``--once-above``
+same K; for K >= ``--big`` (default 1,000) the warm-up runs at K = 10 (checkpointed: two
+segments of the timed length s and one as long as the timed run's last, K mod s or s:
+their fused kernels differ from a short loop's and from each other) and one iteration is
+timed; a configuration whose worker took more than ``--once-above``
 seconds (default 40) is measured in the first round only. The Jittor lock (``--lock``) is taken around each worker.
 """
 
@@ -256,7 +257,7 @@ def worker(spec: dict) -> dict:
         if spec["method"].startswith("ckpt") and K >= big:  # warm up with the timed s
             SQRT_OF["K"] = K
             seg = _chain(spec["method"])["checkpoint_every"]
-            warm = min(K, 3 * seg)
+            warm = min(K, 2 * seg + (K % seg or seg))  # the last segment's length too
         t1 = time.perf_counter()
         value = step(warm)
         out.update(warmup_K=warm, first_s=time.perf_counter() - t1)

@@ -30,8 +30,9 @@ def test_worker_measures_every_jboat_method(problem, size):
 
 
 def test_long_loops_warm_up_short(tmp_path):
-    """From ``big`` on, the warm-up is short: K = 10, or for checkpointed reverse mode 3
-    segments of the timed length (whose fused kernels differ from a short loop's)."""
+    """From ``big`` on, the warm-up is short: K = 10, or for checkpointed reverse mode two
+    segments of the timed length and one of the timed run's last length (their fused
+    kernels differ from a short loop's)."""
     from benchmarks.horizon import worker
     r = worker({"problem": "ridge", "method": "full", "K": 12, "size": "small",
                 "big": 12, "prepare": False})
@@ -39,6 +40,9 @@ def test_long_loops_warm_up_short(tmp_path):
     r = worker({"problem": "ridge", "method": "ckpt-sqrt", "K": 16, "size": "small",
                 "big": 12, "prepare": False})
     assert r["ok"] and r["warmup_K"] == 12 and r["reps"] == 1  # 3 x ceil(sqrt(16))
+    r = worker({"problem": "ridge", "method": "ckpt-sqrt", "K": 18, "size": "small",
+                "big": 12, "prepare": False})
+    assert r["ok"] and r["warmup_K"] == 13  # s = 5: 5 + 5 + 18 mod 5
 
 
 def test_run_writes_results_and_table(tmp_path, monkeypatch):
