@@ -45,18 +45,16 @@ def detach(xs: Sequence) -> Vars:
 FLUSH_EVERY = 16
 
 
-def flush(k: int, steps: int, values, every: int | None = None) -> None:
+def flush(k: int, steps: int, values) -> None:
     """After step ``k`` (0-based) of a loop of ``steps`` steps, execute the ``values`` it
     carries (a list of Vars, or a callable returning one, called only then) every
-    ``every`` steps (default ``FLUSH_EVERY``), never after the last one (the iteration's
-    sync runs it).
+    ``FLUSH_EVERY`` steps, never after the last one (the iteration's sync runs it).
 
     Jittor is lazy: otherwise every step waits for that one sync. A loop of detached
     values then holds every step's graph at once (O(steps) memory for O(1) values); a
     differentiable loop keeps its graph for the reverse pass either way, but one huge
     pending graph is slow to run (measured: benchmarks/README.md, long inner horizons)."""
-    every = every or FLUSH_EVERY
-    if (k + 1) % every == 0 and k + 1 < steps:
+    if (k + 1) % FLUSH_EVERY == 0 and k + 1 < steps:
         jt.sync(list(values() if callable(values) else values))
 
 
