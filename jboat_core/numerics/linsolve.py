@@ -42,12 +42,12 @@ class _StopTests:
         return None
 
 
-def _safe_div(num, den, ok, zero, one):
-    """num / den where ``ok`` (a one-element bool Var), else 0, without a host sync and
-    without NaN (where it must not be used the denominator is ``one`` and the numerator
-    ``zero``: constants made once per solve, so this is three small ops)."""
+def _safe_div(num, den, ok, zero):
+    """num / den where ``ok`` (a one-element bool Var), else 0, without a host sync: the
+    quotient is formed either way and ``ternary`` selects, so a 0/0 or x/0 where ``ok`` is
+    false never reaches the result (``zero`` is a constant made once per solve; two ops)."""
     from .autodiff import jt
-    return jt.ternary(ok, num, zero) / jt.ternary(ok, den, one)
+    return jt.ternary(ok, num / den, zero)
 
 
 def solve_cg(matvec, b, maxiter: int = 10, tol: float = 1e-10, check_every: int = 10):
@@ -86,18 +86,18 @@ def solve_cg(matvec, b, maxiter: int = 10, tol: float = 1e-10, check_every: int 
     # Constants made once per solve: a Python number in an op is a new constant op (one
     # more kernel) every iteration.
     zero = rs * 0
-    one, lowest = zero + 1, zero + floor
+    lowest = zero + floor
     for i in range(int(maxiter)):
         ap = matvec(p)
         pap = vdot(p, ap)
         x_before, rs_before = x, rs
         ok = (pap > zero) & ((rs >= lowest) if floor > 0 else (rs > zero))
         going = ok if going is None else going & ok
-        alpha = _safe_div(rs, pap, going, zero, one)
+        alpha = _safe_div(rs, pap, going, zero)
         x = axpy(alpha, p, x)
         r = [ri - ai * alpha for ri, ai in zip(r, ap)]  # no negated alpha: one op fewer
         rs_new = vdot(r, r)
-        p = axpy(_safe_div(rs_new, rs, going, zero, one), p, r)
+        p = axpy(_safe_div(rs_new, rs, going, zero), p, r)
         rs = rs_new
         if not on_device:
             stopped = tests.add(i, (rs_before, pap), x_before)
