@@ -22,6 +22,10 @@ Before the first ``import jittor`` through jboat:
   ``KeyboardInterrupt`` (and ``jboat run`` records "interrupted") at any time, during the
   import too. Nothing else reads it but a Jupyter kernel started from this process, whose
   parent it then names correctly.
+* **Two corrections to Jittor's C++ source** (:mod:`jboat_core.platform.jittorfix`): a
+  one-element constant's kernel cached without its dtype (float32 and float64 runs in one
+  process gave garbage) and ``mean``'s float32 backward factor. Applied once, before the
+  import that compiles them; ``jboat doctor`` says whether they are in force.
 * NumPy's float limits are computed first: Jittor's kernels are built with ``-ffast-math``,
   whose start-up code switches the CPU to flush denormals to zero; a ``np.finfo`` built
   after that warns "The value of the smallest subnormal ... is zero" (matplotlib and
@@ -78,13 +82,52 @@ def prepare_environment() -> None:
     """Everything done before Jittor's import (see the module docstring); idempotent."""
     from . import onednn
 
+    from . import jittorfix
+
     apply_cpu_only_env()
     os.environ.setdefault("JPY_PARENT_PID", str(os.getpid()))  # SIGINT stays Python's
+    if jittorfix.states() is None:
+        _warn_unfixed(jittorfix.apply(), imported=False)
     if onednn.status() is None:
         onednn.prepare()
     if cpu_only():
         os.environ.setdefault("use_mkl", "0")
     _compute_float_limits()
+
+
+class JittorFixWarning(RuntimeWarning):
+    """Jittor runs without jboat's corrections (float32 and float64 in one process are
+    then unsafe)."""
+
+
+def _warn_unfixed(states, imported: bool) -> None:
+    """One warning per process when a correction is not in force."""
+    import warnings
+
+    missing = [s for s in states if not s.active or (imported and s.state == "applied")]
+    if not missing:
+        return
+    why = "; ".join(f"{s.name}: {s.reason}" for s in missing)
+    if imported and all(s.active for s in states):
+        why = ("Jittor was imported before jboat, so the corrections jboat just wrote take "
+               "effect in the next process")
+    warnings.warn(f"Jittor runs without jboat's corrections ({why}): do not mix float32 and "
+                  "float64 computations in this process (see `jboat doctor`)",
+                  JittorFixWarning, stacklevel=3)
+
+
+_FIXES_SEEN = False
+
+
+def _check_fixes_after_user_import() -> None:
+    """Jittor was imported by the user first: write the corrections for the next process
+    and say whether this one has them (once)."""
+    from . import jittorfix
+
+    global _FIXES_SEEN
+    _FIXES_SEEN = True
+    if jittorfix.states() is None:
+        _warn_unfixed(jittorfix.apply(), imported=True)
 
 
 def _compute_float_limits() -> None:
@@ -111,6 +154,8 @@ def jittor():
     """
     mod = sys.modules.get("jittor")
     if mod is not None:
+        if not _FIXES_SEEN:
+            _check_fixes_after_user_import()
         return mod
     why = mpi_problem()
     if why:

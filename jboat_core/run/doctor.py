@@ -1,7 +1,8 @@
 """``jboat doctor``: what Jittor will run with here, and why.
 
 One report, never a traceback: jboat and Jittor versions, the C++ compiler, whether
-oneDNN is used (and why not), MPI, CUDA, and Jittor's cache folder. It imports Jittor (in
+oneDNN is used (and why not), whether jboat's corrections to Jittor's source are in force
+(``jboat_core.platform.jittorfix``), MPI, CUDA, and Jittor's cache folder. It imports Jittor (in
 this process, through jboat's set-up), which compiles Jittor's core the first time.
 """
 
@@ -35,7 +36,7 @@ def _compiler() -> str:
 
 def report(import_jittor: bool = True) -> dict:
     """The facts, as a dict of strings/booleans (``jboat doctor --json`` prints it)."""
-    from ..platform import _jittor, onednn
+    from ..platform import _jittor, jittorfix, onednn
 
     facts = {"python": f"{sys.version.split()[0]} ({sys.prefix})",
              "platform": f"{platform.system()} {platform.machine()}",
@@ -50,6 +51,8 @@ def report(import_jittor: bool = True) -> dict:
     facts["onednn"] = state.used if state else False
     facts["onednn_reason"] = state.reason if state else "not prepared"
     facts["use_mkl"] = os.environ.get("use_mkl", "(unset: Jittor's default, 1)")
+    for fix in jittorfix.states() or ():
+        facts[f"jittor_fix_{fix.name}"] = f"{fix.state}: {fix.reason}"
     facts["mpicc"] = shutil.which("mpicc") or "not found (no MPI: apt-get install "\
                                                 "openmpi-bin libopenmpi-dev)"
     if why_mpi:
