@@ -83,3 +83,9 @@ class DivergedError(OperatorRuntimeError):
     """An iteration's results, losses or operator states are NaN/Inf (the run diverged);
     raised before anything is updated."""
 
+
+
+class PrecisionWarning(UserWarning):
+    """An objective returns a lower precision than the variables it is given (float32 for
+    float64 variables): part of it computes in float32, so the hyper-gradient is
+    float32-accurate there."""
