@@ -74,7 +74,7 @@ class DM(DynamicalSystem):
         return []
 
     def step(self, state: DynamicsState) -> Result:
-        from jboat_core.numerics import axpy, check_scalar, detach, grads, jt, vdot
+        from jboat_core.numerics import axpy, check_scalar, constant, detach, grads, jt, vdot
 
         t = self._t = int(state.current_iter)
         fmodel = state.fmodel
@@ -100,7 +100,7 @@ class DM(DynamicalSystem):
         else:
             step = self._eta_v(t, eta, alpha)
         self.propose(v=axpy(-step, r, v))
-        new_y = [(p - g * eta).detach() for p, g in zip(y, par.data_mean(detach(gy)))]
+        new_y = [(p - g * constant(eta, p)).detach() for p, g in zip(y, par.data_mean(detach(gy)))]
         g_x = [(c - m).detach() for c, m in zip(dF[n:], mixed)]
         return Result(upper_loss=F.detach(), hyper_gradients=g_x, ll_update=new_y,
                       lower_loss=state.lower_loss, ul_lr=self._lr_x(t, eta, alpha))

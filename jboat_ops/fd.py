@@ -51,8 +51,8 @@ class FD(HyperGradientOperator):
     reference = "Liu et al., DARTS: Differentiable architecture search, ICLR 2019"
 
     def step(self, state: ChainState) -> Result:
-        from jboat_core.numerics import (detach, grads, jt, lower_at, terminal_result, upper_at,
-                                         vdot)
+        from jboat_core.numerics import (constant, detach, grads, jt, lower_at, terminal_result,
+                                         upper_at, vdot)
 
         y, fmodel = state.lower_point(), state.fmodel
         xi = self.config.xi if self.config.xi is not None else state.lower_lr(self)
@@ -61,7 +61,8 @@ class FD(HyperGradientOperator):
         n = len(self.ul_var)
         dF = detach(grads(F, self.ul_var + yd, self.name, "grad F"))
         gx, v = dF[:n], self.runtime.parallel.data_mean(dF[n:])
-        eps = self.config.r / jt.maximum(jt.sqrt(vdot(v, v)), 1e-30)
+        norm = jt.sqrt(vdot(v, v))
+        eps = constant(self.config.r, norm) / jt.maximum(norm, 1e-30)
         w = detach(fmodel.parameters(time=0))
         f_obj = state.objective(self)
 
@@ -71,7 +72,7 @@ class FD(HyperGradientOperator):
                          self.ul_var, self.name, f"grad_x f({where})")
 
         plus, minus = grad_x_f(1.0, "w + eps v"), grad_x_f(-1.0, "w - eps v")
-        scale = xi / (eps * 2)
+        scale = constant(xi, eps) / (eps * 2)
         g = [(gi - (p - m) * scale).detach() for gi, p, m in zip(gx, plus, minus)]
         return terminal_result(self, state, F, g, y)
 

@@ -1,8 +1,10 @@
-"""Two corrections to Jittor 1.3.11's C++ source, applied before its first import.
+"""Corrections to Jittor 1.3.11's C++ source, applied before its first import.
 
 Jittor compiles its core from the sources in its package folder at the first import and
 recompiles a file whose text changed (its ``cache_compile`` keys objects by a hash of the
-source). jboat edits two lines there, once, before that import:
+source). jboat edits a few lines there, once, before that import (measured on 2 cores: a
+few seconds on an installed Jittor; nothing extra on a fresh one, whose first import
+compiles everything anyway):
 
 1. **The kernel of a one-element constant is cached without its dtype.** The seed of
    ``jt.grad`` (the constant 1 of the loss's dtype) and other one-element constants are
@@ -25,6 +27,16 @@ source). jboat edits two lines there, once, before that import:
    0.3333333433 for n = 3, so float64 gradients through a mean are 1e-8 accurate. The fix
    divides by the count n instead (exact in float32 up to 2**24 elements; the same
    arithmetic as the forward mean).
+3. **Two one-element operands take the left one's precision.** Jittor flags Python numbers
+   and one-element reduction results as weak scalars, and ``binary_dtype_infer`` lets a
+   weak scalar yield to the other operand; when *both* are weak the left one's size
+   wins. So ``1e-2 * v.sum()`` and Python's ``sum(...)`` (it starts at the int 0) are
+   float32 for a float64 ``v``, and so is the gradient of a float64 parameter of shape
+   [1] (a regression head's bias) whenever the loss holds ``s * 0.5`` with ``s``
+   one-element: the backward forms ``0.5 * dout`` with the number on the left (measured:
+   d f / d b float32, 2e-8 off). The fix keeps the yielding rule for one weak operand and
+   promotes two weak ones as usual (the larger size). A Python number is still float32,
+   so a float32 program stays float32.
 
 Each correction is applied only to the exact text it expects (Jittor 1.3.11.x), written
 atomically beside the original (a new file replaces it: a hard link elsewhere keeps the
@@ -63,6 +75,12 @@ class Fix:
     summary: str
 
 
+_SCALAR_RULE = ("    if (xscalar) dsize_ = y.dsize_();\n"
+                "    if (yscalar) dsize_ = x.dsize_();")
+_SCALAR_FIX = ("    " + MARKER + " 3: two one-element operands promote as usual */\n"
+               "    if (xscalar && !yscalar) dsize_ = y.dsize_();\n"
+               "    if (yscalar && !xscalar) dsize_ = x.dsize_();")
+
 FIXES: tuple[Fix, ...] = (
     Fix("array-dtype-key", "src/ops/array_op.cc",
         "void ArrayOp::jit_prepare(JK& jk) {\n"
@@ -80,6 +98,23 @@ FIXES: tuple[Fix, ...] = (
         "        VarPtr n = make_number(1.0f*(v->num / out->num), a);\n"
         "        return make_binary(a, n, ns_divide);",
         "mean's backward divides by n (float64-exact) instead of multiplying by a float32 1/n"),
+    Fix("scalar-promotion", "src/misc/nano_string.h",
+        "inline  NanoString dtype_infer(NanoString x, NanoString y, bool xscalar=false, "
+        "bool yscalar=false) {\n    int dsize_ = std::max(x.dsize_(), y.dsize_());\n"
+        + _SCALAR_RULE,
+        "inline  NanoString dtype_infer(NanoString x, NanoString y, bool xscalar=false, "
+        "bool yscalar=false) {\n    int dsize_ = std::max(x.dsize_(), y.dsize_());\n"
+        + _SCALAR_FIX,
+        "a one-element Var and a Python number (or two one-element Vars) take the larger "
+        "precision (ternary ops)"),
+    Fix("scalar-promotion-binary", "src/misc/nano_string.h",
+        "    if (op.is_bool()) return ns_bool;\n"
+        "    int dsize_ = std::max(x.dsize_(), y.dsize_());\n" + _SCALAR_RULE,
+        "    if (op.is_bool()) return ns_bool;\n"
+        "    int dsize_ = std::max(x.dsize_(), y.dsize_());\n" + _SCALAR_FIX,
+        "a one-element Var and a Python number (or two one-element Vars) take the larger "
+        "precision: 1e-2 * v.sum() of a float64 v, and the gradient of a float64 [1]-shaped "
+        "parameter, are float64"),
 )
 
 
@@ -146,9 +181,9 @@ def apply(folder: Path | None = None) -> tuple[FixState, ...]:
     """Apply every correction that is not in Jittor's source yet; never raises.
 
     ``folder``: a Jittor package folder (default the installed one, whose result
-    :func:`states` then reports). Serialised across processes (MPI ranks start together)
-    by a lock file in the system's temporary folder, waited for at most ``LOCK_TIMEOUT``
-    seconds.
+    :func:`states` then reports). When a correction is missing, the work is serialised
+    across processes (MPI ranks start together) by a lock on the package's ``src``
+    folder itself (no file is created), waited for at most ``LOCK_TIMEOUT`` seconds.
     """
     global _STATES
     found = _apply_all(folder or jittor_folder())
@@ -164,11 +199,23 @@ def _apply_all(folder: Path | None) -> tuple[FixState, ...]:
     if not version.startswith(VERSIONS):
         return tuple(FixState(f.name, "skipped", f"written for Jittor {', '.join(VERSIONS)}; "
                               f"this is {version}") for f in FIXES)
+    if all(_present(folder, fix) for fix in FIXES):
+        return tuple(FixState(f.name, "present", f.summary) for f in FIXES)
     try:
-        with _locked():
+        with _locked(folder / "src"):
             return tuple(_apply_one(folder, fix) for fix in FIXES)
     except TimeoutError as exc:
         return tuple(FixState(f.name, "skipped", str(exc)) for f in FIXES)
+    except OSError as exc:
+        return tuple(FixState(f.name, "skipped", f"cannot lock {folder / 'src'}: "
+                              f"{exc.strerror or exc}") for f in FIXES)
+
+
+def _present(folder: Path, fix: Fix) -> bool:
+    try:
+        return fix.replacement in (folder / fix.path).read_text()
+    except OSError:
+        return False
 
 
 def _apply_one(folder: Path, fix: Fix) -> FixState:
@@ -209,16 +256,15 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 class _locked:
-    """An exclusive lock on ``<tmp>/jboat-jittorfix-<uid>.lock``, waited for with a
-    timeout (``TimeoutError`` naming the file)."""
+    """An exclusive ``flock`` on the folder ``path`` (opened read-only, never written),
+    waited for with a timeout (``TimeoutError`` naming it)."""
 
-    def __init__(self):
-        self.path = Path(tempfile.gettempdir()) / f"jboat-jittorfix-{os.getuid()}.lock"
+    def __init__(self, path: Path):
+        self.path = path
         self.fd = -1
 
     def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                          0o600)
+        self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         deadline = time.monotonic() + LOCK_TIMEOUT
         while True:
             try:
@@ -227,9 +273,9 @@ class _locked:
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     os.close(self.fd)
-                    raise TimeoutError(f"another process held {self.path} for more than "
-                                       f"{LOCK_TIMEOUT:.0f} s; Jittor's source was not "
-                                       "corrected (remove the file if no jboat runs)") \
+                    raise TimeoutError(f"another process held a lock on {self.path} for "
+                                       f"more than {LOCK_TIMEOUT:.0f} s; Jittor's source "
+                                       "was not corrected (run again once it ends)") \
                         from None
                 time.sleep(0.05)
 

@@ -52,6 +52,9 @@ class Evaluation:
         optimizer when the solver adopts y_K).
     lower_loss : jittor.Var or None
         f at the last inner step (``DynamicsState.lower_loss``), or the result's own.
+    chain_state : ChainState or None
+        What the terminal operator received: its lower point (``lower_point()``: y_K, or
+        y_{k*} after PTT) and k*.
     """
 
     result: Result
@@ -60,6 +63,7 @@ class Evaluation:
     buffers: list | None = None
     dopt: DifferentiableOptimizer | None = None
     lower_loss: Any = None
+    chain_state: Any = None
 
 
 def evaluate_chain(dynamics, chain: SequentialHG | None, plan: DynamicsPlan, ll_model, ll_opt,
@@ -90,9 +94,9 @@ def evaluate_chain(dynamics, chain: SequentialHG | None, plan: DynamicsPlan, ll_
     if chain is None:
         raise OperatorRuntimeError(type(dynamics[-1]).name, "dynamics", "declares "
                                    "provides_hypergradient but returned no Result")
-    res = chain.run(out.chain_state(dopt.lr, init_gradients))
+    res, last = chain.run_traced(out.chain_state(dopt.lr, init_gradients))
     return Evaluation(res, chain.order[-1], fmodel, buffers, dopt,
-                      out.lower_loss if out.lower_loss is not None else res.lower_loss)
+                      out.lower_loss if out.lower_loss is not None else res.lower_loss, last)
 
 
 @dataclass

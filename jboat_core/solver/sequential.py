@@ -41,10 +41,16 @@ class SequentialHG:
     def run(self, state: ChainState) -> Result:
         """The chain on ``state``: each modifier's ``ChainState`` goes to the next
         operator; the last one's ``Result`` is returned."""
+        return self.run_traced(state)[0]
+
+    def run_traced(self, state: ChainState) -> tuple[Result, ChainState]:
+        """``run``, and the state the terminal operator received (its lower point)."""
         out: ChainState | Result = state
+        last = state
         for idx, op in enumerate(self.gradient_instances):
             nxt = self.order[idx + 1] if idx + 1 < len(self.order) else None
-            out = op.step(out.replace(next_operation=nxt))
+            last = out.replace(next_operation=nxt)
+            out = op.step(last)
             if nxt is not None and not isinstance(out, ChainState):
                 raise OperatorRuntimeError(
                     type(op).name, "chain", f"returned {type(out).__name__} but {nxt} "
@@ -54,7 +60,7 @@ class SequentialHG:
                 raise OperatorRuntimeError(
                     type(op).name, "chain", f"is last in the chain but returned "
                     f"{type(out).__name__}, not a Result (jboat_core.contract.result(...))")
-        return out
+        return out, last
 
     def compute_gradients(self, **kwargs) -> list[dict]:
         """The seed's keyword form of ``run``.

@@ -1,0 +1,551 @@
+"""The composition matrix: every valid composition of the registry's hyper-gradient
+operators, in float32 and float64, with three inner optimizers, with and without
+checkpointing, on three lower models, each checked against its float64 target
+(``jboat_core.testing.reference``).
+
+Axes of a case (``Case``):
+
+* the composition: ``gm_op`` (one or two dynamics operators) and ``na_op`` (one to
+  three hyper-gradient operators), every combination ``parse_solver_config`` accepts
+  (with the built-ins: 96);
+* ``dtype``: float32 or float64 (every Var, data included);
+* ``optimizer``: SGD, SGD with momentum 0.9, or Adam below;
+* ``checkpoint``: 0, 2 or ``"sqrt"`` where the composition keeps the trajectory and its
+  dynamics support checkpointing, else 0;
+* ``model``: linear, tanh MLP (four tensors) or Conv-BatchNorm (``testing.models``);
+* ``position``: ``"first"`` (alone in a new process) or ``"later"`` (after other cases in
+  the same process; the cases of a process run in a given order).
+
+Why an explicit product and not Hypothesis: every case has a stable identifier, the whole
+matrix can be counted and listed (``python -m jboat_core.testing.matrix --list``), a CI
+sample is a fixed, reproducible subset that covers every value of every axis and every
+composition (``sample``), and a failure names its case exactly; nothing here gains from
+shrinking.
+
+Each case builds a ``Problem`` (the path users run), evaluates one outer iteration
+(``Problem.evaluate``; DM: two ``run_iter`` with ``return_grad``) and compares the
+hyper-gradient (and DI's gradient of the initialisation) with the target at
+``tolerance(case)``. Importing this module imports Jittor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .models import MODELS, PROXIMAL, matrix_problem
+from .reference import Dynamics, Reference
+
+DTYPES = ("float32", "float64")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+CHECKPOINTS = (0, 2, "sqrt")
+POSITIONS = ("first", "later")
+#: Inner steps of every case, and the learning rate per optimizer.
+K = 4
+LR = {"sgd": 0.05, "momentum": 0.02, "adam": 0.01}
+#: Operators whose target is their own closed form (``reference``), by name; every other
+#: terminal is checked against what it declares (``approximates``).
+CLOSED_FORMS = ("NS", "IGA", "FD", "DM")
+#: Bumped when the problems' objectives change (cached lower solutions are then stale).
+CACHE_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Case:
+    """One cell of the matrix."""
+
+    gm: tuple
+    na: tuple
+    dtype: str
+    optimizer: str
+    checkpoint: object
+    model: str
+    position: str
+
+    @property
+    def id(self) -> str:
+        ck = f"ckpt{self.checkpoint}" if self.checkpoint else "full"
+        return (f"{'+'.join(self.gm)}>{'+'.join(self.na)}-{self.dtype}-{self.optimizer}-"
+                f"{ck}-{self.model}-{self.position}")
+
+    @property
+    def meta(self) -> bool:
+        """IAD compositions run on the meta-learning problem (theta = y_0 is upper)."""
+        return "IAD" in self.na
+
+    @property
+    def terminal(self) -> str:
+        return self.gm[-1] if self.gm[-1] == "DM" else self.na[-1]
+
+
+def compositions(registry=None) -> list[tuple[tuple, tuple]]:
+    """Every ``(gm_op, na_op)`` the registry accepts: one or two dynamics operators and one
+    to three hyper-gradient operators, in execution order, without duplicates."""
+    from ..plugins.config import parse_solver_config
+    from ..plugins.registry import get_registry
+
+    reg = registry or get_registry()
+    dyn = [r.name for r in reg.records("dynamics")]
+    hg = [r.name for r in reg.records("hypergradient")]
+    found = []
+    for nd, nh in itertools.product((1, 2), (1, 2, 3)):
+        for gm, na in itertools.product(itertools.combinations(dyn, nd),
+                                        itertools.combinations(hg, nh)):
+            try:
+                cfg = parse_solver_config({"gm_op": list(gm), "na_op": list(na),
+                                           "lower_iters": K}, reg)
+            except Exception:  # noqa: BLE001 - not a valid composition
+                continue
+            key = (tuple(cfg.gm_op), tuple(cfg.na_op))
+            if key not in found:
+                found.append(key)
+    return found
+
+
+def checkpointable(gm, na, registry=None) -> bool:
+    """Whether ``checkpoint_every`` changes how the composition computes: its chain keeps
+    the trajectory (not in forward mode) and the solver config accepts the option."""
+    from ..contract.protocol import DynamicsPlan
+    from ..plugins.config import parse_solver_config
+    from ..plugins.registry import get_registry
+
+    reg = registry or get_registry()
+    if gm[-1] == "DM":
+        return False
+    plan = DynamicsPlan()
+    for name in na:
+        cls = reg.get(name).cls
+        plan = cls.plan_with(plan, cls.config_model())
+    if not plan.track or plan.forward_mode:
+        return False
+    try:
+        parse_solver_config({"gm_op": list(gm), "na_op": list(na), "lower_iters": K,
+                             "checkpoint_every": 2}, reg)
+    except Exception:  # noqa: BLE001 - refused: the dynamics do not support it
+        return False
+    return True
+
+
+def all_cases(registry=None) -> list[Case]:
+    """The whole matrix, in a fixed order."""
+    out = []
+    for gm, na in compositions(registry):
+        ckpts = CHECKPOINTS if checkpointable(gm, na, registry) else (0,)
+        for dtype, opt, ck, model, pos in itertools.product(DTYPES, OPTIMIZERS, ckpts, MODELS,
+                                                            POSITIONS):
+            out.append(Case(gm, na, dtype, opt, ck, model, pos))
+    return out
+
+
+def sample(cases: list[Case], size: int = 120, seed: int = 30) -> list[Case]:
+    """A fixed subset: every composition once, then cases chosen (seeded) so that every
+    value of every axis appears, up to ``size`` cases."""
+    rng = random.Random(seed)
+    by_comp: dict = {}
+    for c in cases:
+        by_comp.setdefault((c.gm, c.na), []).append(c)
+    chosen = [rng.choice(v) for v in by_comp.values()]
+    for axis, values in (("dtype", DTYPES), ("optimizer", OPTIMIZERS),
+                         ("checkpoint", CHECKPOINTS), ("model", MODELS),
+                         ("position", POSITIONS)):
+        for value in values:
+            if not any(getattr(c, axis) == value for c in chosen):
+                chosen.append(rng.choice([c for c in cases if getattr(c, axis) == value]))
+    rest = [c for c in cases if c not in chosen]
+    rng.shuffle(rest)
+    chosen += rest[:max(0, size - len(chosen))]
+    return sorted(set(chosen), key=cases.index)
+
+
+# -- one case -------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    """What a case computed and how it compares with its target. ``status``: ``"ok"``,
+    ``"FAIL"``, or ``"n/a"`` (the operator's claim does not apply to the case: the
+    message says why)."""
+
+    case: str
+    status: str
+    error: float
+    tolerance: float
+    target: str
+    digest: str
+    seconds: float
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "FAIL"
+
+
+class NotApplicable(Exception):
+    """The case's target is undefined (e.g. CG on a Hessian that is not positive
+    definite: the IFT does not apply and CG stops by design)."""
+
+
+class Runner:
+    """Runs cases in this process, keeping the problems, converged lower points and
+    float64 targets it computed (they do not depend on the position or checkpointing)."""
+
+    def __init__(self, registry=None):
+        from ..plugins.registry import get_registry
+
+        self.registry = registry or get_registry()
+        self._problems: dict = {}
+        self._starts: dict = {}
+        self._targets: dict = {}
+
+    def problem(self, case: Case):
+        implicit_meta = case.meta and any(n in ("CG", "NS") for n in case.na)
+        key = (case.model, case.meta, implicit_meta)
+        if key not in self._problems:
+            self._problems[key] = matrix_problem(case.model, "meta" if case.meta else
+                                                 "weighting", seed=1,
+                                                 proximal=PROXIMAL if implicit_meta else 0.0)
+        return self._problems[key]
+
+    def start(self, case: Case):
+        """y_0: the lower level's solution for implicit terminals on the weighting problem
+        (the IFT at a converged y), else the problem's initial values."""
+        prob = self.problem(case)
+        if case.meta or case.terminal not in ("CG", "NS"):
+            return None
+        key = (case.model, case.dtype)
+        if key not in self._starts:
+            self._starts[key] = [np.asarray(a, case.dtype).astype(np.float64)
+                                 for a in converged_cached(prob, case.dtype)]
+        return self._starts[key]
+
+    def dynamics(self, case: Case) -> Dynamics:
+        gda = None
+        if "GDA" in case.gm:
+            cfg = self.registry.get("GDA").cls.config_model()
+            gda = (cfg.alpha_init, cfg.alpha_decay)
+        truncate = self.registry.get("RGT").cls.config_model().truncate_iter \
+            if "RGT" in case.na else 0
+        return Dynamics(K, case.optimizer, LR[case.optimizer], truncate, "PTT" in case.na, gda)
+
+    def sections(self, case: Case, ref: Reference) -> dict:
+        """Operator settings of the case: CG to convergence, NS with a convergent step."""
+        out: dict = {}
+        if "CG" in case.na:
+            n = sum(int(np.prod(np.shape(a))) for a in ref.rounded.init)
+            out["CG"] = {"k": 3 * n + 10, "tolerance": 1e-12 if case.dtype == "float64" else 1e-6}
+        if "NS" in case.na:
+            out["NS"] = {"k": 20, "alpha": self.ns_alpha(case, ref)}
+        return out
+
+    def ns_alpha(self, case: Case, ref: Reference) -> float:
+        key = ("ns", case.model, case.meta, case.dtype, case.optimizer, case.gm)
+        if key not in self._targets:
+            t, y = ref.point(ref.x0, self.dynamics(case))
+            H, *_ = ref.second_order(ref.x0, y, ref.alpha_at(t, self.dynamics(case)))
+            self._targets[key] = float(0.5 / np.linalg.eigvalsh(H).max())
+        return self._targets[key]
+
+    def at_point(self, case: Case) -> bool:
+        """Whether the target is a formula at the evaluated point (implicit operators and
+        closed forms): it is then taken at the run's own point, so that the check is of
+        the operator's math alone (an Adam trajectory from a stationary point follows the
+        sign of rounding noise, which differs between float32 and float64)."""
+        term = case.terminal
+        return term in ("NS", "IGA", "FD") or (
+            term != "DM" and self.registry.get(term).cls.approximates == "implicit")
+
+    def target(self, case: Case, ref: Reference, at=None):
+        """(flat float64 target, its description, DI's target of dF/dy_0 or None); ``at``
+        the run's evaluated point ``(t, y)`` for ``at_point`` targets."""
+        key = (case.gm, case.na, case.dtype, case.optimizer, case.model)
+        if at is not None or key not in self._targets:
+            value = self._compute_target(case, ref, at)
+            if at is not None:
+                return value
+            self._targets[key] = value
+        return self._targets[key]
+
+    def _compute_target(self, case: Case, ref: Reference, at=None):
+        dyn = self.dynamics(case)
+        term = case.terminal
+        cls = self.registry.get(term).cls
+        init = None
+        if term == "DM":
+            return dm_target(ref, dyn, case, self.registry), "DM's formulas, 2 iterations", None
+        if term == "NS":
+            sec = self.sections(case, ref)["NS"]
+            g, what = ref.implicit(dyn, "neumann", sec["alpha"], sec["k"], at=at), "NS's series"
+        elif term == "IGA":
+            g, what = ref.iga(dyn, at), "IGA's closed form"
+        elif term == "FD":
+            r = self.registry.get("FD").cls.config_model().r
+            g, what = ref.darts(dyn, r, dyn.lr, at), "FD's closed form (DARTS)"
+        elif cls.approximates == "implicit":
+            _require_positive_definite(ref, dyn, at, term)
+            g, what = ref.implicit(dyn, at=at), "implicit (IFT, dense solve)"
+        elif cls.approximates == "initialisation" and "FOA" in case.na:
+            g, what = ref.first_order_maml(dyn), "first-order MAML: grad_y F(y_t)"
+        elif cls.approximates in ("unrolled", "initialisation"):
+            g, what = ref.unrolled(dyn), "central differences of F(y_t(x))"
+        else:
+            raise ValueError(f"{term} declares no target (approximates is empty)")
+        if "DI" in case.gm:
+            init = self._init_target(case, ref, dyn, at)
+        return g, what, init
+
+    def _init_target(self, case: Case, ref: Reference, dyn: Dynamics, at=None):
+        """dF(y_t)/dy_0 (DI) through a tracked trajectory (t: the run's k* or K); zeros
+        when untracked."""
+        if not checkpointable(case.gm, case.na, self.registry) and "PTT" not in case.na:
+            return np.zeros(sum(int(np.prod(np.shape(a))) for a in ref.rounded.init))
+        x0 = ref.x0
+        t = at[0] if at else (ref.k_star(x0, dyn) if dyn.pessimistic else dyn.K)
+        y_base = ref.y_start(x0)
+        flat0 = np.concatenate([np.ravel(a) for a in y_base])
+        from .reference import central_differences
+
+        def value(flat):
+            y0 = ref.split_y(flat, y_base)
+            early = y_base if dyn.truncate else None
+            if dyn.truncate:  # RGT: y_0 reaches nothing through the constant steps
+                y0 = y_base
+            return ref.value_F(x0, ref.trajectory(x0, dyn, x0 if early else None, y0)[t])
+
+        return central_differences(value, flat0)
+
+    def run(self, case: Case) -> Outcome:
+        start = time.perf_counter()
+        try:
+            return self._run(case, start)
+        except NotApplicable as exc:
+            return Outcome(case.id, "n/a", 0.0, 0.0, "", "", time.perf_counter() - start,
+                           str(exc))
+        except Exception as exc:  # noqa: BLE001 - a failing case is reported, not raised
+            return Outcome(case.id, "FAIL", math.inf, 0.0, "", "",
+                           time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
+
+    def _run(self, case: Case, start: float) -> Outcome:
+        from ..platform._jittor import jittor
+        from ..solver.problem import Problem
+
+        jt = jittor()
+        prob = self.problem(case)
+        y0 = self.start(case)
+        ref = Reference(prob, case.dtype, y0)
+        built = (prob if y0 is None else _with_init(prob, y0)).build(case.dtype)
+        lr = LR[case.optimizer]
+        ll_opt = {"sgd": lambda v: jt.optim.SGD(v, lr),
+                  "momentum": lambda v: jt.optim.SGD(v, lr, momentum=0.9),
+                  "adam": lambda v: jt.optim.Adam(v, lr)}[case.optimizer](built.ll_var)
+        cfg = {"gm_op": list(case.gm), "na_op": list(case.na), "lower_iters": K,
+               **self.sections(case, ref)}
+        if case.checkpoint:
+            cfg["checkpoint_every"] = case.checkpoint
+        if case.terminal == "DM":
+            cfg["return_grad"] = True
+        problem = Problem(cfg, ll_objective=built.ll_objective,
+                          ul_objective=built.ul_objective, ll_model=built.ll_model,
+                          ul_model=built.ul_model, ll_opt=ll_opt,
+                          ul_opt=jt.optim.SGD(built.ul_var, 0.01), ll_var=built.ll_var,
+                          ul_var=built.ul_var, gda_loss=built.gda_loss,
+                          registry=self.registry)
+        if case.terminal == "DM":
+            for it in range(2):
+                out = problem.run_iter(built.ll_feed, built.ul_feed, it)
+        else:
+            out = problem.evaluate(built.ll_feed, built.ul_feed, 0)
+        at = None
+        if (self.at_point(case) or "DI" in case.gm) and case.terminal != "DM":
+            # the run's point (the same computation again)
+            ev = problem.composition.evaluate(built.ll_feed, built.ul_feed, 0,
+                                              init_gradients="DI" in case.gm)
+            st = ev.chain_state
+            at = (st.k_star if st.k_star > 0 else K,
+                  [np.asarray(v.numpy(), np.float64) for v in st.lower_point()])
+        want, what, want_init = self.target(case, ref, at)
+        grads = [g.numpy() for g in out["hyper_gradients"]]
+        got = np.concatenate([np.ravel(g).astype(np.float64) for g in grads])
+        parts = [got]
+        err = _relative(got, want)
+        note = ""
+        if want_init is not None:
+            init = np.concatenate([np.ravel(g.numpy()).astype(np.float64)
+                                   for g in out["ll_init_gradients"]])
+            parts.append(init)
+            e_init = _relative(init, want_init, scale=np.linalg.norm(want))
+            note = f"hyper-gradient {err:.1e}, dF/dy0 {e_init:.1e}"
+            err = max(err, e_init)
+        if any(g.dtype != np.dtype(case.dtype) for g in grads):
+            return Outcome(case.id, "FAIL", err, 0.0, what, "", time.perf_counter() - start,
+                           f"hyper-gradient dtype {grads[0].dtype}, variables {case.dtype}")
+        tol = tolerance(case, what)
+        digest = hashlib.sha256(b"".join(np.ascontiguousarray(p).tobytes()
+                                         for p in [*grads, *parts[1:]])).hexdigest()[:16]
+        return Outcome(case.id, "ok" if err <= tol else "FAIL", err, tol, what, digest,
+                       time.perf_counter() - start, note)
+
+
+def converged_cached(prob, dtype: str) -> list:
+    """``Reference(prob, dtype).converged()``, kept on disk (in ``JBOAT_MATRIX_CACHE``,
+    default a folder of the system's temporary folder) under a hash of the problem: a
+    case run alone in a new process does not solve the lower level again."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from . import models
+
+    digest = hashlib.sha256(json.dumps(
+        [CACHE_VERSION, models.DECAY, prob.model, prob.kind, prob.proximal, dtype,
+         *[np.asarray(v).tolist() for v in prob.data.values()],
+         *[np.asarray(v).tolist() for v in prob.init],
+         None if prob.x0 is None else np.asarray(prob.x0).tolist()]).encode()).hexdigest()[:20]
+    folder = Path(os.environ.get("JBOAT_MATRIX_CACHE")
+                  or Path(tempfile.gettempdir()) / f"jboat-matrix-{os.getuid()}")
+    path = folder / f"converged-{digest}.npz"
+    try:
+        with np.load(path) as data:
+            return [data[f"arr_{i}"] for i in range(len(data.files))]
+    except (OSError, ValueError, KeyError):
+        pass
+    y = Reference(prob, dtype).converged()
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, *y)
+    os.replace(tmp, path)
+    return y
+
+
+def _require_positive_definite(ref: Reference, dyn: Dynamics, at, name: str) -> None:
+    """``NotApplicable`` when the Hessian at the evaluated point is not positive definite."""
+    t, y = at or ref.point(ref.x0, dyn)
+    H, *_ = ref.second_order(ref.x0, y, ref.alpha_at(t, dyn))
+    low = float(np.linalg.eigvalsh((H + H.T) / 2).min())
+    if low <= 0:
+        raise NotApplicable(f"{name} claims the IFT hyper-gradient, which needs a positive "
+                            f"definite Hessian; at this point its smallest eigenvalue is "
+                            f"{low:.3g} (CG stops at non-positive curvature by design)")
+
+
+def _with_init(prob, y0):
+    from dataclasses import replace
+    return replace(prob, init=[np.asarray(a) for a in y0])
+
+
+def _relative(got: np.ndarray, want: np.ndarray, scale: float | None = None) -> float:
+    """|got - want| / |want| (or / ``scale`` where ``want`` may be zero)."""
+    scale = max(float(np.linalg.norm(want)) if scale is None else float(scale),
+                float(np.linalg.norm(want)), 1e-8)
+    return float(np.linalg.norm(got - want)) / scale
+
+
+def tolerance(case: Case, what: str) -> float:
+    """Relative tolerance in norm: float64 against float64 targets is limited by the
+    central differences (1e-6) or exact (1e-9: closed forms, dense IFT with CG run to
+    convergence); float32 by its arithmetic over a few hundred operations."""
+    if case.dtype == "float32":
+        return 5e-3 if case.model == "convbn" else 2e-3
+    return 1e-6 if "central differences" in what else 1e-8
+
+
+def dm_target(ref: Reference, dyn: Dynamics, case: Case, registry) -> np.ndarray:
+    """DM's hyper-gradient at the second of two outer iterations (x held, ``return_grad``):
+    v_1 = v_0 - s_0 (H v_0 - b), v_0 = 0; y_1 = y - eta grad_y phi; g = c - M^T v_1 at y_1 (y
+    after NGD's K steps when NGD runs first), phi = f, or GDA's phi at alpha_t = mu0
+    (t+1)^(-1/p)."""
+    cfg = registry.get("DM").cls.config_model()
+    rule = "CG" if case.na == ("CG",) else "RAD"
+    eta, x0 = dyn.lr, ref.x0
+    y = ref.y_start(x0)
+    v = None
+    g = None
+    for t in range(2):
+        alpha = cfg.mu0 * (t + 1) ** (-1.0 / cfg.p) if dyn.gda else None
+        if "NGD" in case.gm:
+            inner = Dynamics(dyn.K, dyn.optimizer, dyn.lr, 0, False, dyn.gda)
+            y = ref.trajectory(x0, inner, y0=y)[-1]
+        H, M, b, c = ref.second_order(x0, y, alpha)
+        v = np.zeros_like(b) if v is None else v
+        g = c - M.T @ v
+        r = H @ v - b
+        if rule == "CG":
+            step = (r @ r) / (r @ (H @ r) + 1e-12)
+        elif alpha is None:
+            step = cfg.eta0 * (t + 1) ** (-cfg.tau / 2) * eta
+        else:
+            power = {"s1": 2, "s2": 1, "s3": 0}[cfg.strategy]
+            step = (t + 1) ** (-cfg.tau / 2) * alpha ** power * eta
+        v = v - step * r
+        gy = ref.grad_f(x0, y, alpha)
+        y = [a - eta * b for a, b in zip(y, gy)]
+    return g
+
+
+def main(argv=None) -> int:
+    """``python -m jboat_core.testing.matrix [--list] [--sample N] [--json FILE]``: run the
+    cases in this process (positions ``later`` in order; a ``first`` case is run alone
+    in a new process) and print one line per case and a summary."""
+    p = argparse.ArgumentParser(prog="python -m jboat_core.testing.matrix")
+    p.add_argument("--list", action="store_true", help="list the cases and exit")
+    p.add_argument("--sample", type=int, default=0, help="run the CI sample of this size")
+    p.add_argument("--json", help="write every outcome to this file")
+    p.add_argument("--only", help="run the cases whose id contains this text")
+    args = p.parse_args(argv)
+    cases = all_cases()
+    if args.sample:
+        cases = sample(cases, args.sample)
+    if args.only:
+        cases = [c for c in cases if args.only in c.id]
+    if args.list:
+        for c in cases:
+            print(c.id)
+        print(f"{len(cases)} cases")
+        return 0
+    return run_cases(cases, args.json)
+
+
+def run_cases(cases: list[Case], out: str | None = None) -> int:
+    """Run ``cases`` (``first`` ones each in a new process), print and summarise."""
+    runner, outcomes, t0 = Runner(), [], time.perf_counter()
+    for i, case in enumerate(cases):
+        res = run_first(case) if case.position == "first" else runner.run(case)
+        outcomes.append(res)
+        print(f"[{i + 1}/{len(cases)}] {res.status} {res.case} err={res.error:.2e} "
+              f"tol={res.tolerance:.0e} {res.seconds:.1f}s {res.message}", flush=True)
+    failed = [o for o in outcomes if not o.ok]
+    na = [o for o in outcomes if o.status == "n/a"]
+    print(f"{len(outcomes)} cases, {len(failed)} failed, {len(na)} not applicable, "
+          f"{time.perf_counter() - t0:.0f} s")
+    if out:
+        with open(out, "w") as fh:
+            json.dump([asdict(o) for o in outcomes], fh, indent=1)
+    return 1 if failed else 0
+
+
+def run_first(case: Case) -> Outcome:
+    """``case`` alone in a new Python process (position ``first``)."""
+    import subprocess
+
+    code = ("import json, sys; from dataclasses import asdict; "
+            "from jboat_core.testing.matrix import Case, Runner; "
+            "c = Case(**json.loads(sys.argv[1])); "
+            "c = Case(tuple(c.gm), tuple(c.na), c.dtype, c.optimizer, c.checkpoint, c.model, "
+            "c.position); print(json.dumps(asdict(Runner().run(c))))")
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(asdict(case))],
+                          capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return Outcome(case.id, "FAIL", math.inf, 0.0, "", "", time.perf_counter() - start,
+                       f"process failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return Outcome(**json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
