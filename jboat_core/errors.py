@@ -83,3 +83,8 @@ class DivergedError(OperatorRuntimeError):
     """An iteration's results, losses or operator states are NaN/Inf (the run diverged);
     raised before anything is updated."""
 
+
+
+class JittorSetupError(JboatError):
+    """Jittor cannot be imported as this process needs it: CUDA asked for where it cannot
+    work, no MPI under mpirun, or Jittor's own import failed."""
