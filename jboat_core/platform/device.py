@@ -352,8 +352,8 @@ def status() -> Decision | None:
 def apply(environ: MutableMapping[str, str] = os.environ, probes: Probes | None = None,
           announce: bool = True) -> Decision:
     """Decide (once per process for ``os.environ``) and set the decision's variables where
-    unset; say an automatic decision on stderr, once. Raises :class:`DeviceError` as
-    :func:`decide`."""
+    unset; at the first call, say an automatic decision on stderr unless ``announce`` is
+    false. Raises :class:`DeviceError` as :func:`decide`."""
     global _DECISION, _ANNOUNCED
     own = environ is os.environ
     decision = _DECISION if own and _DECISION is not None else decide(environ, probes)
@@ -363,7 +363,8 @@ def apply(environ: MutableMapping[str, str] = os.environ, probes: Probes | None 
         environ.setdefault(key, value)
     if decision.device in ("cpu", "cuda"):
         environ.setdefault(DECIDED, decision.device)
-    if announce and not _ANNOUNCED and decision.source == "automatic":
+    if not _ANNOUNCED:  # said at the first call only (doctor asks for silence)
         _ANNOUNCED = True
-        print(decision.line(), file=sys.stderr, flush=True)
+        if announce and decision.source == "automatic":
+            print(decision.line(), file=sys.stderr, flush=True)
     return decision
