@@ -19,7 +19,18 @@ import pytest  # noqa: E402
 from jboat_core.platform import device as _device  # noqa: E402
 from jboat_core.plugins import registry as _registry  # noqa: E402
 
-_device.apply()
+DEVICE = _device.apply()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` run where jboat decided CUDA; elsewhere skipped with the why."""
+    if DEVICE.device == "cuda":
+        return
+    skip = pytest.mark.skip(reason=f"no CUDA for Jittor here ({DEVICE.device}, "
+                                   f"{DEVICE.source}: {DEVICE.reason}; `jboat doctor`)")
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture

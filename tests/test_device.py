@@ -15,7 +15,8 @@ from jboat_core.platform import cudawheels, device
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Variables of the decision this test process inherited or set (stripped for the fakes).
-OURS = ("JBOAT_DEVICE", "JBOAT_CPU_ONLY", device.DECIDED, "nvcc_path", "use_cuda",
+OURS = ("JBOAT_DEVICE", "JBOAT_CPU_ONLY", device.DECIDED, device.SET_BY_JBOAT,
+        "nvcc_path", "use_cuda",
         "log_silent", "FIX_TORCH_ERROR", "use_mkl")
 
 
@@ -207,6 +208,23 @@ def test_apply_says_an_automatic_decision_once_and_children_inherit_it(tmp_path,
     monkeypatch.setattr(device, "_ANNOUNCED", False)
     device.apply(env([tmp_path], JBOAT_DEVICE="cpu"), probes(tmp_path))
     assert capsys.readouterr().err == ""  # forced: nothing to say
+
+
+def test_a_child_may_ask_for_another_device_than_its_parent(tmp_path):
+    """The parent decided CPU and set nvcc_path= etc.; a child started with
+    JBOAT_DEVICE=cuda is decided afresh and its settings replace the parent's (only those:
+    the user's own log_silent stays)."""
+    parent = env([tmp_path], log_silent="0")
+    device.apply(parent, probes(tmp_path), announce=False)
+    assert parent[device.SET_BY_JBOAT] == "FIX_TORCH_ERROR,nvcc_path"
+    nvcc = fake_nvcc(tmp_path / "cuda-12.4", "12.4")
+    (tmp_path / "cuda-12.4" / "lib64").mkdir()
+    (tmp_path / "cuda-12.4" / "lib64" / "libcudart.so").write_bytes(b"")
+    child = {**parent, "PATH": str(nvcc.parent), "JBOAT_DEVICE": "cuda"}
+    d = device.apply(child, probes(tmp_path, devices=1), announce=False)
+    assert (d.device, d.source) == ("cuda", "JBOAT_DEVICE=cuda")
+    assert (child["nvcc_path"], child["use_cuda"], child["log_silent"]) == (str(nvcc), "1", "0")
+    assert child[device.DECIDED] == "cuda"
 
 
 def test_the_decision_is_fast_and_never_imports_jittor(tmp_path):

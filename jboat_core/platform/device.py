@@ -51,8 +51,10 @@ SUPPORTED = range(10, 13)
 NVCC_PLACES = ("/usr/local/cuda/bin/nvcc", "/usr/bin/nvcc", "/opt/cuda/bin/nvcc")
 #: Signs of an NVIDIA driver (Linux, and WSL's GPU device).
 DRIVER_SIGNS = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/dxg")
-#: Inherited by child processes: the parent's decision (they then stay quiet).
+#: Inherited by child processes: the parent's decision (they then stay quiet) and the
+#: variables jboat set (a child's own request may change them; the user's it leaves alone).
 DECIDED = "JBOAT_DEVICE_DECIDED"
+SET_BY_JBOAT = "JBOAT_DEVICE_SET"
 CPU_SETTINGS = {"nvcc_path": "", "FIX_TORCH_ERROR": "0", "log_silent": "1"}
 DOCTOR = "`jboat doctor` says why"
 
@@ -231,6 +233,14 @@ def requested(environ: Mapping[str, str]) -> tuple[str, str]:
     return "auto", "automatic"
 
 
+def users_view(environ: Mapping[str, str]) -> tuple[dict, set]:
+    """The environment without what jboat set in a parent process (:data:`SET_BY_JBOAT`),
+    and the names of those variables."""
+    ours = set(filter(None, environ.get(SET_BY_JBOAT, "").split(",")))
+    return ({k: v for k, v in environ.items() if k not in ours | {DECIDED, SET_BY_JBOAT}},
+            ours)
+
+
 def decide(environ: Mapping[str, str] = os.environ, probes: Probes | None = None,
            full: bool = False) -> Decision:
     """Decide CPU or CUDA for Jittor (see the module docstring); changes nothing.
@@ -250,10 +260,12 @@ def decide(environ: Mapping[str, str] = os.environ, probes: Probes | None = None
         ``JBOAT_DEVICE`` is unknown, or CUDA is asked for and cannot work.
     """
     probes = probes or Probes()
-    if environ.get(DECIDED) in ("cpu", "cuda") and not full:
-        return Decision(environ[DECIDED], "the parent process", "decided by the process "
-                        "that started this one")
+    inherited = environ.get(DECIDED)
+    environ, _ = users_view(environ)
     device, source = requested(environ)
+    if inherited in ("cpu", "cuda") and device == "auto" and not full:
+        return Decision(inherited, "the parent process", "decided by the process that "
+                        "started this one")
     if device == "cuda" and environ.get("nvcc_path") == "":
         raise DeviceError(f"{source} but nvcc_path is set empty (no CUDA for Jittor): unset "
                           "one of them")
@@ -359,10 +371,14 @@ def apply(environ: MutableMapping[str, str] = os.environ, probes: Probes | None 
     decision = _DECISION if own and _DECISION is not None else decide(environ, probes)
     if own:
         _DECISION = decision
+    _, ours = users_view(environ)
     for key, value in decision.settings.items():
-        environ.setdefault(key, value)
+        if key in ours or key not in environ:  # never a variable of the user's
+            environ[key] = value
+            ours.add(key)
     if decision.device in ("cpu", "cuda"):
-        environ.setdefault(DECIDED, decision.device)
+        environ[DECIDED] = decision.device
+        environ[SET_BY_JBOAT] = ",".join(sorted(ours))
     if not _ANNOUNCED:  # said at the first call only (doctor asks for silence)
         _ANNOUNCED = True
         if announce and decision.source == "automatic":
