@@ -381,6 +381,7 @@ def apply(environ: MutableMapping[str, str] = os.environ, probes: Probes | None 
         environ[SET_BY_JBOAT] = ",".join(sorted(ours))
     if not _ANNOUNCED:  # said at the first call only (doctor asks for silence)
         _ANNOUNCED = True
-        if announce and decision.source == "automatic":
+        rank = environ.get("OMPI_COMM_WORLD_RANK", environ.get("PMI_RANK", "0"))
+        if announce and decision.source == "automatic" and rank == "0":  # mpirun: once
             print(decision.line(), file=sys.stderr, flush=True)
     return decision
