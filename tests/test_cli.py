@@ -114,7 +114,8 @@ def fresh_machine_env(tmp_path, release="13.0") -> dict:
     """No variable of ours, and this machine kind's nvcc (CUDA ``release``) first on PATH."""
     (tmp_path / "cuda" / "bin").mkdir(parents=True)
     nvcc = tmp_path / "cuda" / "bin" / "nvcc"
-    nvcc.write_text(f'#!/bin/sh\necho "Cuda compilation tools, release {release}, V{release}.88"\n')
+    nvcc.write_text("#!/bin/sh\necho 'Cuda compilation tools, release "
+                    f"{release}, V{release}.88'\n")
     nvcc.chmod(0o755)
     environ = {k: v for k, v in os.environ.items() if k not in DECISION_VARS}
     environ["PATH"] = f"{nvcc.parent}{os.pathsep}{environ.get('PATH', '')}"
@@ -272,3 +273,14 @@ def test_run_shows_progress_on_a_terminal(tmp_path):
     assert code == 0, err[-3000:]
     assert "3/3" in err and "upper_loss=" in err and "<" in err, err  # iteration, loss, ETA
     assert "final: " in out
+
+
+@pytest.mark.jittor
+@pytest.mark.parametrize("verbose", [False, True])
+def test_jittors_log_lines_only_with_v(verbose):
+    """``jboat doctor`` imports Jittor: its ``[i ...]`` lines are hidden unless -v."""
+    environ = {k: v for k, v in os.environ.items() if k not in DECISION_VARS}
+    proc = jboat(*(["-v"] if verbose else []), "doctor", "--json", env=environ, timeout=900)
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["jittor_import"] == "ok"
+    assert ("[i " in proc.stderr) is verbose, proc.stderr[-2000:]

@@ -4,6 +4,7 @@ toolkit, a CUDA 12 compiler completed by the wheels of ``jboat[cuda12]``; and ea
 forced."""
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -241,6 +242,34 @@ def test_the_decision_is_fast_and_never_imports_jittor(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split()[0] == "cpu" and float(proc.stdout.split()[1]) < 0.5
     assert time.perf_counter() - start < 10
+
+
+FAKE_DRIVER = r"""
+int cuDriverGetVersion(int *v) { *v = 12040; return 0; }
+int cuInit(unsigned flags) { return INIT; }
+int cuDeviceGetCount(int *n) { *n = COUNT; return 0; }
+int cuDeviceGet(int *d, int i) { *d = i; return 0; }
+int cuDeviceGetAttribute(int *v, int attr, int d) {
+    *v = attr == 75 ? (d == 0 ? 9 : 8) : 0; return 0; }
+"""
+
+
+@pytest.mark.skipif(not shutil.which("gcc"), reason="no gcc to build a fake driver")
+@pytest.mark.parametrize("init, count, expected", [
+    (0, 2, device.Devices(2, "2 device(s) (sm_90, sm_80), driver for CUDA 12.4")),
+    (0, 0, device.Devices(0, "the NVIDIA driver reports no device")),
+    (100, 1, device.Devices(0, "the NVIDIA driver failed to start (cuInit error 100)"))])
+def test_the_driver_probe_reads_what_a_driver_says(tmp_path, init, count, expected):
+    """The child-process query against a fake ``libcuda.so.1`` (built here with gcc)."""
+    src = tmp_path / "cuda.c"
+    src.write_text(FAKE_DRIVER.replace("INIT", str(init)).replace("COUNT", str(count)))
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(tmp_path / "libcuda.so.1"),
+                    str(src)], check=True)
+    sign = tmp_path / "nvidiactl"
+    sign.write_text("")
+    found = device.driver_devices((str(sign),), {**os.environ,
+                                                 "LD_LIBRARY_PATH": str(tmp_path)})
+    assert found == expected
 
 
 def test_the_real_driver_probe_answers_without_cuda():

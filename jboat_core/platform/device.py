@@ -125,14 +125,15 @@ class Devices:
     text: str
 
 
-def driver_devices() -> Devices:
+def driver_devices(signs: tuple[str, ...] = DRIVER_SIGNS, env: dict | None = None) -> Devices:
     """Ask the NVIDIA driver how many devices it sees, in a child process (CUDA is never
-    initialised in this one). No driver: answered from the file system alone."""
-    if not any(os.path.exists(p) for p in DRIVER_SIGNS):
+    initialised in this one). No driver (none of ``signs`` exists): answered from the file
+    system alone. ``env``: the child's environment (default this one's)."""
+    if not any(os.path.exists(p) for p in signs):
         return Devices(0, "no NVIDIA driver found")
     try:
         out = subprocess.run([sys.executable, "-c", _DEVICE_QUERY], capture_output=True,
-                             timeout=60)  # CUDA_VISIBLE_DEVICES is respected
+                             timeout=60, env=env)  # CUDA_VISIBLE_DEVICES is respected
         found = json.loads(out.stdout.decode(errors="replace").strip().splitlines()[-1])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
         return Devices(0, f"the driver could not be asked ({type(exc).__name__})")
@@ -145,24 +146,31 @@ def driver_devices() -> Devices:
 
 _DEVICE_QUERY = """
 import ctypes, json
+
+def say(**what):
+    print(json.dumps(what))
+    raise SystemExit
+
 try:
     cuda = ctypes.CDLL("libcuda.so.1")
 except OSError as exc:
-    print(json.dumps({"error": f"the NVIDIA driver library does not load ({exc})"})); raise SystemExit
-v, n = ctypes.c_int(), ctypes.c_int()
-cuda.cuDriverGetVersion(ctypes.byref(v))
-r = cuda.cuInit(0)
-if r != 0:
-    print(json.dumps({"error": f"the NVIDIA driver failed to start (cuInit error {r})"})); raise SystemExit
-cuda.cuDeviceGetCount(ctypes.byref(n))
+    say(error=f"the NVIDIA driver library does not load ({exc})")
+version, count = ctypes.c_int(), ctypes.c_int()
+cuda.cuDriverGetVersion(ctypes.byref(version))
+status = cuda.cuInit(0)
+if status != 0:
+    say(error=f"the NVIDIA driver failed to start (cuInit error {status})")
+cuda.cuDeviceGetCount(ctypes.byref(count))
 caps = []
-for i in range(n.value):
-    d, a, b = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
-    cuda.cuDeviceGet(ctypes.byref(d), i)
-    cuda.cuDeviceGetAttribute(ctypes.byref(a), 75, d)
-    cuda.cuDeviceGetAttribute(ctypes.byref(b), 76, d)
-    caps.append(a.value * 10 + b.value)
-print(json.dumps({"driver": v.value, "caps": caps} if caps else {"error": "the NVIDIA driver reports no device"}))
+for i in range(count.value):
+    dev, major, minor = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+    cuda.cuDeviceGet(ctypes.byref(dev), i)
+    cuda.cuDeviceGetAttribute(ctypes.byref(major), 75, dev)  # compute capability
+    cuda.cuDeviceGetAttribute(ctypes.byref(minor), 76, dev)
+    caps.append(major.value * 10 + minor.value)
+if not caps:
+    say(error="the NVIDIA driver reports no device")
+say(driver=version.value, caps=caps)
 """
 
 
