@@ -25,7 +25,7 @@ from .contract.protocol import ChainState, DynamicsState, Result, SolveState, re
 from .plugins.config import SolverConfig, load_solver_config, parse_solver_config
 from .numerics.diffopt import DifferentiableAdam, DifferentiableOptimizer, DifferentiableSGD
 from .errors import (ChainError, ConfigError, DivergedError, JboatError, MetadataError,
-                     OperatorRuntimeError, PluginError, UnknownOperatorError)
+                     OperatorRuntimeError, PluginError, PrecisionWarning, UnknownOperatorError)
 from .numerics.functional import FunctionalModel
 from .contract.kinds import KINDS, Kind
 from .contract.metadata import EmptyConfig
@@ -43,6 +43,16 @@ from .numerics.variables import Binding, InvisibleModuleWarning, bind_variables
 
 _moved.install()
 
+
+def constant(value, like):
+    """``value`` as a factor for ``like``'s dtype, exactly: a one-element float64 Var when
+    ``like`` is float64 and float32 does not hold ``value`` (Jittor stores Python numbers as
+    float32: ``v64 * 0.1`` is off by 1.5e-8), else ``value`` itself. For float64 objectives
+    (gradient checks): ``f = data + squares * jboat_core.constant(1e-2, like=squares)``."""
+    from .numerics.autodiff import constant as _constant
+
+    return _constant(value, like)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -51,10 +61,11 @@ __all__ = [
     "DifferentiableOptimizer", "DifferentiableSGD", "DynamicalSystem", "DynamicsPlan",
     "EmptyConfig", "FirstOrderSolver", "FunctionalModel", "HyperGradient",
     "HyperGradientOperator", "InvisibleModuleWarning", "JboatError", "KINDS", "Kind",
-    "MetadataError", "OperatorRuntimeError", "PluginError", "Preset", "Problem", "Registry",
+    "MetadataError", "OperatorRuntimeError", "PluginError", "PrecisionWarning", "Preset",
+    "Problem", "Registry",
     "Runtime",
     "SequentialHG", "SolverConfig", "UnknownOperatorError", "bind_variables",
-    "default_gradient_order", "finished", "get_registry", "hookimpl",
+    "constant", "default_gradient_order", "finished", "get_registry", "hookimpl",
     "hookspec", "import_jittor", "load_solver_config", "lower_point",
     "makes_functional_na_operation",
     "parse_solver_config", "passthrough", "require_last", "require_next", "set_registry",

@@ -84,7 +84,12 @@ class DivergedError(OperatorRuntimeError):
     raised before anything is updated."""
 
 
-
 class JittorSetupError(JboatError):
     """Jittor cannot be imported as this process needs it: CUDA asked for where it cannot
     work, no MPI under mpirun, or Jittor's own import failed."""
+
+
+class PrecisionWarning(UserWarning):
+    """An objective returns a lower precision than the variables it is given (float32 for
+    float64 variables): part of it computes in float32, so the hyper-gradient is
+    float32-accurate there."""

@@ -98,8 +98,7 @@ from jboat_core.run import cli  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 #: The variables of the device decision this process inherited or set.
 DECISION_VARS = ("JBOAT_DEVICE", "JBOAT_CPU_ONLY", device.DECIDED, device.SET_BY_JBOAT,
-        "nvcc_path", "use_cuda",
-                 "log_silent", "FIX_TORCH_ERROR")
+                 "nvcc_path", "use_cuda", "log_silent", "FIX_TORCH_ERROR")
 
 
 def jboat(*args, env=None, **kw):

@@ -17,8 +17,7 @@ from jboat_core.platform import cudawheels, device
 ROOT = Path(__file__).resolve().parents[1]
 #: Variables of the decision this test process inherited or set (stripped for the fakes).
 OURS = ("JBOAT_DEVICE", "JBOAT_CPU_ONLY", device.DECIDED, device.SET_BY_JBOAT,
-        "nvcc_path", "use_cuda",
-        "log_silent", "FIX_TORCH_ERROR", "use_mkl")
+        "nvcc_path", "use_cuda", "log_silent", "FIX_TORCH_ERROR", "use_mkl")
 
 
 def fake_nvcc(folder: Path, release: str) -> Path:

@@ -14,7 +14,8 @@ import importlib
 #: Public name -> the module of this package that defines it.
 _WHERE = {
     # autodiff: gradients as lists, checked objectives
-    "axpy": "autodiff", "check_scalar": "autodiff", "detach": "autodiff", "flush": "autodiff",
+    "axpy": "autodiff", "check_scalar": "autodiff", "constant": "autodiff",
+    "detach": "autodiff", "flush": "autodiff",
     "grads": "autodiff", "init_gradients": "autodiff", "jt": "autodiff",
     "linear_operator": "autodiff", "lower_at": "autodiff", "upper_at": "autodiff",
     "terminal_result": "autodiff",

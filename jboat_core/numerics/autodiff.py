@@ -5,11 +5,17 @@ Import this module only inside operator methods: it imports Jittor.
 Every vector-Jacobian product here treats its cotangent as a constant (it is detached
 first). Jittor has no ``grad_outputs``; upstream emulated ``J^T v`` as ``grad(<T(y), v>, y)``
 with a live ``v``, which adds ``(dv/dy)^T T(y)`` and made its CG/NS hyper-gradients wrong.
+
+Numbers in float64 arithmetic go through :func:`constant`: Jittor stores a Python number
+as a float32 constant, so ``v64 * 0.1`` is off by 1.5e-8 relative (``jboat_core.numerics``
+computes in the dtype of the variables it is given).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+
+import numpy as np
 
 from ..platform._jittor import jittor
 from ..errors import OperatorRuntimeError
@@ -67,8 +73,28 @@ def vdot(xs: Sequence, ys: Sequence):
     return total
 
 
+def constant(value, like):
+    """``value`` as a factor for Vars of ``like``'s dtype, exactly.
+
+    Jittor turns a Python number into a float32 constant (the other operand's dtype wins,
+    but the value is rounded to float32 first: ``v64 * 0.1`` multiplies by
+    0.10000000149). For a float64 ``like`` a number that float32 does not hold exactly
+    becomes a one-element float64 Var; otherwise (float32 Vars, exact numbers such as 0.5
+    or 2, a Var already) ``value`` is returned as it is.
+    """
+    if isinstance(value, jt.Var) or like.dtype != "float64":
+        return value
+    v = float(value)
+    if float(np.float32(v)) == v:
+        return v
+    return jt.array(np.array([v]), "float64")
+
+
 def axpy(a, xs: Sequence, ys: Sequence) -> Vars:
-    """a * x + y, elementwise over the lists."""
+    """a * x + y, elementwise over the lists (``a`` exact in the Vars' dtype)."""
+    if not xs:
+        return []
+    a = constant(a, xs[0])
     return [x * a + y for x, y in zip(xs, ys)]
 
 

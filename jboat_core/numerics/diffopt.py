@@ -58,6 +58,7 @@ class DifferentiableOptimizer:
         self.state: list[dict] = [{} for _ in self.groups]
         self.places = list(places) if places is not None else [None] * len(self.groups)
         self.n_step = self.start_step = int(n_step)
+        self._consts: dict = {}  # float64 copies of the hyper-parameters (``_c``)
 
     @classmethod
     def from_optimizer(cls, optimizer, params, reduce=None) -> "DifferentiableOptimizer":
@@ -189,6 +190,17 @@ class DifferentiableOptimizer:
         fmodel.update_params(new)
         return new
 
+    def _c(self, value, like):
+        """``value`` exact in ``like``'s dtype (``autodiff.constant``), made once per twin."""
+        if like.dtype != "float64" or isinstance(value, jittor().Var):
+            return value
+        key = float(value)
+        c = self._consts.get(key)
+        if c is None:
+            from .autodiff import constant
+            c = self._consts[key] = constant(key, like)
+        return c
+
     def plain_lrs(self):
         """The learning rates when every parameter takes a plain step y - lr g (SGD
         without momentum, weight decay or dampening: no state), else None. Found once."""
@@ -205,7 +217,7 @@ class DifferentiableOptimizer:
     def plain_update(self, params, grads, cut: bool) -> list:
         """``y - lr g`` for every parameter, detached when ``cut``: the whole step when
         ``plain_lrs()`` is not None (the caller counts ``n_step``)."""
-        lrs = self.plain_lrs()
+        lrs = [self._c(lr, p) for lr, p in zip(self.plain_lrs(), params)]
         if cut:
             return [(p - g * lr).detach() for p, g, lr in zip(params, grads, lrs)]
         return [p - g * lr for p, g, lr in zip(params, grads, lrs)]
@@ -247,15 +259,16 @@ class DifferentiableSGD(DifferentiableOptimizer):
     STATE_KEYS = {"v": "values"}
 
     def _update(self, p, g, grp, state):
-        d = g + p * grp.weight_decay if grp.weight_decay else g
+        c = self._c
+        d = g + p * c(grp.weight_decay, p) if grp.weight_decay else g
         if _is_zero(grp.momentum) and grp.dampening == 0:
-            return p - d * grp.lr
-        v = d * (1 - grp.dampening)
+            return p - d * c(grp.lr, p)
+        v = d * c(1 - grp.dampening, p)
         if "v" in state:
-            v = state["v"] * grp.momentum + v
+            v = state["v"] * c(grp.momentum, p) + v
         state["v"] = v
-        step = d + v * grp.momentum if grp.nesterov else v
-        return p - step * grp.lr
+        step = d + v * c(grp.momentum, p) if grp.nesterov else v
+        return p - step * c(grp.lr, p)
 
 
 class DifferentiableAdam(DifferentiableOptimizer):
@@ -264,12 +277,16 @@ class DifferentiableAdam(DifferentiableOptimizer):
     STATE_KEYS = {"m": "m", "v": "values"}
 
     def _update(self, p, g, grp, state):
-        jt = jittor()
+        jt, c = jittor(), self._c
         b0, b1 = grp.betas
-        d = g + p * grp.weight_decay if grp.weight_decay else g
-        m = d * (1 - b0) + (state["m"] * b0 if "m" in state else 0)
-        v = d * d * (1 - b1) + (state["v"] * b1 if "v" in state else 0)
+        d = g + p * c(grp.weight_decay, p) if grp.weight_decay else g
+        m = d * c(1 - b0, p)
+        if "m" in state:
+            m = m + state["m"] * c(b0, p)
+        v = d * d * c(1 - b1, p)
+        if "v" in state:
+            v = v + state["v"] * c(b1, p)
         state["m"], state["v"] = m, v
         n = self.n_step
         step_size = grp.lr * math.sqrt(1 - b1 ** n) / (1 - b0 ** n)
-        return p - m * step_size / (jt.sqrt(v) + grp.eps)
+        return p - m * c(step_size, p) / (jt.sqrt(v) + c(grp.eps, p))

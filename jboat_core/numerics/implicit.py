@@ -15,7 +15,7 @@ second-derivative product: about k + 2 Hessian-vector products for k solver iter
 
 from __future__ import annotations
 
-from .autodiff import check_scalar, detach, grads, linear_operator, vdot
+from .autodiff import check_scalar, constant, detach, grads, linear_operator, vdot
 
 
 def implicit_hypergradient(op, ll_feed_dict, ul_feed_dict, auxiliary_model, y, hparams,
@@ -58,7 +58,8 @@ def implicit_hypergradient(op, ll_feed_dict, ul_feed_dict, auxiliary_model, y, h
         matvec = lambda v: par.data_mean(local(v))  # noqa: E731
     if damping:
         hvp = matvec
-        matvec = lambda v: [h + vi * damping for h, vi in zip(hvp(v), v)]  # noqa: E731
+        matvec = lambda v: [h + vi * constant(damping, vi)  # noqa: E731
+                            for h, vi in zip(hvp(v), v)]
     v = solve(matvec, b)
     mixed = grads(vdot(gy, detach(v)), hparams, name, "mixed second derivative")
     return F.detach(), [(ci - mi).detach() for ci, mi in zip(c, mixed)]

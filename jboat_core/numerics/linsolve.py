@@ -7,7 +7,7 @@ carry no graph and memory does not grow with the number of iterations.
 
 from __future__ import annotations
 
-from .autodiff import axpy, sync_floats, vdot
+from .autodiff import axpy, constant, sync_floats, vdot
 
 
 class _StopTests:
@@ -132,7 +132,7 @@ def solve_neumann(matvec, b, maxiter: int = 10, tol: float = 0.0, alpha: float =
         v = axpy(-alpha, matvec(v), v)
         if on_device:
             s = [si + vi * going for si, vi in zip(s, v)]
-            going = going * (vdot(v, v) >= float(tol) ** 2).float32()
+            going = going * (vdot(v, v) >= float(tol) ** 2).cast(going.dtype)
             continue
         s = [si + vi for si, vi in zip(s, v)]
         if tol > 0:
@@ -140,4 +140,4 @@ def solve_neumann(matvec, b, maxiter: int = 10, tol: float = 0.0, alpha: float =
             if stopped is not None:
                 s = stopped
                 break
-    return [si * alpha for si in s]
+    return [si * constant(alpha, si) for si in s]

@@ -17,12 +17,13 @@ Either way the outcome is a ``Result`` (``jboat_core.contract.protocol``), check
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..contract.kinds import KINDS
 from ..contract.protocol import OUTPUT_FIELDS, DynamicsPlan, DynamicsState, Result, SolveState
-from ..errors import DivergedError, OperatorRuntimeError
+from ..errors import DivergedError, OperatorRuntimeError, PrecisionWarning
 from ..numerics.diffopt import DifferentiableOptimizer
 from ..numerics.functional import FunctionalModel
 from ..numerics.tape import segment_length
@@ -236,3 +237,22 @@ def sync_and_check(results, operators, extra=(), *, losses=(), producer: str | N
         raise DivergedError(name, where, f"the upper objective F is {bad[0]} while the "
                             "gradients are finite; check F (log of 0, division by 0...)")
     return values
+
+
+def warn_lower_precision(variables, *, upper=None, lower=None) -> None:
+    """A ``PrecisionWarning`` when the variables are float64 but F (``upper``) or f
+    (``lower``, f at the last inner step) came out float32."""
+    if not any(v.dtype == "float64" for v in variables):
+        return
+    low = [name for name, value in (("F (the upper objective)", upper),
+                                    ("f (the lower objective)", lower))
+           if value is not None and value.dtype in ("float32", "float16")]
+    if low:
+        warnings.warn(
+            f"{' and '.join(low)} returned float32 for float64 "
+            "variables: part of it computes in float32. Jittor gives a one-element Var "
+            "combined with a Python number, or with another one-element Var, the precision "
+            "of the left operand: `0.5 * v.sum()`, `1e-2 * s` and Python's `sum(...)` (it "
+            "starts at the int 0) are float32. Write `v.sum() * 0.5`, `sum(terms[1:], "
+            "terms[0])`, and numbers float32 does not hold as Vars: "
+            "`jboat_core.constant(0.01, like=v)`", PrecisionWarning, stacklevel=4)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from ..platform._jittor import jittor
 from ..plugins.config import SolverConfig, parse_solver_config
 from ..contract.protocol import OUTPUT_FIELDS
-from .engine import Composition, sync_and_check
+from .engine import Composition, sync_and_check, warn_lower_precision
 from ..errors import ConfigError, OperatorRuntimeError
 from ..numerics.optimstate import (apply_gradients, load_optimizer_state, optimizer_state, set_lr,
                                    state_vars)
@@ -105,6 +105,7 @@ class Problem:
         self.gda_loss = given["gda_loss"]
         self.callback = callback
         self.history: list[dict] = []
+        self._precision_checked = False
         self.parallel = parallel or Parallel.detect(
             mode="tasks" if config.accumulate_grad else "examples")
         self._build(given)
@@ -220,6 +221,10 @@ class Problem:
         lower = [last.lower_loss.reshape((1,))] if last.lower_loss is not None else []
         if par.active:  # the solver's one collective: results and losses, global means
             combined, upper, lower = self._reduce(combined, upper, lower)
+        if not self._precision_checked:
+            self._precision_checked = True
+            warn_lower_precision(self.ll_var + self.ul_var, upper=evals[-1].result.upper_loss,
+                                 lower=last.lower_loss)
         values = sync_and_check([combined], comp.operators, extra=lower, losses=upper,
                                 producer=last.producer, current_iter=current_iter,
                                 check=self.config.check_finite)

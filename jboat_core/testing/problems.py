@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..numerics.autodiff import constant
 from ..platform._jittor import jittor
 
 jt = jittor()
@@ -36,10 +37,11 @@ def _np_sigmoid(z):
 
 
 class Vector(jt.nn.Module):
-    """A module holding one parameter vector ``w``; ``execute(A)`` returns (A w, w'w)."""
+    """A module holding one parameter vector ``w`` (of ``dtype``); ``execute(A)`` returns
+    (A w, w'w)."""
 
-    def __init__(self, value):
-        self.w = jt.array(np.asarray(value, dtype=np.float32))
+    def __init__(self, value, dtype: str = "float32"):
+        self.w = jt.array(np.asarray(value, dtype=np.float64), dtype)
 
     def execute(self, A=None):
         """``w`` alone, or ``(A w, w'w)`` for a matrix ``A`` (the lower models' forward)."""
@@ -59,7 +61,7 @@ class BilevelProblem:
     ll_objective, ul_objective : callable
         f and F in jboat's signature ``(feed, ul_model, ll_model, **kw)``.
     ll_feed, ul_feed : dict
-        The feeds (float32 Vars).
+        The feeds (Vars of the problem's dtype, float32 by default).
     np_data : dict
         The same data in float64 NumPy, for the references.
     """
@@ -92,11 +94,13 @@ class BilevelProblem:
 
 
 # ---------------------------------------------------------------- ridge ---------------
-def ridge_problem(seed: int = 0, d: int = 5, n: int = 20, y0=None, x0=None) -> "Ridge":
+def ridge_problem(seed: int = 0, d: int = 5, n: int = 20, y0=None, x0=None,
+                  dtype: str = "float32") -> "Ridge":
     """The ridge problem of the module docstring: ``d`` features, ``n`` examples per level,
     Gaussian data from ``seed``; x_0 = 0.1 N(0, I) and y_0 = N(0, I) unless given (e.g.
     ``y0=ridge_problem().solution()`` starts the lower level at y*(x)). Same ``seed``,
-    same problem."""
+    same problem. ``dtype``: of every Var (the objectives compute in it exactly: numbers
+    that float32 does not hold go through ``numerics.constant``)."""
     rng = np.random.RandomState(seed)
     A1, b1 = rng.randn(n, d), rng.randn(n)
     A2, b2 = rng.randn(n, d), rng.randn(n)
@@ -107,16 +111,16 @@ def ridge_problem(seed: int = 0, d: int = 5, n: int = 20, y0=None, x0=None) -> "
         """f(x, y) = ||A1 y - b1||^2 / (2n) + 1/2 sum_i e^{x_i} y_i^2."""
         pred, _ = ll_model(feed["A"], **kw)
         w = kw["params"][0] if kw.get("params") is not None else ll_model.w
-        return ((pred - feed["b"]) ** 2).sum() / (2 * n) + 0.5 * (jt.exp(ul_model()) * w * w).sum()
+        return ((pred - feed["b"]) ** 2).sum() / (2 * n) + (jt.exp(ul_model()) * w * w).sum() * 0.5
 
     def ul_objective(feed, ul_model, ll_model, **kw):
         """F(y) = ||A2 y - b2||^2 / (2n)."""
         pred, _ = ll_model(feed["A"], **kw)
         return ((pred - feed["b"]) ** 2).sum() / (2 * n)
 
-    f32 = lambda a: jt.array(a.astype(np.float32))  # noqa: E731
-    return Ridge(Vector(y), Vector(x), ll_objective, ul_objective,
-                 {"A": f32(A1), "b": f32(b1)}, {"A": f32(A2), "b": f32(b2)},
+    var = lambda a: jt.array(a, dtype)  # noqa: E731
+    return Ridge(Vector(y, dtype), Vector(x, dtype), ll_objective, ul_objective,
+                 {"A": var(A1), "b": var(b1)}, {"A": var(A2), "b": var(b2)},
                  {"A1": A1, "b1": b1, "A2": A2, "b2": b2, "n": n})
 
 
@@ -188,10 +192,10 @@ class Ridge(BilevelProblem):
 
 # ------------------------------------------------------------- logistic ---------------
 def logistic_problem(seed: int = 1, d: int = 4, n: int = 24, m: int = 30,
-                     mu: float = 0.1) -> "Logistic":
+                     mu: float = 0.1, dtype: str = "float32") -> "Logistic":
     """The weighted logistic problem of the module docstring: ``n`` lower and ``m`` upper
     examples of ``d`` features, one weight sigmoid(x_i) per lower example, L2 weight
-    ``mu``; the lower model starts at w*(x) (float32)."""
+    ``mu``; the lower model starts at w*(x) (rounded to ``dtype``, every Var's)."""
     rng = np.random.RandomState(seed)
     A, C = rng.randn(n, d), rng.randn(m, d)
     w_true = rng.randn(d)
@@ -205,18 +209,19 @@ def logistic_problem(seed: int = 1, d: int = 4, n: int = 24, m: int = 30,
     def ll_objective(feed, ul_model, ll_model, **kw):
         """f(x, w) = 1/n sum_i sigmoid(x_i) softplus(-t_i a_i'w) + mu/2 ||w||^2."""
         z, sq = ll_model(feed["A"], **kw)
-        return (jt.sigmoid(ul_model()) * softplus(-feed["t"] * z)).sum() / n + 0.5 * mu * sq
+        return ((jt.sigmoid(ul_model()) * softplus(-feed["t"] * z)).sum() / n
+                + sq * constant(0.5 * mu, sq))
 
     def ul_objective(feed, ul_model, ll_model, **kw):
         """F(w) = mean_j softplus(-s_j c_j'w)."""
         z, _ = ll_model(feed["A"], **kw)
         return softplus(-feed["t"] * z).mean()
 
-    f32 = lambda a: jt.array(np.asarray(a, dtype=np.float32))  # noqa: E731
-    prob.ll_model, prob.ul_model = Vector(w_star), Vector(x)
+    var = lambda a: jt.array(np.asarray(a, dtype=np.float64), dtype)  # noqa: E731
+    prob.ll_model, prob.ul_model = Vector(w_star, dtype), Vector(x, dtype)
     prob.ll_objective, prob.ul_objective = ll_objective, ul_objective
-    prob.ll_feed = {"A": f32(A), "t": f32(t)}
-    prob.ul_feed = {"A": f32(C), "t": f32(s)}
+    prob.ll_feed = {"A": var(A), "t": var(t)}
+    prob.ul_feed = {"A": var(C), "t": var(s)}
     return prob
 
 
