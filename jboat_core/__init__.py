@@ -1,8 +1,8 @@
 """jboat core, in wings (each imports only the wings listed before it):
 
 * ``jboat_core.errors``: the error classes (imports nothing of jboat).
-* ``jboat_core.platform``: Jittor's set-up (oneDNN, CPU settings), MPI reductions, signals,
-  safe file writes.
+* ``jboat_core.platform``: Jittor's set-up (oneDNN, the CPU/CUDA decision), MPI reductions,
+  signals, safe file writes.
 * ``jboat_core.contract``: what an operator author writes against: the operator bases, the
   typed step protocol, metadata, config sections, kinds and the hook spec.
 * ``jboat_core.numerics``: automatic differentiation, linear solvers, implicit and

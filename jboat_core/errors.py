@@ -84,6 +84,10 @@ class DivergedError(OperatorRuntimeError):
     raised before anything is updated."""
 
 
+class JittorSetupError(JboatError):
+    """Jittor cannot be imported as this process needs it: CUDA asked for where it cannot
+    work, no MPI under mpirun, or Jittor's own import failed."""
+
 
 class PrecisionWarning(UserWarning):
     """An objective returns a lower precision than the variables it is given (float32 for

@@ -1,5 +1,8 @@
-"""Test configuration: CPU-only Jittor, and only jboat's own plugins.
+"""Test configuration: Jittor's device decided as for users, and only jboat's own plugins.
 
+No variable is needed: jboat decides CPU or CUDA before Jittor's import
+(``jboat_core.platform.device``), here at once, so that every process a test starts
+inherits the decision (and says nothing). ``JBOAT_DEVICE=cpu`` forces the CPU.
 ``JBOAT_LOAD_PLUGINS=jboat`` keeps whatever third-party plugins happen to be installed out
 of the tests (the test that means to load them sets its own environment).
 """
@@ -7,14 +10,27 @@ of the tests (the test that means to load them sets its own environment).
 import os
 import sys
 
-os.environ.setdefault("JBOAT_CPU_ONLY", "1")
 os.environ["JBOAT_LOAD_PLUGINS"] = "jboat"
 os.environ.pop("JBOAT_DISABLE_PLUGINS", None)
 os.environ.pop("JBOAT_STRICT_PLUGINS", None)
 
 import pytest  # noqa: E402
 
+from jboat_core.platform import device as _device  # noqa: E402
 from jboat_core.plugins import registry as _registry  # noqa: E402
+
+DEVICE = _device.apply()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` run where jboat decided CUDA; elsewhere skipped with the why."""
+    if DEVICE.device == "cuda":
+        return
+    skip = pytest.mark.skip(reason=f"no CUDA for Jittor here ({DEVICE.device}, "
+                                   f"{DEVICE.source}: {DEVICE.reason}; `jboat doctor`)")
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture

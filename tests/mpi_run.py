@@ -6,7 +6,6 @@ mpirun) for all cases: Jittor's start-up is paid once, not once per case."""
 import os
 import sys
 
-os.environ.setdefault("JBOAT_CPU_ONLY", "1")
 os.environ.setdefault("JBOAT_LOAD_PLUGINS", "jboat")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-ENV = {**os.environ, "JBOAT_CPU_ONLY": "1", "JBOAT_LOAD_PLUGINS": "jboat"}
+ENV = {**os.environ, "JBOAT_LOAD_PLUGINS": "jboat"}
 
 
 def task_file(tmp_path, iterations=3, solver='na_op = ["RAD"]', **params):

@@ -11,7 +11,7 @@ import pytest
 
 from fakeplugins import FakeDist, FakeEntryPoint, ep, make_module, op_class
 
-ENV = {**os.environ, "JBOAT_CPU_ONLY": "1", "JBOAT_LOAD_PLUGINS": "jboat"}
+ENV = {**os.environ, "JBOAT_LOAD_PLUGINS": "jboat"}
 PROBE = ("import runpy, sys\n"
          "sys.argv = ['jboat'] + sys.argv[1:]\n"
          "try:\n    runpy.run_module('jboat_core.run.cli', run_name='__main__')\n"

@@ -23,7 +23,7 @@ from jboat_core.run.checkpoint import (HISTORY, NAME, CheckpointError, Equal, Hi
                                    load_checkpoint, read_meta, save_checkpoint, schema_of)
 
 HERE = Path(__file__).resolve().parent
-ENV = {**os.environ, "JBOAT_CPU_ONLY": "1", "JBOAT_LOAD_PLUGINS": "jboat"}
+ENV = {**os.environ, "JBOAT_LOAD_PLUGINS": "jboat"}
 
 TASK = """[task]
 module = "{module}"

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 HERE = Path(__file__).resolve().parent
-ENV = {**os.environ, "JBOAT_CPU_ONLY": "1", "JBOAT_LOAD_PLUGINS": "jboat"}
+ENV = {**os.environ, "JBOAT_LOAD_PLUGINS": "jboat"}
 
 
 def task_file(tmp_path, solver='na_op = ["RAD"]', iterations=8, **params):

@@ -21,8 +21,7 @@ import numpy as np
 import pytest
 
 HERE = Path(__file__).resolve().parent
-ENV = {**os.environ, "JBOAT_CPU_ONLY": "1", "JBOAT_LOAD_PLUGINS": "jboat", "nvcc_path": "",
-       "log_silent": "1", "OMPI_ALLOW_RUN_AS_ROOT": "1",
+ENV = {**os.environ, "JBOAT_LOAD_PLUGINS": "jboat", "log_silent": "1", "OMPI_ALLOW_RUN_AS_ROOT": "1",
        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_rmaps_base_oversubscribe": "1"}
 MPIRUN = ["mpirun", "-np", "2", "--oversubscribe"]
 TOL = 1e-5

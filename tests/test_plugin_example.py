@@ -100,7 +100,6 @@ def test_runs_in_a_chain_through_real_entry_points():
         "print('chain ok', reg.get('CGN').origin.distribution)\n")
     environ = {k: v for k, v in os.environ.items()
                if k not in ("JBOAT_LOAD_PLUGINS", "JBOAT_DISABLE_PLUGINS")}
-    environ.setdefault("JBOAT_CPU_ONLY", "1")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=environ, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -115,7 +114,6 @@ def test_third_party_first_order_solver_installs_and_runs():
     assert rows["F2SA"]["kind"] == "first_order" and rows["F2SA"]["distribution"] == DIST
     environ = {k: v for k, v in os.environ.items()
                if k not in ("JBOAT_LOAD_PLUGINS", "JBOAT_DISABLE_PLUGINS")}
-    environ.setdefault("JBOAT_CPU_ONLY", "1")
     code = ("from jboat_core import parse_solver_config, ConfigError\n"
             "assert parse_solver_config({'fo_op': 'F2SA'}).fo_op == ['F2SA']\n"
             "try:\n    parse_solver_config({'fo_op': 'F2SA', 'na_op': ['RAD']})\n"

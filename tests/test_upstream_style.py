@@ -32,7 +32,7 @@ COMBOS = ([(gm, na, None) for gm in GM for na in NA]
 
 def _script(name, folder):
     from jboat_core.platform._jittor import jittor
-    jittor()  # JBOAT_CPU_ONLY applies its switches only if jboat imports Jittor first
+    jittor()  # jboat's set-up applies only if jboat imports Jittor first
     sys.path.insert(0, str(HERE / folder))
     for mod in ("configs_style", "configs_style.loss_funcs", name, "model_style"):
         sys.modules.pop(mod, None)

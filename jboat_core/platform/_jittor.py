@@ -6,11 +6,13 @@ Before the first ``import jittor`` through jboat:
   Linux), Jittor's oneDNN folder is laid out, ``libdnnl`` loaded and ``use_mkl=1`` set
   unless you set ``use_mkl`` yourself. Nothing to run first; ``jboat doctor`` says what was
   done and why.
-* ``JBOAT_CPU_ONLY=1`` sets, only where the variable is not already set: ``nvcc_path=`` (no
-  CUDA probing: a stray nvcc without a CUDA runtime makes the import fail),
-  ``FIX_TORCH_ERROR=0`` (no torch import), ``log_silent=1``, and ``use_mkl=0`` only when no
-  local oneDNN could be set up (Jittor would otherwise download one). Users with a working
-  GPU leave it unset.
+* **CPU or CUDA** (:mod:`jboat_core.platform.device`): jboat decides whether Jittor's CUDA
+  path can work here (a device, an ``nvcc`` of CUDA <= 12, a CUDA runtime, or the CUDA 12
+  wheels of ``jboat[cuda12]``) and otherwise applies the CPU settings itself (``nvcc_path=``
+  empty, ``FIX_TORCH_ERROR=0``, ``log_silent=1``; ``use_mkl=0`` only when no local oneDNN
+  could be set up, since Jittor would download one), saying so in one line on stderr.
+  ``JBOAT_DEVICE=cpu|cuda`` forces a choice (``JBOAT_CPU_ONLY=1`` is ``JBOAT_DEVICE=cpu``);
+  your own Jittor variables win.
 * **MPI**: a process started by ``mpirun`` whose Jittor cannot build its MPI ops (no
   ``mpicc``, or ``use_mpi=0``) gets :class:`JittorSetupError` naming what to install,
   instead of the ``AttributeError`` Jittor's own import raises.
@@ -38,28 +40,33 @@ import os
 import shutil
 import sys
 
-from ..errors import JboatError
+from ..errors import JittorSetupError
+from . import device
 
-CPU_ONLY_DEFAULTS = {"nvcc_path": "", "FIX_TORCH_ERROR": "0", "log_silent": "1"}
+CPU_ONLY_DEFAULTS = device.CPU_SETTINGS  # the name earlier versions exported
 MPI_HINT = ("install OpenMPI with its compiler wrapper (Debian/Ubuntu: apt-get install "
             "openmpi-bin libopenmpi-dev) so that Jittor builds its MPI ops at import, then "
             "run again")
 
 
-class JittorSetupError(JboatError):
-    """Jittor cannot be imported as this process needs it (e.g. under mpirun, no MPI)."""
+__all__ = ["JittorSetupError", "apply_device", "jittor", "mpi_problem", "prepare_environment"]
+
+
+def apply_device() -> device.Decision | None:
+    """Decide CPU or CUDA and set Jittor's variables, if Jittor is not imported yet
+    (None: it is, and nothing can change)."""
+    if "jittor" in sys.modules:
+        return None
+    return device.apply()
+
+
+apply_cpu_only_env = apply_device  # the name earlier versions exported
 
 
 def cpu_only() -> bool:
-    """Whether ``JBOAT_CPU_ONLY`` asks for the CPU/offline defaults."""
-    return os.environ.get("JBOAT_CPU_ONLY", "") not in ("", "0")
-
-
-def apply_cpu_only_env() -> None:
-    """Apply ``CPU_ONLY_DEFAULTS`` if ``JBOAT_CPU_ONLY=1`` and Jittor is not imported yet."""
-    if cpu_only() and "jittor" not in sys.modules:
-        for key, value in CPU_ONLY_DEFAULTS.items():
-            os.environ.setdefault(key, value)
+    """Whether jboat decided (or was told) to run Jittor on the CPU in this process."""
+    decided = device.status()
+    return decided is not None and decided.device == "cpu"
 
 
 def mpi_problem(environ=os.environ) -> str | None:
@@ -84,7 +91,7 @@ def prepare_environment() -> None:
 
     from . import jittorfix
 
-    apply_cpu_only_env()
+    apply_device()
     os.environ.setdefault("JPY_PARENT_PID", str(os.getpid()))  # SIGINT stays Python's
     if jittorfix.states() is None:
         _warn_unfixed(jittorfix.apply(), imported=False)
@@ -93,6 +100,11 @@ def prepare_environment() -> None:
     if cpu_only():
         os.environ.setdefault("use_mkl", "0")
     _compute_float_limits()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
 
 
 class JittorFixWarning(RuntimeWarning):
@@ -150,7 +162,8 @@ def jittor():
     Raises
     ------
     JittorSetupError
-        Started by mpirun where Jittor has no MPI.
+        Started by mpirun where Jittor has no MPI; ``JBOAT_DEVICE=cuda`` where CUDA cannot
+        work (:class:`~jboat_core.platform.device.DeviceError`); Jittor's import failed.
     """
     mod = sys.modules.get("jittor")
     if mod is not None:
@@ -168,6 +181,10 @@ def jittor():
             raise JittorSetupError(f"started by mpirun but Jittor's MPI failed to load "
                                    f"({exc}): {MPI_HINT}") from None
         raise
+    except (OSError, RuntimeError) as exc:  # a CUDA or compiler problem inside Jittor
+        raise JittorSetupError(f"Jittor's import failed ({type(exc).__name__}: "
+                               f"{_first_line(exc)}): run `jboat doctor` to see what Jittor "
+                               "finds here (JBOAT_DEVICE=cpu keeps CUDA out)") from exc
     from .signals import after_jittor_import
     after_jittor_import()
     return jt

@@ -21,7 +21,7 @@ and before the first ``import jittor``:
 3. sets ``use_mkl=1`` unless the user set ``use_mkl`` (``0`` or ``1``) themselves.
 
 Where none of this can be done (another platform, the wheels missing, a broken install, an
-unwritable cache) jboat imports Jittor as before (``use_mkl=0`` under ``JBOAT_CPU_ONLY=1``)
+unwritable cache) jboat imports Jittor as before (``use_mkl=0`` where it decided the CPU)
 and ``jboat doctor`` says why; nothing here raises. Measured (benchmarks/README.md): an MLP
 784-256-10 hyper-iteration 31x faster, 2-D ``jt.matmul`` 30x.
 """

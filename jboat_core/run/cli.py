@@ -1,4 +1,7 @@
-"""The ``jboat`` command line. Listing, describing and validating never import Jittor."""
+"""The ``jboat`` command line. Listing, describing and validating never import Jittor.
+
+Exit codes (also in ``jboat --help``): see :data:`EXIT_CODES`.
+"""
 
 from __future__ import annotations
 
@@ -250,7 +253,7 @@ def cmd_doctor(args, reg: Registry) -> int:
     from .doctor import format_report, report
     facts = report(import_jittor=not args.no_import)
     print(json.dumps(facts, indent=2) if args.json else format_report(facts))
-    return 0
+    return 1 if facts["problems"] else 0
 
 
 def cmd_setup_onednn(args, reg: Registry) -> int:
@@ -277,10 +280,35 @@ def cmd_setup_onednn(args, reg: Registry) -> int:
 
 def _version() -> str:
     from importlib import metadata
-    try:
-        return metadata.version("jboat")
-    except metadata.PackageNotFoundError:  # pragma: no cover - running from a checkout
-        return "unknown (not installed)"
+
+    def of(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:  # pragma: no cover - a checkout
+            return "not installed"
+    return (f"jboat {of('jboat')} (Jittor {of('jittor')}, Python "
+            f"{sys.version.split()[0]}, {sys.prefix})")
+
+
+#: What ``jboat`` exits with (``--help`` shows it; docs/cli.md explains it).
+EXIT_CODES = (
+    (0, "success (doctor: no problem found)"),
+    (1, "an error: a failed run or task, a plugin or Jittor set-up error, a file that "
+        "cannot be written (doctor: a problem found)"),
+    (2, "bad usage or input: unknown option, invalid configuration, chain or operator name"),
+    (130, "interrupted (Ctrl-C); metrics.json says \"interrupted\""),
+    (141, "standard output closed early (e.g. piped into head): the rest is dropped quietly"),
+    ("128+N", "ended by signal N (SIGTERM 143, SIGHUP 129); metrics.json says "
+              "\"terminated\""),
+)
+EXIT_PIPE = 141
+
+
+def _epilog() -> str:
+    rows = "\n".join(f"  {str(code):>5}  {text}" for code, text in EXIT_CODES)
+    return ("Jittor's own log lines are hidden; -v shows them. jboat decides CPU or CUDA "
+            "by itself (`jboat doctor` says why); JBOAT_DEVICE=cpu|cuda forces it.\n\n"
+            f"exit codes:\n{rows}")
 
 
 def _count(minimum: int, maximum: int | None = None):
@@ -313,8 +341,12 @@ def _seconds(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jboat", description="Hyper-gradient operators for "
-                                     "bilevel optimization on Jittor, as plugins.")
-    parser.add_argument("--version", action="version", version=f"jboat {_version()}")
+                                     "bilevel optimization on Jittor, as plugins.",
+                                     epilog=_epilog(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("-v", "--verbose", dest="jittor_log", action="store_true",
+                        help="show Jittor's own log lines (hidden by default)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list-ops", help="list every operator found and the plugins that failed")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -359,12 +391,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most lower steps to solve the lower level for the reference")
     p.add_argument("--timeout", type=_seconds, default=1800, help="seconds per method")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _jittor_log_option(p)
     p.set_defaults(func=cmd_compare)
     p = sub.add_parser("doctor", help="what Jittor runs with here: oneDNN (and why not), "
                        "MPI, CUDA, compiler, cache")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--no-import", action="store_true",
                    help="do not import Jittor (report only what is known before)")
+    _jittor_log_option(p)
     p.set_defaults(func=cmd_doctor)
     p = sub.add_parser("setup-onednn", help="(kept for old scripts) jboat sets oneDNN up by "
                        "itself; with --lib, link another oneDNN (e.g. Debian's libdnnl-dev)")
@@ -392,19 +426,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mpi-timeout", type=_count(0), default=600, metavar="S",
                    help="under MPI, end a process whose outer iteration takes longer than S "
                         "seconds (a peer died); 0: no limit (default 600)")
+    _jittor_log_option(p)
     p.set_defaults(func=cmd_run)
     return parser
+
+
+def _jittor_log_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", dest="jittor_log_here", action="store_true",
+                   help="show Jittor's own log lines (hidden by default)")
+
+
+def _jittor_log(args) -> None:
+    """Jittor's ``[i ...]``/``[w ...]`` lines: hidden unless -v (your log_silent wins)."""
+    verbose = getattr(args, "jittor_log", False) or getattr(args, "jittor_log_here", False)
+    os.environ.setdefault("log_silent", "0" if verbose else "1")
 
 
 def main(argv: list[str] | None = None) -> int:
     """The command line. Run as the ``jboat`` program (``argv`` None), a command that
     leaves non-daemon threads of a task module running ends the process once its results
     are written, with a warning, instead of waiting for them forever."""
-    args = build_parser().parse_args(argv)
-    code = _dispatch(args)
+    try:
+        args = build_parser().parse_args(argv)
+        _jittor_log(args)
+        code = _dispatch(args)
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. `jboat list-ops | head -1`: the reader has gone
+        _drop_stdout()
+        return EXIT_PIPE
     if argv is None:
         _exit_past_leftover_threads(code)
     return code
+
+
+def _drop_stdout() -> None:
+    """Point standard output at /dev/null so that nothing more (the interpreter's last
+    flush included) raises on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # a stream without a descriptor (tests)
+        pass
 
 
 def _exit_past_leftover_threads(code: int) -> None:

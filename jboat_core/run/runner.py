@@ -205,7 +205,7 @@ def _run(run, solver, config_path, out, ckpt, resuming, *, checkpoint_every, pro
         metrics["processes"] = problem.parallel.world
     show = (not progress) if progress is not None else None
     bar = tqdm(range(start, total), desc=f"jboat {'+'.join(solver.composition())}", unit="it",
-               disable=show if writer else True, file=sys.stderr)
+               disable=show if writer else True, file=sys.stderr, **_bar_size())
     at = {"call": "feeds", "it": start}  # what the run is calling, for error messages
     try:
         try:
@@ -219,7 +219,7 @@ def _run(run, solver, config_path, out, ckpt, resuming, *, checkpoint_every, pro
                 if writer and run.task.eval_every and (it + 1) % run.task.eval_every == 0:
                     at["call"] = "evaluate"
                     problem.history[-1].update(task.evaluate())
-                bar.set_postfix(F=f"{rec['upper_loss']:.4f}")
+                bar.set_postfix(upper_loss=f"{rec['upper_loss']:.4g}", refresh=False)
                 if callback is not None:
                     at["call"] = "the callback"
                     callback(problem.history[-1], problem)  # the record with its metrics
@@ -256,6 +256,16 @@ def _run(run, solver, config_path, out, ckpt, resuming, *, checkpoint_every, pro
         raise
     finally:
         bar.close()
+
+
+def _bar_size() -> dict:
+    """Nothing (tqdm follows the terminal), or 80 x 24 for a terminal that reports a size
+    of 0 x 0 (``script``, some CI consoles), where tqdm would draw nothing."""
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {"ncols": 80, "nrows": 24} if size.columns <= 0 or size.lines <= 0 else {}
 
 
 def _write(path: Path, write: Callable, *args):

@@ -1,4 +1,4 @@
-"""Test set-up of jboat-example-plugin: CPU-only Jittor and an explicit registry.
+"""Test set-up of jboat-example-plugin: Jittor as jboat sets it up, an explicit registry.
 
 The tests do not depend on what is installed: the registry holds jboat's built-in
 operators plus CGN, registered through the entry point declared in this distribution's
@@ -13,7 +13,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-os.environ.setdefault("JBOAT_CPU_ONLY", "1")
 # The conformance kit imports the plugin module in a subprocess: make it importable there
 # even when the distribution is not installed.
 os.environ["PYTHONPATH"] = os.pathsep.join(

@@ -22,7 +22,6 @@ import os
 import runpy
 import sys
 
-os.environ.setdefault("JBOAT_CPU_ONLY", "1")
 import jboat_core.platform._jittor as _jj  # noqa: E402
 
 _jj.apply_cpu_only_env()
