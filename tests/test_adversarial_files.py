@@ -7,6 +7,7 @@ Every case ends in a one-line ``jboat: error:`` (or the documented behaviour), n
 outside ``--out`` touched, nothing run that the user did not name, results kept.
 """
 
+import contextlib
 import errno
 import json
 import math
@@ -169,6 +170,15 @@ def test_validate_refuses_what_run_could_not_use(tmp_path, table, needle):
     assert "Traceback" not in res.stderr
 
 
+@pytest.mark.parametrize("out", ["/proc/jboat-out", "/proc/self/jboat-out",
+                                 "/sys/jboat-out"])
+def test_an_out_folder_that_cannot_be_made_is_one_line(tmp_path, out):
+    res = jboat("run", task_file(tmp_path), "--out", out)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert error_line(res).startswith(f"jboat: error: --out {out}"), error_line(res)
+    assert "jittor" not in res.stderr.lower()
+
+
 def test_huge_iterations_on_the_command_line(tmp_path):
     for value in ("1e23", "100000000000000000000000"):
         res = jboat("run", tmp_path / "t.toml", "--iterations", value)
@@ -220,6 +230,48 @@ def test_compare_timeout_checked_in_the_python_api(tmp_path):
     for value in (math.nan, math.inf, -5.0):
         with pytest.raises(ConfigError, match="--timeout"):
             run_compare(tmp_path / "t.toml", tmp_path / "o", timeout=value)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("--methods", ",,,"), "--methods: ',,,' names no method"),
+    (("--methods", " , "), "--methods: ' , ' names no method"),
+    (("--methods", "RAD", "--reference-chain", "garbage"),
+     "--reference-chain: 'garbage' is not a hyper-gradient chain"),
+    (("--methods", "RAD", "--reference-chain", "NGD"),
+     "--reference-chain: 'NGD' is not a hyper-gradient chain"),
+    (("--methods", "RAD", "--metric", "no_such_metric"),
+     "--metric: 'no_such_metric' is not a metric of this task (its evaluate() gives x0, y0)"),
+], ids=["commas", "blank", "garbage-chain", "dynamics-chain", "unknown-metric"])
+def test_compare_input_that_names_nothing_is_one_line(tmp_path, args, needle):
+    """Nothing is silently ignored: no empty report with exit 0, no reference dropped,
+    no metric replaced by another."""
+    out = tmp_path / "c"
+    res = jboat("compare", task_file(tmp_path), "--out", out, "--iterations", "2", *args)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert error_line(res).startswith(f"jboat: error: {needle}"), error_line(res)
+    assert not (out / "compare.json").exists()
+
+
+@pytest.mark.jittor
+def test_compare_waits_for_its_worker_not_for_a_process_the_task_left(tmp_path):
+    """A task that starts a detached child holding the worker's output open: the method
+    is reported with its real outcome as soon as its worker ends, long before --timeout."""
+    pid_file = tmp_path / "child.pid"
+    out = tmp_path / "c"
+    t0 = time.time()
+    res = jboat("compare", task_file(tmp_path, detach=str(pid_file)), "--methods", "RAD",
+                "--out", out, "--iterations", "2", "--timeout", "240",
+                "--reference-chain", "", timeout=600)
+    took = time.time() - t0
+    try:
+        assert res.returncode == 0, res.stderr[-2000:]
+        row = json.loads((out / "compare.json").read_text())["rows"][0]
+        assert row["status"] == "ok", row
+        assert took < 200, took
+    finally:
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
 
 
 # -- plugins in list-ops --------------------------------------------------------------------
