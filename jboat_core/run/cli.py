@@ -240,7 +240,7 @@ def cmd_compare(args, reg: Registry) -> int:
 
 def cmd_new_plugin(args, reg: Registry) -> int:
     from .scaffold import new_plugin
-    root = new_plugin(args.name, args.kind, args.out)
+    root = new_plugin(args.name, args.kind, args.out, registry=reg)
     print(f"wrote {root}: pip install -e {root} (then `jboat list-ops` shows {args.name}); "
           f"cd {root} && python -m pytest runs the conformance kit on it")
     return 0
