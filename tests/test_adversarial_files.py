@@ -624,3 +624,66 @@ def test_a_forked_child_dies_of_sigterm_as_by_default():
         os.kill(pid, signal.SIGTERM)
         _, status = os.waitpid(pid, 0)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+
+
+# -- round 4: SIGTERM during Jittor's import ends as terminated ----------------------------
+KILLED_CHILD = """
+import os, signal, subprocess, sys, threading
+from jboat_core.platform._jittor import jittor
+from jboat_core.platform.signals import Terminated, terminate_as_exception
+jittor()  # Jittor's C handler for SIGCHLD is installed
+try:
+    with terminate_as_exception():
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        subprocess.run(["sleep", "30"])  # killed with SIGKILL as Terminated unwinds
+except Terminated as exc:
+    sys.exit(exc.exit_code)
+"""
+
+
+@pytest.mark.jittor
+def test_sigterm_while_a_subprocess_runs_after_jittors_import_ends_as_terminated():
+    """Python kills a running subprocess (SIGKILL) as Terminated unwinds; Jittor's
+    SIGCHLD handler took that for "Maybe out of memory" and quit with 1 (what SIGTERM
+    0.5 s into ``jboat run`` gave, during Jittor's import): now exit code 143."""
+    res = subprocess.run([sys.executable, "-c", KILLED_CHILD], capture_output=True,
+                         text=True, env=ENV, timeout=600)
+    assert res.returncode == 128 + signal.SIGTERM, res.stderr[-2000:]
+    assert "Maybe out of memory" not in res.stderr
+
+
+def test_a_swallowed_terminated_is_raised_again():
+    """A bare ``except:`` on the way (Jittor's import has them) does not let a run go on
+    as if SIGTERM had not come: ``raise_pending`` raises it again."""
+    from jboat_core.platform.signals import Terminated, raise_pending, terminate_as_exception
+    with pytest.raises(Terminated) as info:
+        with terminate_as_exception():
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+            except:  # noqa: E722 - what Jittor's code does
+                pass
+            raise_pending()
+    assert info.value.signum == signal.SIGTERM
+    raise_pending()  # outside the block: nothing pending
+
+
+@pytest.mark.jittor
+def test_sigterm_at_any_moment_of_the_start_ends_as_terminated(tmp_path):
+    """SIGTERM from 0.3 s to 1.5 s into ``jboat run`` (jboat's import, Jittor's import,
+    the task's build, the first iterations): the process ends by the signal before jboat
+    took it over (-15), or as terminated (143, one line); never 0 or 1."""
+    task = task_file(tmp_path, iterations=2)
+    for i, delay in enumerate([0.3 + 0.1 * k for k in range(13)]):
+        proc = subprocess.Popen([sys.executable, "-m", "jboat_core.run.cli", "run",
+                                 str(task), "--out", str(tmp_path / f"o{i}")], env=ENV,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=300)
+        if proc.returncode == 0:  # finished before the signal came: fine, and the end
+            break
+        assert proc.returncode in (-signal.SIGTERM, 128 + signal.SIGTERM), (delay, err)
+        if proc.returncode > 0:
+            assert err.strip().splitlines()[-1].startswith("jboat: terminated by SIGTERM")
+            assert "Maybe out of memory" not in err and "Traceback" not in err, err
