@@ -6,7 +6,7 @@ into), ``exit_in`` (``"feeds"`` or ``"ul_objective"``: ``sys.exit(0)`` there),
 examples), ``mismatch`` (the upper feed's matrix has a wrong number of columns),
 ``sleep`` (seconds per iteration), ``detach`` (a file: ``build`` starts a child in its
 own session that keeps the process's stdout and stderr open for 10 minutes, and writes
-its PID there), ``atexit_exit`` (an ``atexit`` handler calls ``os._exit(0)``). The
+its PID there), ``atexit_exit`` (an ``atexit`` handler calls ``os._exit`` with that code). The
 environment variable ``FAULT_TERM_AT`` makes the
 process send itself SIGTERM at that iteration (not a parameter: a resumed run keeps
 the same fingerprint)."""
@@ -34,8 +34,8 @@ def build(params, seed):
                                  start_new_session=True)  # stdout, stderr inherited
         with open(params["detach"], "w") as fh:
             fh.write(str(child.pid))
-    if params.get("atexit_exit"):
-        atexit.register(os._exit, 0)
+    if "atexit_exit" in params:
+        atexit.register(os._exit, int(params["atexit_exit"]))
     if params.get("thread"):
         threading.Thread(target=lambda: time.sleep(10**6), name="left-by-task").start()
     task = fault_task.build({"sleep": params.get("sleep", 0)}, seed)

@@ -399,12 +399,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """The command line. Run as the ``jboat`` program (``argv`` None), a command that
     leaves non-daemon threads of a task module running ends the process once its results
-    are written, with a warning, instead of waiting for them forever."""
+    are written, with a warning, instead of waiting for them forever; and ``run`` exits
+    with jboat's code whatever the task does at exit (``jboat_core.run.guard``)."""
     args = build_parser().parse_args(argv)
-    code = _dispatch(args)
-    if argv is None:
-        _exit_past_leftover_threads(code)
-    return code
+
+    def work() -> int:
+        code = _dispatch(args)
+        if argv is None:
+            _exit_past_leftover_threads(code)
+        return code
+
+    if argv is None and args.command == "run":  # task code runs here: its exit is not ours
+        from .guard import guarded
+        return guarded(work)
+    return work()
 
 
 def _exit_past_leftover_threads(code: int) -> None:

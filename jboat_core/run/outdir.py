@@ -34,6 +34,7 @@ from pathlib import Path
 from .checkpoint import HISTORY, LEGACY, NAME
 from ..errors import JboatError
 from ..platform.safeio import write_atomic
+from .guard import leader_pid
 
 LOCK = ".jboat.lock"
 OUTPUTS = (NAME, LEGACY, "metrics.json", "loss_curve.png", HISTORY)
@@ -177,7 +178,7 @@ class OutputFolder:
             raise OutputError(f"{lock} keeps changing under jboat; stop what replaces it")
         try:  # the PID is for messages only: a full disk must not stop the run here
             os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            os.pwrite(fd, f"{leader_pid()}\n".encode(), 0)
         except OSError:
             pass
         self._fd = fd
