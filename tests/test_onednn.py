@@ -418,3 +418,32 @@ def test_jittors_config_that_would_fail_its_import_is_one_line(tmp_path, content
     facts = json.loads(doc.stdout)
     assert needle in facts["setup_error"] and "Traceback" not in doc.stderr
     assert config.read_text() == content  # jboat never rewrites Jittor's file
+
+
+@pytest.mark.skipif(not (ON_WHEEL_PLATFORM and HAS_WHEELS), reason="no oneDNN wheels here")
+def test_doctor_with_a_held_setup_lock_ends_and_says_why(tmp_path):
+    """``jboat doctor`` (and ``run``, through the same set-up) waited forever on a held
+    lock without a word: now a bounded wait, a line saying what it waits for, the
+    reason in the report."""
+    import json
+    import signal
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    home = tmp_path / "home"
+    lock = home / ".cache" / "jittor" / "mkl" / ".jboat-onednn.lock"
+    lock.parent.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lock)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        env = {k: v for k, v in os.environ.items() if k not in ("JITTOR_HOME", "use_mkl")}
+        env.update(HOME=str(home), JBOAT_ONEDNN_WAIT="2", JBOAT_CPU_ONLY="1")
+        res = subprocess.run([sys.executable, "-m", "jboat_core.run.cli", "doctor", "--json",
+                              "--no-import"], env=env, capture_output=True, text=True,
+                             timeout=120)
+    finally:
+        holder.kill()
+        holder.wait()
+    facts = json.loads(res.stdout)
+    assert facts["onednn"] is False and facts["use_mkl"] == "0"
+    assert f"held by PID {holder.pid} for more than 2 s" in facts["onednn_reason"]
+    assert f"jboat: waiting for the oneDNN set-up lock {lock}" in res.stderr
