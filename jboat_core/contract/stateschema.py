@@ -128,3 +128,65 @@ def schema_of(value: Any) -> Any:
     if isinstance(value, str):
         return Plain("text")
     return Equal(value)
+
+
+def mismatch(value: Any, schema: Any, key: str = "state", rows: dict | None = None) -> str | None:
+    """Where a live-format state (NumPy arrays, lists, tables, plain values) does not fit
+    ``schema``: ``"KEY: what"``, or None when it fits (what ``jboat run --resume`` would
+    accept; the conformance kit checks an operator's checkpoint with it)."""
+    import numpy as np
+
+    rows = {} if rows is None else rows
+    if isinstance(schema, OrEmpty):
+        return None if value == {} else mismatch(value, schema.schema, key, rows)
+    if isinstance(schema, (ArraySpec, Rows)):
+        return _array_mismatch(value, (schema,), key, rows)
+    if isinstance(schema, ListsLike):
+        if not isinstance(value, dict):
+            return f"{key}: expected a table of lists, found {type(value).__name__}"
+        for name, arrays in value.items():
+            options = [s for s in schema.options.values() if len(s) == len(arrays)]
+            if not options:
+                return (f"{key}.{name}: {len(arrays)} arrays, not shaped like any of "
+                        f"{', '.join(schema.options)} (declare state_schema)")
+            for i, item in enumerate(arrays):
+                why = _array_mismatch(item, tuple({s[i] for s in options}), f"{key}.{name}[{i}]",
+                                      rows)
+                if why:
+                    return why
+        return None
+    if isinstance(schema, dict):
+        if not isinstance(value, dict) or set(value) != set(schema):
+            have = sorted(value) if isinstance(value, dict) else type(value).__name__
+            return f"{key}: keys {have}, the schema has {sorted(schema)}"
+        return next((w for k in schema if (w := mismatch(value[k], schema[k], f"{key}.{k}",
+                                                          rows))), None)
+    if isinstance(schema, list):
+        if not isinstance(value, (list, tuple)) or len(value) != len(schema):
+            return f"{key}: expected a list of {len(schema)}"
+        return next((w for i, (v, s) in enumerate(zip(value, schema))
+                     if (w := mismatch(v, s, f"{key}[{i}]", rows))), None)
+    if isinstance(schema, Equal):
+        return None if value == schema.value else f"{key}: {value!r} != {schema.value!r}"
+    ok, what = PLAIN_KINDS[schema.kind]
+    plain = value.item() if isinstance(value, np.generic) else value
+    return None if ok(plain) else f"{key}: {value!r} is not {what}"
+
+
+def _array_mismatch(value: Any, specs: tuple, key: str, rows: dict) -> str | None:
+    import numpy as np
+
+    if not isinstance(value, np.ndarray):
+        return f"{key}: expected an array, found {type(value).__name__}"
+    shape, dtype = tuple(value.shape), value.dtype
+    for spec in specs:
+        if isinstance(spec, Rows):
+            inner = spec.spec
+            if (shape[1:] == inner.shape and len(shape) == len(inner.shape) + 1
+                    and shape[0] >= 1 and dtype == _dtype(inner.dtype)
+                    and rows.setdefault(spec.group, shape[0]) == shape[0]):
+                return None
+        elif shape == spec.shape and dtype == _dtype(spec.dtype):
+            return None
+    return (f"{key}: shape {list(shape)} {dtype.name}, the schema says "
+            + " or ".join(str(s) for s in specs))
