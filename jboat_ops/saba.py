@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jboat_core.contract import API_VERSION, FirstOrderSolver, Result, SolveState, hookimpl
+from jboat_core.contract import (API_VERSION, FirstOrderSolver, Result, Rows, SolveState,
+                                 hookimpl)
 
 JBOAT_API_VERSION = API_VERSION
 
 #: The SAGA tables: level -> the quantities tabulated per block of that level.
 TABLES = {"lower": ("g_y", "hv", "jv"), "upper": ("gFy", "gFx")}
+#: Each table's rows are shaped like these variables (H v like y, J v like x).
+ROW_SHAPES = {"g_y": "lower", "hv": "lower", "jv": "upper", "gFy": "lower", "gFx": "upper"}
 
 
 class SABAConfig(BaseModel):
@@ -79,6 +82,16 @@ class SABA(FirstOrderSolver):
                "y -= rho D_y, v -= rho D_v, x -= gamma D_x")
     reference = ("Dagreou et al., A framework for bilevel optimization that enables "
                  "stochastic and global variance reduction algorithms, NeurIPS 2022")
+
+    def state_schema(self, lower: tuple, upper: tuple) -> dict:
+        """v like the lower variables; each table one row per block of its level (the
+        lower tables share the lower block count, the upper ones the upper's)."""
+        like = {"lower": lower, "upper": upper}
+        schema = {"v": list(lower)}
+        for level, names in TABLES.items():
+            for key in names:
+                schema[key] = [Rows(s, f"{level} blocks") for s in like[ROW_SHAPES[key]]]
+        return schema
 
     def _lower(self, orc, y, v, feed):
         _, g_y, hv, jv = orc.f_products(y, v, feed)

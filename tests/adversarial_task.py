@@ -4,12 +4,17 @@ into), ``exit_in`` (``"feeds"`` or ``"ul_objective"``: ``sys.exit(0)`` there),
 ``raise_at`` (``ul_objective`` raises from that outer iteration on), ``thread``
 (``build`` starts a non-daemon thread that never ends), ``empty`` (feeds of no
 examples), ``mismatch`` (the upper feed's matrix has a wrong number of columns),
-``sleep`` (seconds per iteration). The environment variable ``FAULT_TERM_AT`` makes the
+``sleep`` (seconds per iteration), ``detach`` (a file: ``build`` starts a child in its
+own session that keeps the process's stdout and stderr open for 10 minutes, and writes
+its PID there), ``atexit_exit`` (an ``atexit`` handler calls ``os._exit`` with that code). The
+environment variable ``FAULT_TERM_AT`` makes the
 process send itself SIGTERM at that iteration (not a parameter: a resumed run keeps
 the same fingerprint)."""
 
+import atexit
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -24,6 +29,13 @@ import fault_task  # noqa: E402 - next to this file
 def build(params, seed):
     if params.get("chdir"):
         os.chdir(params["chdir"])
+    if params.get("detach"):
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                                 start_new_session=True)  # stdout, stderr inherited
+        with open(params["detach"], "w") as fh:
+            fh.write(str(child.pid))
+    if "atexit_exit" in params:
+        atexit.register(os._exit, int(params["atexit_exit"]))
     if params.get("thread"):
         threading.Thread(target=lambda: time.sleep(10**6), name="left-by-task").start()
     task = fault_task.build({"sleep": params.get("sleep", 0)}, seed)

@@ -1,4 +1,5 @@
 """A tiny task for fault tests (ridge problem of ``jboat_core.testing.problems``), with
+its size as parameters ``d`` (features, 5) and ``n`` (examples, 20), and
 switches that misbehave on purpose: ``sleep`` seconds per iteration, ``nan_at`` (F is NaN
 from then on), ``lower_nan_at`` (f is NaN from then on), and the environment variable
 ``FAULT_DIE_AT`` (SIGKILL itself at that iteration, like a machine losing power; not a
@@ -13,7 +14,7 @@ from jboat_core.testing.problems import ridge_problem
 
 
 def build(params, seed):
-    p = ridge_problem(seed=seed)
+    p = ridge_problem(seed=seed, d=int(params.get("d", 5)), n=int(params.get("n", 20)))
     sleep, die_at = float(params.get("sleep", 0)), int(os.environ.get("FAULT_DIE_AT", "-1"))
     nan_at, lower_nan_at = int(params.get("nan_at", -1)), int(params.get("lower_nan_at", -1))
     state = {"it": 0}

@@ -139,6 +139,59 @@ def test_an_older_schema_is_refused_with_advice(tmp_path):
     assert "resume with the jboat version that wrote it" in last_line(res)
 
 
+def rewrite_meta_text(path: Path, edit) -> None:
+    """Rewrite a checkpoint's metadata as text: ``edit(json_text) -> json_text``."""
+    with zipfile.ZipFile(path) as z:
+        entries = {n: z.read(n) for n in z.namelist()}
+    text = np.load(io.BytesIO(entries["__meta__.npy"])).tobytes().decode()
+    entries["__meta__.npy"] = npy(np.frombuffer(edit(text).encode(), dtype=np.uint8))
+    with zipfile.ZipFile(path, "w") as z:
+        for name, blob in entries.items():
+            z.writestr(name, blob)
+
+
+@pytest.mark.parametrize("depth", [100, 100_000])
+def test_deeply_nested_metadata_is_one_line(tmp_path, depth):
+    """Nested lists deeper than Python parses (a RecursionError) or than jboat writes:
+    one line before Jittor, no traceback."""
+    out = tmp_path / "o"
+    fake_checkpoint(out, 1)
+    deep = "[" * depth + "]" * depth
+    rewrite_meta_text(out / NAME, lambda t: t.replace('"state": {',
+                                                      f'"state": {{"deep": {deep}, ', 1))
+    res = jboat("run", task_file(tmp_path, iterations=3), "--out", out, "--resume")
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert last_line(res).startswith(f"jboat: error: checkpoint {out / NAME} has damaged "
+                                      "metadata (nested"), last_line(res)
+    assert "jittor" not in res.stderr.lower()
+
+
+def test_huge_numbers_in_the_metadata_are_refused_naming_the_field(tmp_path):
+    out = tmp_path / "o"
+    fake_checkpoint(out, 10**400)
+    res = jboat("run", task_file(tmp_path, iterations=3), "--out", out, "--resume")
+    line = refused(res, out, "next_iter")
+    assert "is more iterations than a run can ask for (1000000000)" in line and len(line) < 400
+
+
+def test_metadata_limits_come_from_the_file_and_the_live_state(tmp_path):
+    """No constant caps the metadata: 20 MB of it (a task's large plain state) is read
+    back; a compressed entry declaring more than the file holds and than the live
+    state needs (a zip bomb) is refused before it is decompressed."""
+    from jboat_core.run.checkpoint import meta_size
+    state = {"notes": "x" * 20_000_000}
+    save_checkpoint(tmp_path / NAME, state, {}, 1)
+    assert load_checkpoint(tmp_path / NAME, {}, schema=schema_of(state))[0] == state
+    rewrite(tmp_path / NAME)  # deflated: 20 MB of metadata in a file of some KB
+    assert os.path.getsize(tmp_path / NAME) < 200_000
+    with pytest.raises(CheckpointError, match=r"__meta__: declares 2000\d\d\d\d bytes, more "
+                                              r"than the whole file holds"):
+        load_checkpoint(tmp_path / NAME, {}, schema=schema_of(state))
+    live = meta_size(state, {})
+    assert load_checkpoint(tmp_path / NAME, {}, schema=schema_of(state),
+                           live_meta=live)[0] == state
+
+
 def test_a_zip_bomb_allocates_nothing():
     """A 64 MB member (64 KB compressed) where the live variable has 5 floats: refused
     from the zip's central directory, before decompressing; a lying .npy header (a huge
@@ -307,7 +360,7 @@ def _drop(*path):
 
 @pytest.mark.jittor
 @pytest.mark.parametrize("case", ["shape", "dtype", "missing", "extra", "string-for-array",
-                                  "lr", "n_step", "operator"])
+                                  "lr", "n_step", "huge-n_step", "operator"])
 def test_a_tampered_state_is_refused_naming_the_key(base_run, tmp_path, case):
     meta = read_meta(base_run[0] / NAME)
     member = _array_member(meta, "ul_var", 0)
@@ -325,7 +378,9 @@ def test_a_tampered_state_is_refused_naming_the_key(base_run, tmp_path, case):
         "lr": (_set(("ul_opt", "lr"), 0.5), None, "ul_opt.lr",
                "the checkpoint has 0.5, the task file gives 0.05; the task file decides it"),
         "n_step": (_set(("ul_opt", "n_step"), -4), None, "ul_opt.n_step",
-                   "-4 is not a whole number >= 0"),
+                   "-4 is not a whole number from 0 to 2**53"),
+        "huge-n_step": (_set(("ll_opt", "n_step"), 10**400), None, "ll_opt.n_step",
+                        "00000... is not a whole number from 0 to 2**53"),
         "operator": (_set(("operators", "RAD"), {"v": [{"__array__": "a0"}] * 3}), None,
                      "operators.RAD.v", "3 arrays; an operator's state lists are shaped"),
     }

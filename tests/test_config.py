@@ -76,3 +76,45 @@ def test_missing_na_op_and_bad_file(builtin_registry, tmp_path):
         load_solver_config(bad)
     with pytest.raises(ConfigError, match="cannot read"):
         load_solver_config(tmp_path / "missing.json")
+
+
+# -- a bool is not a number (pydantic's lax mode read true as 1) -------------------------
+@pytest.mark.parametrize("config,loc", [
+    ({"na_op": ["RAD"], "lower_iters": True}, "lower_iters"),
+    ({"fo_op": ["SABA"], "SABA": {"batch_size": True}}, "SABA.batch_size"),
+    ({"fo_op": ["SOBA"], "SOBA": {"seed": False}}, "SOBA.seed"),
+    ({"na_op": ["FMD"], "FMD": {"max_scalars": True}}, "FMD.max_scalars"),
+    ({"na_op": ["CG"], "CG": {"tolerance": True}}, "CG.tolerance"),
+], ids=["lower_iters", "batch_size", "seed", "max_scalars", "float"])
+def test_a_bool_for_a_number_is_an_error(builtin_registry, config, loc):
+    with pytest.raises(ConfigError) as info:
+        parse_solver_config(config)
+    word = "false" if "seed" in loc else "true"
+    assert f"{loc}: {word} is a bool, not a number; give a number" in str(info.value)
+    assert len(info.value.lines) == 1
+
+
+@pytest.mark.parametrize("table,line", [
+    ("[task]\niterations = true", "task.iterations: true is a bool, not a number"),
+    ("[task]\nseed = true", "task.seed: true is a bool, not a number"),
+    ("[task]\neval_every = false", "task.eval_every: false is a bool, not a number"),
+    ("[optim.lower]\nlr = true", "optim.lower.lr: true is a bool, not a number"),
+    ("[optim.upper]\nbetas = [true, 0.9]", "optim.upper.betas.0: true is a bool, not a"),
+], ids=["iterations", "seed", "eval_every", "lr", "betas"])
+def test_a_bool_for_a_number_in_a_task_file_is_one_line(builtin_registry, tmp_path, table,
+                                                        line):
+    from jboat_core.run.task import load_run_config
+    section, _, key = table.partition("\n")
+    text = ('[task]\nmodule = "os.path"\n' + (key + "\n" if section == "[task]" else "")
+            + (f"{section}\n{key}\n" if section != "[task]" else "")
+            + '[solver]\nna_op = ["RAD"]\n')
+    path = tmp_path / "t.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_run_config(path)
+    assert str(info.value).startswith(f"{path}: {line}") and "\n" not in str(info.value)
+
+
+def test_bools_where_bools_belong_still_work(builtin_registry):
+    cfg = parse_solver_config({"na_op": ["RAD"], "return_grad": True, "copy_last_param": False})
+    assert cfg.return_grad is True and cfg.copy_last_param is False

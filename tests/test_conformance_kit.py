@@ -63,6 +63,21 @@ def test_an_operator_that_forgets_its_state_fails_the_resume_check(builtin_regis
         conformance.check_state_survives_resume(forgetful, registry=builtin_registry)
 
 
+def test_a_state_not_shaped_like_the_variables_must_be_declared(builtin_registry):
+    """SABA's SAGA tables (one row per block) resume because SABA declares them
+    (``state_schema``); the same operator without the declaration is caught by the kit,
+    as ``jboat run --resume`` would refuse its checkpoint (the kit once bypassed that
+    check, and no SABA checkpoint could be resumed)."""
+    from jboat_ops.saba import SABA
+
+    undeclared = type("SABANODECL", (SABA,), {"name": "SABANODECL",
+                                              "state_schema": lambda self, lo, up: None})
+    conformance.check_state_survives_resume(SABA, registry=builtin_registry)
+    with pytest.raises(AssertionError, match=r"SABANODECL: jboat run --resume would refuse "
+                                             r"its checkpoint \(state.operators.SABANODECL.g_y"):
+        conformance.check_state_survives_resume(undeclared, registry=builtin_registry)
+
+
 def test_no_claim_is_skipped_with_the_reason(builtin_registry):
     from jboat_ops.iga import IGA
 

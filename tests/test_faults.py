@@ -105,6 +105,139 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, children_may_die):
     assert a["final"] == b["final"]
 
 
+#: Solvers resumed through ``jboat run --resume``: every built-in first-order solver (the
+#: stochastic ones keep v, h or SAGA tables), and chains with and without dynamics state.
+FIRST_ORDER = ("ALTO", "AmIGO", "GAFFO", "MASOBA", "MESO", "PGDO", "SABA", "SOBA",
+               "StocBiO", "TTSA", "VFO", "VSO")
+RESUMED = {**{name: f'fo_op = ["{name}"]' for name in FIRST_ORDER},
+           "NGD+RAD": 'na_op = ["RAD"]', "NGD+CG": 'na_op = ["CG"]',
+           "DM+RAD": 'gm_op = ["DM"]\nna_op = ["RAD"]',
+           "GDA+NGD+PTT+RAD": 'gm_op = ["GDA", "NGD"]\nna_op = ["PTT", "RAD"]'}
+
+
+def _checkpoint_state(out: Path) -> dict:
+    from jboat_core.run.checkpoint import load_checkpoint, read_meta
+    path = out / "checkpoint.npz"
+    return load_checkpoint(path, read_meta(path)["fingerprint"])[0]
+
+
+def _same_bits(a, b, where="state") -> None:
+    if isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), where
+    elif isinstance(a, dict):
+        assert set(a) == set(b), where
+        for k in a:
+            _same_bits(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _same_bits(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, (where, a, b)
+
+
+def test_the_resumed_solvers_are_every_first_order_one(builtin_registry):
+    assert set(FIRST_ORDER) == set(builtin_registry.names("first_order"))
+
+
+@pytest.mark.jittor
+@pytest.mark.parametrize("name", list(RESUMED))
+def test_every_solver_resumes_bit_identically_through_jboat_run(tmp_path, name):
+    """An untouched checkpoint of every solver (SABA's SAGA tables, SOBA's v, DM's duals...)
+    is accepted by ``jboat run --resume`` (its state checked against what the operator
+    itself describes) and the resumed run equals a straight one to the last bit:
+    history, final values and the state at the end."""
+    task = task_file(tmp_path, solver=RESUMED[name], iterations=4)
+    straight = jboat("run", task, "--out", tmp_path / "a", "--checkpoint-every", 2)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    first = jboat("run", task, "--out", tmp_path / "b", "--iterations", 2,
+                  "--checkpoint-every", 2)
+    assert first.returncode == 0, first.stderr[-3000:]
+    resumed = jboat("run", task, "--out", tmp_path / "b", "--resume", "--checkpoint-every", 2)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert b["resumed_from"] == 2 and len(a["history"]) == len(b["history"]) == 4
+    for ha, hb in zip(a["history"], b["history"]):
+        assert (ha["upper_loss"], ha["lower_loss"]) == (hb["upper_loss"], hb["lower_loss"])
+    assert a["final"] == b["final"]
+    _same_bits(_checkpoint_state(tmp_path / "a"), _checkpoint_state(tmp_path / "b"))
+
+
+@pytest.mark.jittor
+def test_a_large_operator_state_resumes(tmp_path):
+    """SABA's tables (200 blocks x 100 features, 80 KB each, 400 KB of state) are larger
+    than the variables they are shaped like: the limits come from the state itself (its
+    rows, bounded by the file), not a constant margin over the variables."""
+    task = task_file(tmp_path, solver='fo_op = ["SABA"]\nSABA = {batch_size = 2}',
+                     iterations=3, d=100, n=400)
+    first = jboat("run", task, "--out", tmp_path / "o", "--iterations", 2,
+                  "--checkpoint-every", 1)
+    assert first.returncode == 0, first.stderr[-3000:]
+    state = _checkpoint_state(tmp_path / "o")
+    assert state["operators"]["SABA"]["g_y"][0].shape == (200, 100)
+    resumed = jboat("run", task, "--out", tmp_path / "o", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["resumed_from"] == 2
+
+
+@pytest.mark.jittor
+def test_a_hard_linked_copy_of_a_run_folder_never_changes_the_original(tmp_path):
+    """``cp -al a b`` shares every file of a with b; resuming b (and then a) writes into
+    no shared file: each folder continues on its own, to the same results."""
+    task = task_file(tmp_path, iterations=4)
+    a, b = tmp_path / "a", tmp_path / "b"
+    first = jboat("run", task, "--out", a, "--iterations", 2, "--checkpoint-every", 1)
+    assert first.returncode == 0, first.stderr[-3000:]
+    subprocess.run(["cp", "-al", str(a), str(b)], check=True)
+    before = {p.name: p.read_bytes() for p in a.iterdir()}
+    assert os.stat(a / "checkpoint.history.jsonl").st_nlink == 2
+    res = jboat("run", task, "--out", b, "--resume", "--checkpoint-every", 1)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert {p.name: p.read_bytes() for p in a.iterdir()} == before
+    assert all(os.stat(p).st_nlink == 1 for p in b.iterdir())
+    after_b = {p.name: p.read_bytes() for p in b.iterdir() if p.name != ".jboat.lock"}
+    res = jboat("run", task, "--out", a, "--resume", "--checkpoint-every", 1)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert {p.name: p.read_bytes() for p in b.iterdir() if p.name != ".jboat.lock"} == after_b
+    ma, mb = (json.loads((f / "metrics.json").read_text()) for f in (a, b))
+    losses = lambda m: [(h["upper_loss"], h["lower_loss"]) for h in m["history"]]  # noqa
+    assert losses(ma) == losses(mb) and len(losses(ma)) == 4 and ma["final"] == mb["final"]
+
+
+def test_a_hard_linked_lock_file_is_replaced_never_written(tmp_path):
+    """A ``.jboat.lock`` that is a hard link to another file: that file keeps its bytes;
+    the folder gets a private lock file holding the PID."""
+    from jboat_core.run.outdir import OutputFolder
+    out, victim = tmp_path / "o", tmp_path / "victim.txt"
+    out.mkdir()
+    victim.write_text("precious\n")
+    os.link(victim, out / ".jboat.lock")
+    with OutputFolder(out):
+        assert (out / ".jboat.lock").read_text() == f"{os.getpid()}\n"
+        assert os.stat(out / ".jboat.lock").st_nlink == 1
+    assert victim.read_text() == "precious\n" and os.stat(victim).st_nlink == 1
+
+
+def test_a_hard_linked_lock_file_held_elsewhere_is_refused_unwritten(tmp_path):
+    """The linked file is locked (the run of the folder this one was copied from): the
+    run is refused, naming it, and nothing is written."""
+    import fcntl
+
+    from jboat_core.run.outdir import OutputError, OutputFolder
+    out, victim = tmp_path / "o", tmp_path / "victim.txt"
+    out.mkdir()
+    victim.write_text("precious\n")
+    os.link(victim, out / ".jboat.lock")
+    with open(victim, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(OutputError, match=r"\.jboat\.lock is a hard link to another "
+                                              r"file, locked by the jboat run PID \?"):
+            with OutputFolder(out):
+                pass
+    assert victim.read_text() == "precious\n" and os.stat(victim).st_nlink == 2
+
+
 def as_from_a_terminal():
     """SIGINT as a terminal gives it (default: KeyboardInterrupt), even when pytest itself
     runs as a ``&`` job, whose SIGINT is ignored and inherited by its children."""

@@ -82,3 +82,54 @@ def test_bad_input_is_one_line_and_nothing_is_overwritten(tmp_path, capsys):
     assert (tmp_path / "jboat-ok" / "mine.txt").read_text() == "keep"
     assert main(["new-plugin", "Fine", "--kind", "first_order", "--out", str(tmp_path)]) == 0
     assert "pip install -e" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name,needle", [
+    ("CG", "NAME: 'CG' is the name of a registered operator"),
+    ("cg", "NAME: 'cg' is the name of a registered operator"),
+    ("BDA", "NAME: 'BDA' is the name of a registered preset"),
+    ("class", "NAME: 'class' is a Python keyword (the class class would not compile)"),
+    ("None", "NAME: 'None' is a Python keyword (the class None would not compile)"),
+    ("Class", "NAME: 'Class' is a Python keyword (the module class would not compile)"),
+    ("MyOp\n", "NAME: 'MyOp\\n' must start with a letter"),
+    ("core", "NAME: 'core' would write the package jboat_core (importable)"),
+    ("Presets", "NAME: 'Presets' would write the entry point presets of the jboat group"),
+], ids=["builtin", "builtin-lower", "preset", "keyword", "None", "keyword-module",
+        "newline", "jboat_core", "entry-point"])
+def test_a_name_that_would_not_load_or_compile_is_refused(tmp_path, capsys, name, needle):
+    """Only names that give code that compiles and a plugin the loader takes: a one-line
+    identifier, no keyword, unused by operators, presets, packages and entry points."""
+    assert main(["new-plugin", name, "--kind", "dynamics", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"jboat: error: {needle}") and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("case", ["file", "under-a-file", "dangling-link", "proc", "sys"])
+def test_an_out_that_cannot_take_the_plugin_is_one_line(tmp_path, capsys, case):
+    out = {"file": tmp_path / "f", "under-a-file": tmp_path / "f" / "sub",
+           "dangling-link": tmp_path / "link", "proc": "/proc/jboat-plugins",
+           "sys": "/sys/jboat-plugins"}[case]
+    (tmp_path / "f").write_text("keep")
+    (tmp_path / "link").symlink_to(tmp_path / "missing")
+    assert main(["new-plugin", "Fine", "--kind", "dynamics", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"jboat: error: --out {out}") and err.count("\n") == 1, err
+    assert (tmp_path / "f").read_text() == "keep" and not (tmp_path / "missing").exists()
+
+
+def test_an_unwritable_out_is_one_line(tmp_path, capsys):
+    import os
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        code = main(["new-plugin", "Fine", "--kind", "dynamics", "--out", str(out)])
+        err = capsys.readouterr().err
+        if os.geteuid() == 0:  # root writes anyway: then it simply works
+            assert code == 0 and (out / "jboat-fine").is_dir()
+        else:
+            assert code == 1 and err.startswith(f"jboat: error: --out {out}")
+            assert "not writable" in err and err.count("\n") == 1
+    finally:
+        out.chmod(0o755)

@@ -6,6 +6,7 @@ import platform
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -77,13 +78,24 @@ def test_dangling_and_other_version_links_are_replaced(tmp_path):
     assert not list(folder.rglob("*.tmp"))
 
 
-def test_jittors_own_download_is_left_alone(tmp_path):
-    folder = tmp_path / "home" / onednn.FOLDER
+def a_shared_library() -> bytes:
+    """The bytes of a real ELF shared object (one of Python's extension modules)."""
+    import _ctypes
+    return Path(_ctypes.__file__).read_bytes()
+
+
+def jittors_download(folder: Path, lib: bytes) -> None:
     (folder / "lib").mkdir(parents=True)
     (folder / "include").mkdir()
-    (folder / "lib" / "libmkldnn.so").write_bytes(b"real")
+    (folder / "include" / "dnnl.hpp").write_text("")
+    (folder / "lib" / "libmkldnn.so").write_bytes(lib)
+
+
+def test_jittors_own_download_is_left_alone(tmp_path):
+    folder = tmp_path / "home" / onednn.FOLDER
+    jittors_download(folder, a_shared_library())
     assert lay(folder, fake_prefix(tmp_path / "v")) == "jittor"
-    assert (folder / "lib" / "libmkldnn.so").read_bytes() == b"real"
+    assert (folder / "lib" / "libmkldnn.so").read_bytes() == a_shared_library()
 
 
 def test_two_processes_at_once(tmp_path):
@@ -220,3 +232,218 @@ def test_exactness_modules_run_fused():
     """conftest: this module checks numbers with oneDNN as users run it, fused."""
     from jboat_core.platform._jittor import jittor
     assert jittor().flags.no_fuse == 0
+
+
+# -- round 4: never stuck, never through a link, never silently slow -----------------------
+@pytest.fixture
+def wheel_platform(monkeypatch):
+    """x86-64 Linux as far as oneDNN's set-up is concerned, and no state remembered."""
+    monkeypatch.setattr(onednn, "_STATE", None)
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(platform, "system", lambda: "Linux")
+
+
+def prepare_in(tmp_path, prefix, **env):
+    env = {"JITTOR_HOME": str(tmp_path / "home"), **env}
+    return onednn.prepare(env, prefix=prefix), env
+
+
+@pytest.mark.parametrize("damage,why", [
+    (lambda lib: lib[:len(lib) // 2], "lib/libmkldnn.so is truncated ("),
+    (lambda lib: b"<html>404</html>", "lib/libmkldnn.so is not a 64-bit ELF library"),
+], ids=["truncated", "not-elf"])
+def test_a_damaged_download_is_named_and_oneDNN_switched_off(tmp_path, wheel_platform,
+                                                             capsys, damage, why):
+    """A truncated libmkldnn.so is not taken for Jittor's download: oneDNN off (Jittor
+    would fail to load it), the reason in doctor and one warning line."""
+    folder = onednn.mkl_folder({"JITTOR_HOME": str(tmp_path / "home")})
+    jittors_download(folder, damage(a_shared_library()))
+    state, env = prepare_in(tmp_path, fake_prefix(tmp_path / "v"))
+    assert not state.used and state.problem and env["use_mkl"] == "0"
+    assert f"Jittor's oneDNN download in {folder} is damaged: {why}" in state.reason
+    assert f"delete {folder}" in state.reason
+    err = capsys.readouterr().err
+    assert err.startswith("jboat: warning: oneDNN is not used (") and err.count("\n") == 1
+
+
+def test_a_damaged_download_with_use_mkl_1_is_one_error(tmp_path, wheel_platform):
+    folder = onednn.mkl_folder({"JITTOR_HOME": str(tmp_path / "home")})
+    jittors_download(folder, a_shared_library()[:1000])
+    with pytest.raises(onednn.OneDNNError, match="use_mkl=1 is set but oneDNN cannot be "
+                                                 "used .*damaged"):
+        prepare_in(tmp_path, fake_prefix(tmp_path / "v"), use_mkl="1")
+
+
+@pytest.mark.parametrize("where", ["mkl", "folder", "lib"])
+def test_a_linked_folder_is_never_written_through(tmp_path, wheel_platform, capsys, where):
+    """mkl/, the oneDNN folder or its lib/ planted as a link to a folder outside the
+    cache: nothing is created in the target; oneDNN off, saying which link."""
+    folder = onednn.mkl_folder({"JITTOR_HOME": str(tmp_path / "home")})
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    link = {"mkl": folder.parent, "folder": folder, "lib": folder / "lib"}[where]
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target)
+    state, env = prepare_in(tmp_path, fake_prefix(tmp_path / "v"))
+    assert list(target.iterdir()) == []
+    assert not state.used and env["use_mkl"] == "0"
+    assert f"{link} is a symbolic link (to {target}); jboat writes no link through it: " \
+           f"remove it (rm {link})" in state.reason
+    assert capsys.readouterr().err.startswith("jboat: warning: oneDNN is not used")
+
+
+def test_a_linked_folder_whose_links_are_right_is_used_unwritten(tmp_path, wheel_platform):
+    """A folder linked to one laid out elsewhere for this oneDNN: used as it is."""
+    prefix = fake_prefix(tmp_path / "v")
+    elsewhere = tmp_path / "shared" / onednn.FOLDER
+    lay(elsewhere, prefix)
+    before = sorted(p.name for p in elsewhere.rglob("*"))
+    folder = onednn.mkl_folder({"JITTOR_HOME": str(tmp_path / "home")})
+    folder.parent.mkdir(parents=True)
+    folder.symlink_to(elsewhere)
+    state, env = prepare_in(tmp_path, prefix)
+    assert sorted(p.name for p in elsewhere.rglob("*")) == before
+    assert "symbolic link" not in state.reason and "cannot lay out" not in state.reason
+
+
+HOLD = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_held_setup_lock_is_waited_for_a_bounded_time(tmp_path, wheel_platform, capsys,
+                                                        monkeypatch):
+    """Another process holds the set-up lock (stopped, or on purpose): jboat says what it
+    waits for and for how long, then goes on without oneDNN, naming the process."""
+    import signal
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # Jittor's handler ends us when it dies
+    folder = onednn.mkl_folder({"JITTOR_HOME": str(tmp_path / "home")})
+    folder.parent.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(folder.parent /
+                                                                ".jboat-onednn.lock")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv("JBOAT_ONEDNN_WAIT", "2")
+        t0 = time.monotonic()
+        state, env = prepare_in(tmp_path, fake_prefix(tmp_path / "v"))
+        assert 2 <= time.monotonic() - t0 < 10
+    finally:
+        holder.kill()
+        holder.wait()
+    lock = folder.parent / ".jboat-onednn.lock"
+    assert not state.used and env["use_mkl"] == "0"
+    assert (f"the set-up lock {lock} was held by PID {holder.pid} for more than 2 s"
+            in state.reason)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == (f"jboat: waiting for the oneDNN set-up lock {lock} (held by PID "
+                      f"{holder.pid}), at most 2 s")
+    assert err[1].startswith("jboat: warning: oneDNN is not used") and len(err) == 2
+
+
+def test_a_held_lock_or_unwritable_cache_with_right_links_keeps_oneDNN(tmp_path,
+                                                                       wheel_platform,
+                                                                       monkeypatch, capsys):
+    """Nothing to write, nothing to wait for: a folder already laid out for this oneDNN is
+    used even when its lock cannot be taken or created (a read-only cache)."""
+    from jboat_core.platform import dnnlfolder
+    prefix = fake_prefix(tmp_path / "v")
+    folder = onednn.mkl_folder({"JITTOR_HOME": str(tmp_path / "home")})
+    lay(folder, prefix)
+    real_open = os.open
+
+    def read_only(path, flags, *args, **kw):
+        if str(path).endswith(".jboat-onednn.lock"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args, **kw)
+
+    monkeypatch.setattr(dnnlfolder.os, "open", read_only)
+    monkeypatch.setattr(onednn.ctypes, "CDLL", lambda *a, **k: None)  # the fake library
+    state, env = prepare_in(tmp_path, prefix)
+    assert state.used and env["use_mkl"] == "1" and capsys.readouterr().err == ""
+
+
+def test_a_read_only_cache_says_so(tmp_path, wheel_platform, monkeypatch, capsys):
+    """A cache jboat cannot write and whose folder is not laid out: oneDNN off with the
+    reason and a warning line (it was silent, and 30x slower)."""
+    from jboat_core.platform import dnnlfolder
+    real_open = os.open
+
+    def read_only(path, flags, *args, **kw):
+        if str(path).endswith(".jboat-onednn.lock"):
+            raise OSError(30, "Read-only file system")
+        return real_open(path, flags, *args, **kw)
+
+    monkeypatch.setattr(dnnlfolder.os, "open", read_only)
+    state, env = prepare_in(tmp_path, fake_prefix(tmp_path / "v"))
+    assert not state.used and "Read-only file system" in state.reason
+    assert env["use_mkl"] == "0"
+    assert capsys.readouterr().err.startswith("jboat: warning: oneDNN is not used (cannot "
+                                              "lay out")
+
+
+@pytest.mark.parametrize("content,needle", [
+    ('{"JITTOR_HOME": 5}', 'JITTOR_HOME is 5, not the path of a folder'),
+    ('{"JITTOR_HOME": ""}', 'JITTOR_HOME is "", not the path of a folder'),
+    ('{"JITTOR_HOME": ["/x"]}', 'JITTOR_HOME is ["/x"], not the path of a folder'),
+    ("[1, 2]", "holds list, not a table of settings"),
+    ("{not json", "cannot be read as JSON"),
+], ids=["number", "empty", "list", "not-a-table", "not-json"])
+def test_jittors_config_that_would_fail_its_import_is_one_line(tmp_path, content, needle):
+    """``jboat run`` and ``doctor`` with a ``~/.cache/jittor/config.json`` Jittor's own
+    import would end on in a traceback: one line naming the file and the entry."""
+    home = tmp_path / "home"
+    (home / ".cache" / "jittor").mkdir(parents=True)
+    config = home / ".cache" / "jittor" / "config.json"
+    config.write_text(content)
+    env = {k: v for k, v in os.environ.items() if k != "JITTOR_HOME"}
+    env.update(HOME=str(home), JBOAT_CPU_ONLY="1")
+    task = tmp_path / "t.toml"
+    task.write_text(f'[task]\nmodule = "{Path(__file__).parent / "fault_task.py"}"\n'
+                    'iterations = 2\n[solver]\nna_op = ["RAD"]\n')
+    res = subprocess.run([sys.executable, "-m", "jboat_core.run.cli", "run", str(task),
+                          "--out", str(tmp_path / "o")], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert res.stderr.strip() == f"jboat: error: {config}: {needle}" + \
+        res.stderr.strip().split(needle, 1)[1]
+    assert "fix it or delete it" in res.stderr and res.stderr.count("\n") == 1
+    doc = subprocess.run([sys.executable, "-m", "jboat_core.run.cli", "doctor", "--json",
+                          "--no-import"], env=env, capture_output=True, text=True, timeout=300)
+    import json
+    facts = json.loads(doc.stdout)
+    assert needle in facts["setup_error"] and "Traceback" not in doc.stderr
+    assert config.read_text() == content  # jboat never rewrites Jittor's file
+
+
+@pytest.mark.skipif(not (ON_WHEEL_PLATFORM and HAS_WHEELS), reason="no oneDNN wheels here")
+def test_doctor_with_a_held_setup_lock_ends_and_says_why(tmp_path):
+    """``jboat doctor`` (and ``run``, through the same set-up) waited forever on a held
+    lock without a word: now a bounded wait, a line saying what it waits for, the
+    reason in the report."""
+    import json
+    import signal
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    home = tmp_path / "home"
+    lock = home / ".cache" / "jittor" / "mkl" / ".jboat-onednn.lock"
+    lock.parent.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lock)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        env = {k: v for k, v in os.environ.items() if k not in ("JITTOR_HOME", "use_mkl")}
+        env.update(HOME=str(home), JBOAT_ONEDNN_WAIT="2", JBOAT_CPU_ONLY="1")
+        res = subprocess.run([sys.executable, "-m", "jboat_core.run.cli", "doctor", "--json",
+                              "--no-import"], env=env, capture_output=True, text=True,
+                             timeout=120)
+    finally:
+        holder.kill()
+        holder.wait()
+    facts = json.loads(res.stdout)
+    assert facts["onednn"] is False and facts["use_mkl"] == "0"
+    assert f"held by PID {holder.pid} for more than 2 s" in facts["onednn_reason"]
+    assert f"jboat: waiting for the oneDNN set-up lock {lock}" in res.stderr

@@ -17,11 +17,12 @@ from .protocol import (OUTPUT_FIELDS, RESULT_FIELDS, ChainState, DynamicsPlan, D
                        Result, SolveState, aggregated, result, to_upper)
 from .runtime import Runtime
 from .spec import API_VERSION, hookimpl, hookspec
+from .stateschema import ArraySpec, Rows
 
 __all__ = [
-    "API_VERSION", "ChainError", "ChainState", "ConfigError", "DivergedError",
+    "API_VERSION", "ArraySpec", "ChainError", "ChainState", "ConfigError", "DivergedError",
     "DynamicalSystem", "DynamicsPlan", "DynamicsState", "EmptyConfig", "FirstOrderSolver",
     "HyperGradient", "HyperGradientOperator", "JboatError", "KINDS", "Kind", "MetadataError",
-    "OUTPUT_FIELDS", "OperatorRuntimeError", "RESULT_FIELDS", "Result", "Runtime",
+    "OUTPUT_FIELDS", "OperatorRuntimeError", "RESULT_FIELDS", "Result", "Rows", "Runtime",
     "SolveState", "aggregated", "hookimpl", "hookspec", "result", "to_upper",
 ]

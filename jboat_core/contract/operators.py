@@ -150,6 +150,25 @@ class _Operator(OperatorMeta):
         """The adopted state as NumPy arrays (written to checkpoints)."""
         return {k: [v.numpy().copy() for v in vs] for k, vs in self.state.items()}
 
+    def state_schema(self, lower: tuple, upper: tuple) -> dict | None:
+        """What ``get_state`` returns, before the operator has run (a checkpoint is checked
+        against it before it is restored; once the operator holds state, the live state
+        itself is the schema).
+
+        Parameters
+        ----------
+        lower, upper : tuple of ArraySpec
+            The shapes and dtypes of the lower and the upper variables.
+
+        Returns
+        -------
+        dict or None
+            State name -> list of specs (``ArraySpec``, or ``Rows`` for tables of rows,
+            from ``jboat_core.contract``); None (the default): any names, each list shaped
+            like the lower or the upper variables.
+        """
+        return None
+
     def set_state(self, state: dict) -> None:
         """Restore what ``get_state`` returned."""
         from ..platform._jittor import jittor

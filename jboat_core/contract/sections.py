@@ -26,6 +26,51 @@ def error_lines(exc: ValidationError, prefix: tuple = ()) -> list[str]:
     return lines
 
 
+def bool_numbers(raw: Any, validated: Any, prefix: tuple = ()) -> list[str]:
+    """``loc: message`` lines for every bool that validation turned into a number.
+
+    pydantic's lax mode reads ``true`` as 1 (and 1.0) for an ``int`` or ``float`` field;
+    a bool is not a number here (``batch_size = true`` is a mistake, not a batch of one).
+    Compares the raw input with the validated model, nested models, lists and tables
+    included, so every config model (an operator's own too) is covered.
+    """
+    if type(raw) is bool:
+        if isinstance(validated, (int, float)) and type(validated) is not bool:
+            loc = ".".join(map(str, prefix)) or "(top level)"
+            word = "true" if raw else "false"
+            return [f"{loc}: {word} is a bool, not a number; give a number (e.g. "
+                    f"{int(raw)})"]
+        return []
+    if isinstance(raw, Mapping):
+        if isinstance(validated, BaseModel):
+            get = lambda k: getattr(validated, k, None) if k in type(validated).model_fields \
+                else None  # noqa: E731
+        elif isinstance(validated, Mapping):
+            get = validated.get
+        else:
+            return []
+        return [line for k, v in raw.items() for line in bool_numbers(v, get(k),
+                                                                       (*prefix, k))]
+    if isinstance(raw, (list, tuple)) and isinstance(validated, (list, tuple)) \
+            and len(raw) == len(validated):
+        return [line for i, (v, w) in enumerate(zip(raw, validated))
+                for line in bool_numbers(v, w, (*prefix, i))]
+    return []
+
+
+def validate_strict(model: type[BaseModel], data: Any, prefix: tuple = ()) -> BaseModel:
+    """``model.model_validate(data)``, with a bool given for a number an error too
+    (``ConfigError`` of ``loc: message`` lines, pydantic's first)."""
+    try:
+        out = model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(error_lines(exc, prefix)) from None
+    lines = bool_numbers(data, out, prefix)
+    if lines:
+        raise ConfigError(lines)
+    return out
+
+
 def operator_section(solver_config: Any, name: str) -> Any:
     """The raw config section ``name`` of a solver config: a dict (upstream shape), a
     ``SolverConfig`` or a ``Runtime`` (anything with an ``operators`` mapping)."""
@@ -44,9 +89,8 @@ def validate_section(cls, section: Any) -> BaseModel:
     if isinstance(section, BaseModel):
         section = section.model_dump()
     try:
-        return cls.config_model.model_validate(dict(section or {}))
-    except ValidationError as exc:
-        raise ConfigError(error_lines(exc, prefix=(cls.name,))) from None
+        data = dict(section or {})
     except (TypeError, ValueError):
         raise ConfigError([f"{cls.name}: expected a table of settings, got "
                            f"{type(section).__name__} {section!r}"]) from None
+    return validate_strict(cls.config_model, data, prefix=(cls.name,))

@@ -20,23 +20,32 @@ and before the first ``import jittor``:
    headers describe, whichever venv the links point at);
 3. sets ``use_mkl=1`` unless the user set ``use_mkl`` (``0`` or ``1``) themselves.
 
-Where none of this can be done (another platform, the wheels missing, a broken install, an
-unwritable cache) jboat imports Jittor as before (``use_mkl=0`` where it decided the CPU)
-and ``jboat doctor`` says why; nothing here raises. Measured (benchmarks/README.md): an MLP
+The folder is laid out by :mod:`jboat_core.platform.dnnlfolder`: never through a symbolic
+link, waiting a bounded time for the set-up lock, using a folder it cannot write when its
+links are already right, and checking Jittor's own download before trusting it.
+
+Where none of this can be done (another platform, the wheels missing) jboat imports
+Jittor as before (``use_mkl=0`` where jboat decided the CPU) and ``jboat doctor`` says
+why. Where the wheels are there but the folder cannot be used (a lock held too long, a
+link, an unwritable or damaged folder), oneDNN is switched off with one warning line
+(``use_mkl=0`` unless the user set it) and ``jboat doctor`` says why. A
+``~/.cache/jittor/config.json`` that would make Jittor's import fail (a non-text
+``JITTOR_HOME``...) is one line (``JittorHomeError``). Measured (benchmarks/README.md): an MLP
 784-256-10 hyper-iteration 31x faster, 2-D ``jt.matmul`` 30x.
 """
 
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import json
 import os
 import platform
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..errors import JboatError
+from .dnnlfolder import download_problem, header_version, lay_out  # noqa: F401 - public
 
 FOLDER = "dnnl_lnx_2.2.0_cpu_gomp"
 SONAME = "libdnnl.so.2"
@@ -58,12 +67,15 @@ class OneDNN:
         Jittor's oneDNN folder.
     lib : Path or None
         The ``libdnnl`` loaded (None when Jittor's own download is used or nothing is).
+    problem : bool
+        oneDNN could be used here but something stops it (said on stderr once).
     """
 
     used: bool
     reason: str
     folder: Path | None = None
     lib: Path | None = None
+    problem: bool = False
 
 
 _STATE: OneDNN | None = None
@@ -74,20 +86,50 @@ def status() -> OneDNN | None:
     return _STATE
 
 
+class JittorHomeError(JboatError):
+    """Jittor's own settings file (``~/.cache/jittor/config.json``) would make its import
+    fail; the message names the file, the entry and what to do."""
+
+
+class OneDNNError(JboatError):
+    """The user asks for oneDNN (``use_mkl=1``) where it cannot be used."""
+
+
 def jittor_home(environ=os.environ) -> Path:
     """Jittor's home as ``jittor_utils.home()`` computes it, without importing Jittor.
 
     ``JITTOR_HOME`` wins, then the sticky ``JITTOR_HOME`` in ``~/.cache/jittor/config.json``,
     then the user's home.
+
+    Raises
+    ------
+    JittorHomeError
+        ``config.json`` cannot be read, is not a JSON object, or its ``JITTOR_HOME`` is
+        not a non-empty path (Jittor's import would end in a traceback).
     """
     home = Path.home()
-    if environ.get("JITTOR_HOME"):
+    if "JITTOR_HOME" in environ:  # Jittor takes it as it is, even empty
+        if not environ["JITTOR_HOME"]:
+            raise JittorHomeError("the environment variable JITTOR_HOME is empty; unset it "
+                                  "or give Jittor's home folder")
         return Path(environ["JITTOR_HOME"]).absolute()
-    try:
-        data = json.loads((home / ".cache" / "jittor" / "config.json").read_text())
-        return Path(data.get("JITTOR_HOME") or home).absolute()
-    except (OSError, ValueError, AttributeError):
+    config = home / ".cache" / "jittor" / "config.json"
+    if not config.exists():
         return home
+    fix = "fix it or delete it (Jittor reads it at import and writes it again)"
+    try:
+        data = json.loads(config.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise JittorHomeError(f"{config}: cannot be read as JSON "
+                              f"({' '.join(str(exc).split())[:120]}); {fix}") from None
+    if not isinstance(data, dict):
+        raise JittorHomeError(f"{config}: holds {type(data).__name__}, not a table of "
+                              f"settings; {fix}")
+    value = data.get("JITTOR_HOME", str(home))
+    if not isinstance(value, str) or not value:
+        raise JittorHomeError(f"{config}: JITTOR_HOME is {json.dumps(value)[:80]}, not the "
+                              f"path of a folder; {fix}")
+    return Path(value).absolute()
 
 
 def mkl_folder(environ=os.environ) -> Path:
@@ -105,68 +147,6 @@ def wheel_files(prefix: str | os.PathLike | None = None) -> tuple[Path, Path] | 
     return None
 
 
-def header_version(include: Path) -> tuple[int, int, int] | None:
-    """oneDNN's ``(major, minor, patch)`` from its ``dnnl_version.h``, if readable."""
-    for name in ("oneapi/dnnl/dnnl_version.h", "dnnl_version.h"):
-        try:
-            text = (Path(include) / name).read_text()
-        except OSError:
-            continue
-        if "DNNL_VERSION_MAJOR" in text:
-            break
-    else:
-        return None
-    found = [re.search(rf"#define DNNL_VERSION_{k}\s+(\d+)", text)
-             for k in ("MAJOR", "MINOR", "PATCH")]
-    return tuple(int(m.group(1)) for m in found) if all(found) else None
-
-
-def _replace_link(link: Path, dest: Path) -> None:
-    """Point ``link`` at ``dest`` atomically (a unique temporary link renamed over it)."""
-    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    os.symlink(dest, tmp)
-    os.replace(tmp, link)
-
-
-def _link_ok(link: Path, dest: Path, version) -> bool:
-    """A link to keep: it resolves to an existing file/folder of the same oneDNN version."""
-    if not link.is_symlink() or not link.exists():
-        return False
-    if Path(os.readlink(link)) == dest:
-        return True
-    include = link if link.is_dir() else link.resolve().parent.parent / "include"
-    return header_version(include) == version
-
-
-def lay_out(folder: Path, lib: Path, include: Path) -> str:
-    """Make ``folder`` hold ``include``, ``lib/libmkldnn.so`` and ``lib/libdnnl.so.2`` links
-    to this oneDNN.
-
-    Returns ``"jittor"`` when the folder holds Jittor's own download (real files, left
-    alone), ``"kept"`` when the links were already right, ``"linked"`` when they were
-    (re)made. Serialised across processes by ``folder/../.jboat-onednn.lock``.
-    """
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder.parent / ".jboat-onednn.lock",
-                 os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        so, inc = folder / "lib" / "libmkldnn.so", folder / "include"
-        if (so.is_file() and not so.is_symlink()) or (inc.is_dir() and not inc.is_symlink()):
-            return "jittor"
-        (folder / "lib").mkdir(parents=True, exist_ok=True)
-        version = header_version(include)
-        made = False
-        for link, dest in ((inc, include), (so, lib), (folder / "lib" / SONAME, lib)):
-            if not _link_ok(link, dest, version):
-                _replace_link(link, dest)
-                made = True
-        return "linked" if made else "kept"
-    finally:
-        os.close(fd)
-
-
 def _platform_reason() -> str | None:
     system, machine = platform.system(), platform.machine()
     if (system, machine) != SUPPORTED:
@@ -178,15 +158,39 @@ def _platform_reason() -> str | None:
 def prepare(environ=os.environ, prefix=None) -> OneDNN:
     """Before ``import jittor``: make Jittor use the environment's oneDNN where it can.
 
-    Never raises; the returned (and remembered) :class:`OneDNN` says what was done. The
-    user's own ``use_mkl`` is respected: ``0`` switches oneDNN off, ``1`` keeps it on.
+    The returned (and remembered) :class:`OneDNN` says what was done. The user's own
+    ``use_mkl`` is respected: ``0`` switches oneDNN off, ``1`` keeps it on. Where the
+    wheels are there but the folder cannot be used (a held lock, a link, a read-only or
+    damaged folder), oneDNN is switched off (``use_mkl=0`` unless set) and one warning
+    line on stderr says why: Jittor then runs its dense products about 30x slower.
+
+    Raises
+    ------
+    JittorHomeError
+        Jittor's own ``config.json`` would make its import fail (one line instead).
+    OneDNNError
+        ``use_mkl=1`` is set where the folder cannot be used.
     """
     global _STATE
     _STATE = _decide(environ, prefix)
+    if _STATE.problem:
+        print(f"jboat: warning: oneDNN is not used ({_STATE.reason}); Jittor's dense "
+              "products run about 30x slower (`jboat doctor` shows this)", file=sys.stderr,
+              flush=True)
     return _STATE
 
 
+def _without(environ, reason: str, folder: Path | None) -> OneDNN:
+    """oneDNN off because of a problem: Jittor must not look for (and download) it."""
+    if environ.get("use_mkl") == "1":
+        raise OneDNNError(f"use_mkl=1 is set but oneDNN cannot be used ({reason}); fix "
+                          "that, or unset use_mkl to run without oneDNN")
+    environ.setdefault("use_mkl", "0")
+    return OneDNN(False, reason, folder, problem=True)
+
+
 def _decide(environ, prefix) -> OneDNN:
+    folder = mkl_folder(environ)  # a config.json Jittor's import would fail on: one line
     if environ.get("use_mkl") == "0":
         return OneDNN(False, "use_mkl=0 is set in the environment")
     why = _platform_reason()
@@ -197,18 +201,17 @@ def _decide(environ, prefix) -> OneDNN:
         return OneDNN(False, f"oneDNN's wheels are not installed in {prefix or sys.prefix} "
                              f"(pip install {' '.join(WHEELS)})")
     lib, include = files
-    folder = mkl_folder(environ)
     try:
         how = lay_out(folder, lib, include)
     except OSError as exc:
-        return OneDNN(False, f"cannot lay out {folder}: {exc.strerror or exc}", folder)
+        return _without(environ, f"cannot lay out {folder}: {exc.strerror or exc}", folder)
     if how == "jittor":
         environ.setdefault("use_mkl", "1")
         return OneDNN(True, f"Jittor's own oneDNN download in {folder}", folder)
     try:
         ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
     except OSError as exc:
-        return OneDNN(False, f"cannot load {lib}: {exc}", folder)
+        return _without(environ, f"cannot load {lib}: {exc}", folder)
     environ.setdefault("use_mkl", "1")
     return OneDNN(environ.get("use_mkl") == "1",
                   f"oneDNN {'.'.join(map(str, header_version(include) or ()))} from {lib}",

@@ -8,6 +8,11 @@ itself: a file *or a symbolic link* of that name is replaced, the link's target 
 or not, inside or outside the folder) is never opened, written or created. The folder is
 fsynced after the rename. A failed or interrupted write removes its temporary file and
 leaves the previous output intact.
+
+A file that is appended to (a run's history) is never changed in place while another
+name shares it (a hard link: a folder copied with ``cp -al``): ``append_private``
+first replaces it with a private copy, renamed over the name, so the other folder keeps
+its file as it was.
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_file", "fsync_dir", "write_atomic"]
+__all__ = ["append_private", "atomic_file", "fsync_dir", "write_atomic"]
 
 #: Flags of a temporary output file: new, never a link, not inherited by programs run.
 CREATE_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
@@ -84,3 +90,57 @@ def write_atomic(path: str | Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically (see ``atomic_file``)."""
     with atomic_file(path) as fh:
         fh.write(data)
+
+
+#: Flags of a file appended to: never through a link, not inherited by programs run.
+APPEND_FLAGS = (os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+                | getattr(os, "O_CLOEXEC", 0))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def append_private(path: str | Path, data: bytes) -> None:
+    """Append ``data`` to the regular file ``path`` (created when missing) and fsync it,
+    never writing into a file another name shares: with more than one hard link, the
+    file's contents plus ``data`` are written to a new file renamed over ``path`` (the
+    other names keep the old contents).
+
+    Raises
+    ------
+    OSError
+        ``path`` is a link, not a regular file, or cannot be written.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, APPEND_FLAGS)
+    except FileNotFoundError:
+        write_atomic(path, data)
+        return
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        if st.st_nlink == 1:
+            _write_all(fd, data)
+            os.fsync(fd)
+            return
+    finally:
+        os.close(fd)
+    write_atomic(path, _read_regular(path) + data)  # shared: a private copy replaces it
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of the regular file ``path`` (never through a link)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+                 | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read()
+    finally:
+        os.close(fd)

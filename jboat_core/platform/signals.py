@@ -12,6 +12,15 @@ quick exit"), even in a process started with SIGINT ignored (a ``&`` job of a sc
 ``after_jittor_import()`` puts back the disposition Python records for SIGINT:
 ``KeyboardInterrupt``, or ignored for such a job.
 
+A ``Terminated`` that code on its way swallows (a bare ``except:``, e.g. in Jittor's
+import) is raised again at the next ``raise_pending()`` (``jboat run`` calls it after
+Jittor's import and at each iteration): a run never goes on as if the signal had not come.
+
+Once a signal is taken over, a SIGCHLD handler installed from C (Jittor's, which quits
+with exit code 1 and "Maybe out of memory" when a child dies of a signal: a subprocess
+Python kills while the exception unwinds, during Jittor's import) gets the default
+action back, so the process ends as terminated (exit code 128 + the signal's number).
+
 A child forked while the handlers are installed (Jittor's compiler pool) gets the default
 action back at once: ``multiprocessing`` ends its workers with SIGTERM, and a worker
 blocked in a lock would otherwise never run the handler nor die, and its parent would
@@ -26,7 +35,8 @@ import signal
 import threading
 from collections.abc import Iterator
 
-__all__ = ["TERMINATING", "Terminated", "after_jittor_import", "terminate_as_exception"]
+__all__ = ["TERMINATING", "Terminated", "after_jittor_import", "raise_pending",
+           "terminate_as_exception"]
 
 #: The signals ``terminate_as_exception`` turns into ``Terminated``.
 TERMINATING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
@@ -81,6 +91,23 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_default_in_child)
 
 
+def _children_may_die() -> None:
+    """Give SIGCHLD its default action back when it is handled from C (Jittor's handler,
+    meant for its data-loader workers, ends the process with "Caught SIGCHLD. Maybe out
+    of memory" and exit code 1 when a child dies of a signal): the process is stopping,
+    and the children stopped with it (a subprocess Python kills on the way out, Jittor's
+    compiler pool) must not turn SIGTERM into another ending. A handler set from Python
+    is left alone."""
+    # Python's own record says None (or, for a handler installed after its start, still
+    # SIG_DFL): either way no Python handler, so the default is set again, at C level too
+    if hasattr(signal, "SIGCHLD") and signal.getsignal(signal.SIGCHLD) in (None,
+                                                                          signal.SIG_DFL):
+        try:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        except (ValueError, OSError):  # pragma: no cover - not the main thread
+            pass
+
+
 def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
@@ -97,12 +124,14 @@ def terminate_as_exception(signums: tuple[int, ...] = TERMINATING) -> Iterator[N
     if not _in_main_thread():
         yield
         return
-    raised = []
+    raised = _PENDING
+    raised.clear()
 
     def handler(signum, frame):  # noqa: ARG001 - the signal module's signature
         if raised:  # the first one is being handled: let it finish writing
             return
         raised.append(signum)
+        _children_may_die()
         raise Terminated(signum)
 
     previous = {}
@@ -116,6 +145,20 @@ def terminate_as_exception(signums: tuple[int, ...] = TERMINATING) -> Iterator[N
         for signum, old in previous.items():
             signal.signal(signum, old)
             _INSTALLED.pop(signum, None)
+        raised.clear()
+
+
+#: The signal raised as ``Terminated`` in the current ``terminate_as_exception`` block.
+_PENDING: list[int] = []
+
+
+def raise_pending() -> None:
+    """Raise ``Terminated`` again for a signal already raised in this block whose
+    exception was swallowed on its way (a bare ``except:`` in Jittor's import or in a
+    task module): the run stops as terminated instead of going on. Call it at points
+    where nothing is being unwound (after Jittor's import, at each iteration)."""
+    if _PENDING:
+        raise Terminated(_PENDING[0])
 
 
 def after_jittor_import() -> None:

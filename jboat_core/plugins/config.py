@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import ChainError, ConfigError, UnknownOperatorError
 from ..contract.kinds import KINDS
@@ -26,7 +26,7 @@ from ..contract.metadata import split_names
 from .ordering import kind_of_name, validate_composition
 from .presets import expand as expand_preset
 from .registry import Registry, get_registry
-from ..contract.sections import error_lines, validate_section
+from ..contract.sections import error_lines, validate_section, validate_strict
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -169,9 +169,9 @@ def parse_solver_config(data: Mapping[str, Any], registry: Registry | None = Non
         except ConfigError as exc:
             lines += exc.lines
     try:
-        cfg = SolverConfig.model_validate(shared)
-    except ValidationError as exc:
-        lines = error_lines(exc) + lines
+        cfg = validate_strict(SolverConfig, shared)
+    except ConfigError as exc:
+        lines = exc.lines + lines
         cfg = None
     if lines:
         raise ConfigError(lines, source)

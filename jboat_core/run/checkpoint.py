@@ -27,19 +27,22 @@ fingerprint); with a ``schema`` of the live state (``Problem.state_schema``) eve
 list length, plain value and array is checked before any array is decompressed: sizes
 come from the zip's central directory (``ZipInfo.file_size``) and each member's ``.npy``
 header (shape, dtype), and a member larger than the live array it is written into is
-refused, so a zip bomb allocates nothing. Errors are one line,
+refused, so a zip bomb allocates nothing. Size limits come from the task's own state,
+never a constant: the metadata may be as large as the checkpoint file holding it (jboat
+stores members uncompressed) or twice the live problem's own metadata plus
+``MARGIN``; a table of rows whose count is only known with the data (SABA's SAGA tables,
+``Rows``) at most as large as the file. Counts are whole numbers up to 2**53, plain
+numbers finite; a nesting deeper than Python can parse is one line too. Errors are one line,
 ``checkpoint PATH: KEY: what is wrong; what to do``. Old pickled checkpoints
 (``checkpoint.pkl``) are refused, never unpickled: unpickling can run code.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
 import os
-import stat
 import zipfile
 import zlib
 from pathlib import Path
@@ -47,35 +50,25 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import JboatError
-from ..solver.stateschema import (PLAIN_KINDS, ArraySpec, Equal, ListsLike,  # noqa: F401
-                                  Plain, schema_of)
-from ..platform.safeio import fsync_dir as _fsync_dir
+from .ckcommon import AFRESH, CheckpointError, open_regular  # noqa: F401 - public names
+from .ckcommon import fail as _fail
+from .history import HISTORY, HistoryLog  # noqa: F401 - public names
+from .task import MAX_ITERATIONS
+from ..contract.stateschema import (COUNT_LIMIT, PLAIN_KINDS, ArraySpec,  # noqa: F401
+                                    Equal, ListsLike, OrEmpty, Plain, Rows, schema_of)
 from ..platform.safeio import write_atomic  # noqa: F401 - also this module's public name
 
 FORMAT = "jboat-checkpoint"
 SCHEMA = 2
 NAME = "checkpoint.npz"
 LEGACY = "checkpoint.pkl"
-HISTORY = "checkpoint.history.jsonl"
-#: Largest ``__meta__`` member read (the state's skeleton, without arrays or history).
-META_LIMIT = 16 << 20
+#: Metadata always accepted (besides what the file and the live state allow).
+MARGIN = 1 << 20
+#: Deepest nesting of lists and tables in the metadata (the state needs about 8; a task
+#: file's parameters a few more).
+MAX_DEPTH = 64
 #: Largest ``.npy`` header accepted (NumPy writes 128 bytes or so).
 HEADER_LIMIT = 1 << 16
-AFRESH = "delete it or start afresh with --overwrite"
-
-
-class CheckpointError(JboatError):
-    """A checkpoint that cannot be used: damaged, of another format or schema, of another
-    problem, or not matching the live variables. The message names the file, the key and
-    what to do."""
-
-
-def _fail(path, key: str, what: str, todo: str = AFRESH) -> CheckpointError:
-    """``checkpoint PATH: KEY: WHAT; TODO`` as a ``CheckpointError``."""
-    return CheckpointError(f"checkpoint {path}: {key}: {what}; {todo}")
-
-
 # -- the state as JSON plus arrays ----------------------------------------------------
 def _flatten(value: Any, arrays: dict) -> Any:
     """The JSON skeleton of ``value`` with its arrays moved into ``arrays``."""
@@ -149,8 +142,11 @@ class _Checker:
         self.arrays: dict[str, tuple[str, tuple]] = {}  # member -> (key, accepted specs)
 
     def walk(self, value: Any, schema: Any, key: str) -> None:
-        if isinstance(schema, ArraySpec):
+        if isinstance(schema, (ArraySpec, Rows)):
             self.array(value, (schema,), key)
+        elif isinstance(schema, OrEmpty):
+            if value != {}:
+                self.walk(value, schema.schema, key)
         elif isinstance(schema, ListsLike):
             self.lists(value, schema, key)
         elif isinstance(schema, dict):
@@ -245,38 +241,6 @@ def _kind(value: Any) -> str:
 
 
 # -- reading --------------------------------------------------------------------------
-_KIND_NAMES = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-               (stat.S_ISLNK, "a symbolic link"), (stat.S_ISCHR, "a character device"),
-               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-
-
-def open_regular(path: Path, what: str = "checkpoint"):
-    """A binary file object of ``path``, which must be a regular file: checked with
-    ``lstat`` before opening and ``fstat`` after (opened with ``O_NONBLOCK | O_NOFOLLOW``,
-    so a FIFO or a link planted there is never waited on or followed)."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        raise CheckpointError(f"{what} {path} does not exist") from None
-    except OSError as exc:
-        raise CheckpointError(f"{what} {path}: cannot be read ({exc.strerror})") from None
-    kind = next((name for test, name in _KIND_NAMES if test(mode)), "not a regular file")
-    if not stat.S_ISREG(mode):
-        raise CheckpointError(f"{what} {path}: is {kind}, not a regular file; remove it "
-                              f"(jboat reads only files it wrote) or start afresh with "
-                              "--overwrite")
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
-                     | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise CheckpointError(f"{what} {path}: cannot be read ({exc.strerror}); check "
-                              "its permissions") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between lstat and open
-        os.close(fd)
-        raise CheckpointError(f"{what} {path}: is not a regular file; remove it")
-    return os.fdopen(fd, "rb")
-
-
 def _read_npy(fh, path: Path, key: str, accept) -> np.ndarray:
     """Read one ``.npy`` member: its header first, ``accept(shape, dtype)`` (an error
     text or None) before any data is allocated, then exactly the bytes it declares."""
@@ -308,13 +272,26 @@ def _read_npy(fh, path: Path, key: str, accept) -> np.ndarray:
     return np.ascontiguousarray(array).copy()
 
 
-def _accept_specs(specs: tuple):
+def _fits(spec, shape: tuple, dtype, rows: dict) -> bool:
+    """Whether an array of ``shape`` and ``dtype`` fits ``spec`` (an ``ArraySpec``, or a
+    ``Rows`` whose group's row count, the first one seen, is kept in ``rows``)."""
+    if isinstance(spec, Rows):
+        if not (len(shape) == len(spec.spec.shape) + 1 and shape[1:] == spec.spec.shape
+                and shape[0] >= 1 and dtype == np.dtype(spec.spec.dtype)):
+            return False
+        return rows.setdefault(spec.group, shape[0]) == shape[0]
+    return shape == spec.shape and dtype == np.dtype(spec.dtype)
+
+
+def _accept_specs(specs: tuple, rows: dict):
     def accept(shape, dtype):
-        if any(shape == s.shape and dtype == np.dtype(s.dtype) for s in specs):
+        if any(_fits(s, shape, dtype, rows) for s in specs):
             return None
         want = " or ".join(str(s) for s in specs)
+        groups = {s.group for s in specs if isinstance(s, Rows) and s.group in rows}
+        same = "".join(f" with the {rows[g]} rows of the other {g} tables" for g in groups)
         return (f"shape {list(shape)} {dtype.name}, the live variable it is written into is "
-                f"{want}")
+                f"{want}{same}")
     return accept
 
 
@@ -330,10 +307,11 @@ def _accept_any(limit: int):
 class _Archive:
     """An open checkpoint: the zip of a regular file, its members, its checked metadata."""
 
-    def __init__(self, path: Path, iterations: int | None = None):
+    def __init__(self, path: Path, iterations: int | None = None, live_meta: int = 0):
         self.path = path
         self.file = open_regular(path)
         try:
+            self.size = os.fstat(self.file.fileno()).st_size
             self.zip = zipfile.ZipFile(self.file)
             self.members = {info.filename: info for info in self.zip.infolist()}
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
@@ -341,7 +319,7 @@ class _Archive:
             raise CheckpointError(f"checkpoint {path} is damaged or not a jboat checkpoint "
                                   f"({type(exc).__name__}: {exc}); {AFRESH}") from None
         try:
-            self.meta = self._meta(iterations)
+            self.meta = self._meta(iterations, live_meta)
         except BaseException:
             self.close()
             raise
@@ -356,17 +334,24 @@ class _Archive:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _meta(self, iterations: int | None) -> dict:
+    def _meta(self, iterations: int | None, live_meta: int) -> dict:
         info = self.members.get("__meta__.npy")
         if info is None:
             raise CheckpointError(f"checkpoint {self.path} is not a jboat checkpoint (no "
                                   f"metadata); {AFRESH}")
-        if info.file_size > META_LIMIT + HEADER_LIMIT:
+        limit = max(self.size, 2 * live_meta + MARGIN)
+        if info.file_size > limit + HEADER_LIMIT:
             raise _fail(self.path, "__meta__", f"declares {info.file_size} bytes, more than "
-                                               f"a checkpoint's metadata ({META_LIMIT})")
+                                               f"the whole file holds ({self.size} bytes)"
+                                               + (f" and than this problem's state needs "
+                                                  f"({live_meta} bytes)" if live_meta else ""))
         raw = self.read("__meta__.npy", "__meta__", _accept_any(info.file_size))
         try:
             meta = json.loads(raw.tobytes().decode("utf-8"))
+        except RecursionError:
+            raise CheckpointError(f"checkpoint {self.path} has damaged metadata (nested too "
+                                  f"deeply to read; jboat writes a few levels); "
+                                  f"{AFRESH}") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise CheckpointError(f"checkpoint {self.path} has damaged metadata ({exc}); "
                                   f"{AFRESH}") from None
@@ -392,17 +377,28 @@ class _Archive:
             if info is None:
                 raise _fail(self.path, key, f"its array {member} is missing from the archive")
             if specs is not None:
-                limit = max(s.nbytes for s in specs) + HEADER_LIMIT
-                if info.file_size > limit:
-                    raise _fail(self.path, key, f"its archive entry declares {info.file_size}"
-                                                f" bytes, the live variable it is written into"
-                                                f" needs {max(s.nbytes for s in specs)}")
-        out = {}
+                self._check_size(info, key, specs)
+        out, rows = {}, {}
         for member, (key, specs) in wanted.items():
             info = self.members[f"{member}.npy"]
-            accept = _accept_specs(specs) if specs is not None else _accept_any(info.file_size)
+            accept = (_accept_specs(specs, rows) if specs is not None
+                      else _accept_any(info.file_size))
             out[member] = self.read(f"{member}.npy", key, accept)
         return out
+
+    def _check_size(self, info, key: str, specs: tuple) -> None:
+        """Refuse an entry larger than the live array it is written into (or, for a table
+        of rows, than the whole file), from the central directory."""
+        if any(isinstance(s, Rows) for s in specs):
+            if info.file_size > self.size + HEADER_LIMIT:
+                raise _fail(self.path, key, f"its archive entry declares {info.file_size} "
+                                            f"bytes, more than the whole file holds "
+                                            f"({self.size}; jboat stores arrays uncompressed)")
+            return
+        need = max(s.nbytes for s in specs)
+        if info.file_size > need + HEADER_LIMIT:
+            raise _fail(self.path, key, f"its archive entry declares {info.file_size} bytes, "
+                                        f"the live variable it is written into needs {need}")
 
 
 def check_meta(meta: Any, path: Path, iterations: int | None = None) -> None:
@@ -410,6 +406,10 @@ def check_meta(meta: Any, path: Path, iterations: int | None = None) -> None:
     [0, iterations]), the fingerprint and state tables, the history record."""
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} is not a jboat checkpoint; {AFRESH}")
+    depth = _depth(meta)
+    if depth > MAX_DEPTH:
+        raise CheckpointError(f"checkpoint {path} has damaged metadata (nested {depth} levels "
+                              f"deep; jboat writes at most {MAX_DEPTH}); {AFRESH}")
     schema = meta.get("schema")
     if schema != SCHEMA:
         older = (" (an older jboat kept the history inside and did not hash the task "
@@ -421,7 +421,10 @@ def check_meta(meta: Any, path: Path, iterations: int | None = None) -> None:
     if type(it) is not int:
         raise _fail(path, "next_iter", f"{_short(it)} is not a whole number of iterations")
     if it < 0:
-        raise _fail(path, "next_iter", f"{it} is negative")
+        raise _fail(path, "next_iter", f"{_short(it)} is negative")
+    if it > MAX_ITERATIONS:
+        raise _fail(path, "next_iter", f"{_short(it)} is more iterations than a run can ask "
+                                       f"for ({MAX_ITERATIONS})")
     if iterations is not None and it > iterations:
         raise _fail(path, "next_iter", f"the checkpoint is at iteration {it}, past the "
                                        f"{iterations} iterations asked for",
@@ -434,6 +437,19 @@ def check_meta(meta: Any, path: Path, iterations: int | None = None) -> None:
         _check_history_record(record, path, it)
 
 
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and tables (counted without recursion)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if level <= MAX_DEPTH:
+                todo += [(v, level + 1) for v in (item.values() if isinstance(item, dict)
+                                                  else item)]
+    return deepest
+
+
 def _check_history_record(record: Any, path: Path, next_iter: int) -> None:
     if not isinstance(record, dict) or set(record) != {"file", "lines", "bytes", "sha256"}:
         raise _fail(path, "history", f"expected a table of file, lines, bytes, sha256, "
@@ -441,9 +457,9 @@ def _check_history_record(record: Any, path: Path, next_iter: int) -> None:
     if record["file"] != HISTORY:
         raise _fail(path, "history.file", f"{_short(record['file'])}; jboat writes {HISTORY}")
     for key in ("lines", "bytes"):
-        if type(record[key]) is not int or record[key] < 0:
+        if type(record[key]) is not int or not 0 <= record[key] <= COUNT_LIMIT:
             raise _fail(path, f"history.{key}", f"{_short(record[key])} is not a whole "
-                                                "number >= 0")
+                                                "number from 0 to 2**53")
     if record["lines"] != next_iter:
         raise _fail(path, "history.lines", f"{record['lines']} lines for {next_iter} "
                                            "iterations: the checkpoint is inconsistent")
@@ -454,14 +470,24 @@ def _check_history_record(record: Any, path: Path, next_iter: int) -> None:
 
 def read_meta(path: str | Path, iterations: int | None = None) -> dict:
     """The checkpoint's metadata (format, schema, next_iter, fingerprint), checked;
-    ``next_iter`` at most ``iterations`` when given. Reads no array."""
+    ``next_iter`` at most ``iterations`` when given. Reads no array; the metadata may be
+    as large as the file (or ``MARGIN``)."""
     with _Archive(Path(path), iterations) as archive:
         return archive.meta
 
 
+def meta_size(state: dict, fingerprint: dict, next_iter: int = 0) -> int:
+    """The size in bytes of the metadata ``save_checkpoint`` writes for ``state`` (the
+    live problem's, for the limits ``load_checkpoint`` derives from it)."""
+    meta = {"format": FORMAT, "schema": SCHEMA, "next_iter": int(next_iter),
+            "fingerprint": fingerprint, "state": _flatten(state, {}),
+            "history": {"file": HISTORY, "lines": 0, "bytes": 0, "sha256": "0" * 64}}
+    return len(json.dumps(meta).encode("utf-8"))
+
+
 def load_checkpoint(path: str | Path, fingerprint: dict, *, schema: dict | None = None,
-                    iterations: int | None = None,
-                    ignore: tuple[str, ...] = ()) -> tuple[dict, int]:
+                    iterations: int | None = None, ignore: tuple[str, ...] = (),
+                    live_meta: int = 0) -> tuple[dict, int]:
     """``(state, next_iter)`` of a checkpoint written for the same problem.
 
     Parameters
@@ -478,6 +504,9 @@ def load_checkpoint(path: str | Path, fingerprint: dict, *, schema: dict | None 
     ignore : tuple of str
         Fingerprint keys whose difference is accepted (``module_sha256`` with
         ``--allow-changed-module``).
+    live_meta : int
+        The size of the live problem's own metadata (``meta_size``): metadata up to
+        twice as large plus ``MARGIN`` is read (and any that fits in the file).
 
     Raises
     ------
@@ -486,16 +515,17 @@ def load_checkpoint(path: str | Path, fingerprint: dict, *, schema: dict | None 
         that does not fit the live problem; the message names the key.
     """
     state, meta = load_checkpoint_meta(path, fingerprint, schema=schema,
-                                       iterations=iterations, ignore=ignore)
+                                       iterations=iterations, ignore=ignore,
+                                       live_meta=live_meta)
     return state, meta["next_iter"]
 
 
 def load_checkpoint_meta(path: str | Path, fingerprint: dict, *, schema: dict | None = None,
-                         iterations: int | None = None,
-                         ignore: tuple[str, ...] = ()) -> tuple[dict, dict]:
+                         iterations: int | None = None, ignore: tuple[str, ...] = (),
+                         live_meta: int = 0) -> tuple[dict, dict]:
     """``load_checkpoint``, returning ``(state, metadata)``."""
     path = Path(path)
-    with _Archive(path, iterations) as archive:
+    with _Archive(path, iterations, live_meta) as archive:
         meta = archive.meta
         saved = {k: v for k, v in meta["fingerprint"].items() if k not in ignore}
         diffs = fingerprint_differences(saved, {k: v for k, v in fingerprint.items()
@@ -529,133 +559,6 @@ def _members(value: Any, path: Path, out: set | None = None) -> set:
         for v in value:
             _members(v, path, out)
     return out
-
-
-# -- the history, apart ---------------------------------------------------------------
-def _plain(value: Any) -> Any:
-    """A history entry as strict JSON: NumPy scalars as numbers, arrays as
-    ``{"__ndarray__": [...], "dtype": ...}``, non-finite floats as ``{"__float__": ...}``."""
-    if isinstance(value, np.ndarray):
-        return {"__ndarray__": value.tolist(), "dtype": value.dtype.str}
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return {"__float__": repr(value)}
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
-
-
-def _unplain(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"__float__"}:
-            return float(value["__float__"])
-        if set(value) == {"__ndarray__", "dtype"}:
-            return np.array(value["__ndarray__"], dtype=np.dtype(value["dtype"]))
-        return {k: _unplain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unplain(v) for v in value]
-    return value
-
-
-class HistoryLog:
-    """The run's history as JSON lines in ``checkpoint.history.jsonl``, appended at each
-    checkpoint with the entries since the last one (O(new entries), fsynced before the
-    checkpoint that covers them is written).
-
-    Parameters
-    ----------
-    folder : path
-        The output folder (the file is ``folder / HISTORY``).
-    """
-
-    def __init__(self, folder: str | Path):
-        self.path = Path(folder) / HISTORY
-        self.lines, self.bytes = 0, 0
-        self._sha = hashlib.sha256()
-        self._fresh = True  # the first append of a new run truncates an old file
-
-    def append(self, history: list) -> dict:
-        """Append ``history[self.lines:]``; the record a checkpoint stores."""
-        data = b"".join(json.dumps(_plain(entry), allow_nan=False).encode("utf-8") + b"\n"
-                        for entry in history[self.lines:])
-        flags = (os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
-                 | getattr(os, "O_CLOEXEC", 0) | (os.O_TRUNC if self._fresh else 0))
-        fd = os.open(self.path, flags, 0o644)
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise OSError(f"{self.path} is not a regular file")
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if self._fresh:
-            _fsync_dir(self.path.parent)
-            self._fresh = False
-        self._sha.update(data)
-        self.lines, self.bytes = len(history), self.bytes + len(data)
-        return {"file": HISTORY, "lines": self.lines, "bytes": self.bytes,
-                "sha256": self._sha.hexdigest()}
-
-    def resume(self, record: dict | None, checkpoint: Path, truncate: bool = True) -> list:
-        """The history a checkpoint covers (its ``history`` record), checked against the
-        record's size and SHA-256; lines written after it (a crash between the two
-        writes) are cut when ``truncate``. Appends continue after them."""
-        if record is None:
-            raise _fail(checkpoint, "history", "no history record (written by the Python "
-                                               "API without one)")
-        with _history_file(self.path, checkpoint) as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size < record["bytes"]:
-                raise _fail(checkpoint, "history", f"{self.path} holds {size} bytes, the "
-                                                   f"checkpoint covers {record['bytes']}: it "
-                                                   "was cut or replaced")
-            data = fh.read(record["bytes"])
-        sha = hashlib.sha256(data)
-        if sha.hexdigest() != record["sha256"]:
-            raise _fail(checkpoint, "history.sha256", f"{self.path} does not hold the lines "
-                                                      "this checkpoint covers (changed since)")
-        entries = _parse_lines(data, self.path, checkpoint, record["lines"])
-        if truncate and size > record["bytes"]:
-            fd = os.open(self.path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
-            try:
-                os.ftruncate(fd, record["bytes"])
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        self.lines, self.bytes, self._sha, self._fresh = len(entries), len(data), sha, False
-        return entries
-
-
-def _history_file(path: Path, checkpoint: Path):
-    try:
-        return open_regular(path, "history file")
-    except CheckpointError as exc:
-        raise _fail(checkpoint, "history", f"{exc}") from None
-
-
-def _parse_lines(data: bytes, path: Path, checkpoint: Path, lines: int) -> list:
-    entries = []
-    for i, line in enumerate(data.splitlines()):
-        try:
-            entry = _unplain(json.loads(line))
-        except (ValueError, TypeError) as exc:
-            raise _fail(checkpoint, "history", f"line {i + 1} of {path} is damaged "
-                                               f"({exc})") from None
-        if not isinstance(entry, dict) or entry.get("iter") != i:
-            raise _fail(checkpoint, "history", f"line {i + 1} of {path} is not the record "
-                                               f"of iteration {i}")
-        entries.append(entry)
-    if len(entries) != lines:
-        raise _fail(checkpoint, "history", f"{path} holds {len(entries)} records where the "
-                                           f"checkpoint covers {lines}")
-    return entries
 
 
 # -- fingerprints ---------------------------------------------------------------------

@@ -243,7 +243,7 @@ def cmd_compare(args, reg: Registry) -> int:
 
 def cmd_new_plugin(args, reg: Registry) -> int:
     from .scaffold import new_plugin
-    root = new_plugin(args.name, args.kind, args.out)
+    root = new_plugin(args.name, args.kind, args.out, registry=reg)
     print(f"wrote {root}: pip install -e {root} (then `jboat list-ops` shows {args.name}); "
           f"cd {root} && python -m pytest runs the conformance kit on it")
     return 0
@@ -445,18 +445,27 @@ def _jittor_log(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     """The command line. Run as the ``jboat`` program (``argv`` None), a command that
     leaves non-daemon threads of a task module running ends the process once its results
-    are written, with a warning, instead of waiting for them forever."""
-    try:
-        args = build_parser().parse_args(argv)
-        _jittor_log(args)
-        code = _dispatch(args)
-        sys.stdout.flush()
-    except BrokenPipeError:  # e.g. `jboat list-ops | head -1`: the reader has gone
-        _drop_stdout()
-        return EXIT_PIPE
-    if argv is None:
-        _exit_past_leftover_threads(code)
-    return code
+    are written, with a warning, instead of waiting for them forever; ``run`` exits with
+    jboat's code whatever the task does at exit (``jboat_core.run.guard``); a closed pipe
+    (``jboat list-ops | head -1``) ends quietly with ``EXIT_PIPE``."""
+    args = build_parser().parse_args(argv)
+    _jittor_log(args)
+
+    def work() -> int:
+        try:
+            code = _dispatch(args)
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader has gone
+            _drop_stdout()
+            return EXIT_PIPE
+        if argv is None:
+            _exit_past_leftover_threads(code)
+        return code
+
+    if argv is None and args.command == "run":  # task code runs here: its exit is not ours
+        from .guard import guarded
+        return guarded(work)
+    return work()
 
 
 def _drop_stdout() -> None:

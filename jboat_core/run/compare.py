@@ -22,6 +22,12 @@ chain). Outputs in ``--out``: ``compare.json``, ``compare.md`` and ``compare.png
 (the task's metric against time per iteration, one labelled point per method). This
 process never imports Jittor.
 
+Input is checked before any method runs: ``--methods`` must name at least one method,
+``--reference-chain`` be a hyper-gradient chain after NGD (or ``''``); ``--metric`` must
+be one of the task's metrics (checked with the first method that reports them). Each
+worker's output goes to a file and the worker process itself is waited for, so a process
+the task starts and leaves running never holds the comparison until ``--timeout``.
+
 Each worker runs in its own process group, in a temporary folder; however the comparison
 stops (a timeout, an exception, Ctrl-C, SIGTERM or SIGHUP: these raise
 ``jboat_core.platform.signals.Terminated`` here), the whole group is killed and the folder removed.
@@ -40,7 +46,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..errors import ConfigError, UnknownOperatorError
+from ..errors import ChainError, ConfigError, UnknownOperatorError
 from ..plugins.registry import Registry, get_registry
 
 ROW_KEYS = ("method", "composition", "status", "ms_per_iter", "first_iter_s", "peak_mb",
@@ -105,13 +111,36 @@ def compositions(registry: Registry, max_len: int = 3) -> list[str]:
 
 
 def resolve_methods(methods: str | None, registry: Registry) -> list[str]:
-    """The method specs of ``--methods`` (default: every valid composition)."""
-    if not methods:
+    """The method specs of ``--methods`` (default, None: every valid composition);
+    ``ConfigError`` when the text names no method (``",,,"``, blanks)."""
+    if methods is None:
         return compositions(registry)
     out = []
     for item in [m.strip() for m in methods.split(",") if m.strip()]:
         out += registry.preset_names() if item.lower() == "presets" else [item]
+    if not out:
+        raise ConfigError([f"--methods: {methods!r} names no method; give comma-separated "
+                           "presets or operator chains (e.g. BDA,PTT+RAD,VFO), or leave "
+                           "--methods out for every valid composition"])
     return out
+
+
+def reference_names(chain: str | None, registry: Registry) -> list[str]:
+    """The operators of ``--reference-chain`` (``[]`` for none: ``''``), checked to be a
+    valid hyper-gradient chain after NGD; ``ConfigError`` (one line) otherwise."""
+    from ..plugins.config import parse_solver_config
+
+    if chain is None or not chain.strip():
+        return []
+    names = [n.strip() for n in chain.replace("+", " ").replace(",", " ").split()]
+    try:
+        cfg = parse_solver_config({"gm_op": ["NGD"], "na_op": names}, registry)
+    except (ConfigError, ChainError, UnknownOperatorError) as exc:
+        why = " ".join(str(exc).split())
+        raise ConfigError([f"--reference-chain: {chain!r} is not a hyper-gradient chain "
+                           f"({why[:300]}); give one such as CG, NS or PTT+RAD, or '' for "
+                           "no reference"]) from None
+    return list(cfg.na_op)
 
 
 @contextlib.contextmanager
@@ -135,19 +164,23 @@ def _kill_group(proc: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(Exception):
-        proc.communicate(timeout=30)
+        proc.wait(timeout=30)
 
 
 def _run_method(spec: dict, timeout: float) -> dict:
+    """Run one method's worker and wait for the worker process itself (its output goes
+    to files, not pipes: a process the task started and left running, holding them
+    open, does not keep the comparison waiting)."""
     with tempfile.TemporaryDirectory(prefix="jboat-compare-") as tmp, _children_may_die():
-        result = Path(tmp) / "result.json"
+        result, log = Path(tmp) / "result.json", Path(tmp) / "worker.log"
         spec = {**spec, "result": str(result)}
-        proc = subprocess.Popen([sys.executable, "-m", "jboat_core.run.compare_worker",
-                                 json.dumps(spec)], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env={**os.environ},
-                                start_new_session=True)  # its own group: killed as one
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "jboat_core.run.compare_worker",
+                                     json.dumps(spec)], stdout=out, stderr=out,
+                                    stdin=subprocess.DEVNULL, env={**os.environ},
+                                    start_new_session=True)  # its own group: killed as one
         try:
-            out, err = proc.communicate(timeout=timeout)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             return {"status": "failed", "reason": f"timed out after {timeout:g} s"}
@@ -158,8 +191,15 @@ def _run_method(spec: dict, timeout: float) -> dict:
             os.killpg(proc.pid, signal.SIGKILL)  # whatever the worker left running
         if result.exists():
             return json.loads(result.read_text())
-        last = (err or out).strip().splitlines()[-1:] or ["no output"]
+        last = _tail(log).strip().splitlines()[-1:] or ["no output"]
         return {"status": "failed", "reason": f"exit code {proc.returncode}: {last[0][:300]}"}
+
+
+def _tail(path: Path, size: int = 1 << 16) -> str:
+    """The end of a worker's output (text, undecodable bytes replaced)."""
+    with open(path, "rb") as fh:
+        fh.seek(max(0, os.fstat(fh.fileno()).st_size - size))
+        return fh.read().decode("utf-8", "replace")
 
 
 def run_compare(config_path, out, *, methods: str | None = None, iterations: int = 30,
@@ -194,6 +234,10 @@ def _compare(config_path, out, methods, iterations, reference_steps, reference_c
     check_out_path(out)
     run, _ = load_run_config(config_path)
     specs = resolve_methods(methods, reg)
+    reference = reference_names(reference_chain, reg)
+    if metric is not None and not metric.strip():
+        raise ConfigError(["--metric: empty; name one of the task's metrics, or leave "
+                           "--metric out for its first"])
     rows = []
     with OutputFolder(out, overwrite=overwrite, outputs=("compare.json", "compare.png",
                                                          "compare.md")) as folder:
@@ -210,8 +254,9 @@ def _compare(config_path, out, methods, iterations, reference_steps, reference_c
             row.update(_run_method({"task": str(config_path), "method": spec, "config": cfg,
                                     "iterations": iterations, "metric": metric,
                                     "reference_steps": reference_steps,
-                                    "reference_chain": reference_chain}, timeout))
+                                    "reference_chain": reference}, timeout))
             row["method"] = spec
+            _check_metric(metric, row)
             rows.append(row)
         bar.close()
         report = {"task": str(config_path), "iterations": iterations,
@@ -221,6 +266,17 @@ def _compare(config_path, out, methods, iterations, reference_steps, reference_c
         write_atomic(folder.path / "compare.md", (table(report, metric) + "\n").encode())
         picture(report, folder.path / "compare.png", metric)
     return report
+
+
+def _check_metric(metric: str | None, row: dict) -> None:
+    """Stop at the first method that reports the task's metrics when ``--metric`` is not
+    one of them (``ConfigError``, naming the task's metrics)."""
+    found = row.get("metrics")
+    if metric is None or not isinstance(found, dict) or metric in found:
+        return
+    raise ConfigError([f"--metric: {metric!r} is not a metric of this task (its evaluate() "
+                       f"gives {', '.join(map(str, found)) or 'none'}); choose one of them, "
+                       "or leave --metric out for the first"])
 
 
 def _machine() -> dict:

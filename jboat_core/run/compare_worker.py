@@ -50,8 +50,12 @@ def _vec(values):
     return np.concatenate([v.numpy().astype(np.float64).ravel() for v in values])
 
 
+#: Settings of the reference's operators: converged linear solves.
+REFERENCE_SECTIONS = {"CG": {"k": 200, "tolerance": 1e-10}, "NS": {"k": 500}}
+
+
 def _reference(problem, run, task, feeds, it: int, steps: int,
-               chain: str) -> tuple[float, float]:
+               chain: list) -> tuple[float, float]:
     """(cosine, relative error) of ``problem``'s hyper-gradient at outer iteration ``it``
     (the one after the run: schedules such as PGDO's penalty growth apply) against the
     reference at the same upper point: the lower level solved by warm-started NGD (chunks of 50 steps,
@@ -62,9 +66,10 @@ def _reference(problem, run, task, feeds, it: int, steps: int,
     from ..solver.problem import Problem
 
     g = _vec(problem.evaluate(*feeds, it)["hyper_gradients"])
-    section = {"CG": {"k": 200, "tolerance": 1e-10}, "NS": {"k": 500}}.get(chain, {})
-    ref = Problem({"gm_op": ["NGD"], "na_op": [chain], "lower_iters": 50,
-                   "copy_last_param": True, "return_grad": True, chain: section},
+    chain = [chain] if isinstance(chain, str) else list(chain)
+    sections = {n: s for n, s in REFERENCE_SECTIONS.items() if n in chain}
+    ref = Problem({"gm_op": ["NGD"], "na_op": chain, "lower_iters": 50,
+                   "copy_last_param": True, "return_grad": True, **sections},
                   ll_objective=task.ll_objective, ul_objective=task.ul_objective,
                   ll_model=task.ll_model, ul_model=task.ul_model, ll_var=problem.ll_var,
                   ul_var=problem.ul_var,

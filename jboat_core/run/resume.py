@@ -11,7 +11,8 @@ fingerprint), the inputs every MPI rank must share, and a checkpoint to continue
   resumed, and the shapes and dtypes of the first iteration's feeds (before sharding); a
   difference stops every rank at once, naming the rank and the item.
 * A checkpoint is restored only after ``load_checkpoint`` checked it against the live
-  problem's ``state_schema``; the history comes from the lines the checkpoint covers
+  problem's ``state_schema`` (each operator's state as the operator describes it), with
+  size limits derived from the live state (``meta_size``); the history comes from the lines the checkpoint covers
   (``HistoryLog``), lines written after it are cut.
 """
 
@@ -22,7 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import HistoryLog, load_checkpoint_meta, read_meta, save_checkpoint
+from .checkpoint import (HistoryLog, load_checkpoint_meta, meta_size, read_meta,
+                         save_checkpoint)
 from ..errors import JboatError
 
 MODULE_KEY = "module_sha256"
@@ -90,9 +92,11 @@ class Checkpoints:
             One line naming the file, the key and what to do.
         """
         ignore = (MODULE_KEY,) if allow_changed_module else ()
+        live = meta_size(problem.state_dict(history=False), self.fingerprint, iterations)
         state, meta = load_checkpoint_meta(self.path, self.fingerprint,
                                            schema=problem.state_schema(),
-                                           iterations=iterations, ignore=ignore)
+                                           iterations=iterations, ignore=ignore,
+                                           live_meta=live)
         saved = meta["fingerprint"].get(MODULE_KEY)
         if allow_changed_module and saved != self.fingerprint.get(MODULE_KEY) and self.writer:
             print(f"jboat: notice: task module {self.fingerprint.get('task')} changed since "

@@ -35,7 +35,8 @@ from .outdir import OutputError, OutputFolder, check_out_path
 from ..platform.parallel import ParallelError, launched_by_mpirun, launcher_rank, watchdog
 from .resume import MODULE_KEY, Checkpoints, module_sha256
 from .resume import start as start_run
-from ..platform.signals import Terminated, after_jittor_import, terminate_as_exception
+from ..platform.signals import (Terminated, after_jittor_import, raise_pending,
+                                terminate_as_exception)
 from .task import (MAX_ITERATIONS, OptimizerSpec, OptimSection, RunConfig, Task, TaskError,
                    TaskSection, load_run_config, load_task, task_error)
 
@@ -182,8 +183,10 @@ def _run(run, solver, config_path, out, ckpt, resuming, *, checkpoint_every, pro
 
     jittor()
     after_jittor_import()  # Ctrl-C back to Python (or ignored, as the process started)
+    raise_pending()  # a SIGTERM whose exception Jittor's import swallowed
     task: Task = load_task(run, config_path.parent)
     problem = task.problem(solver, run.optim)
+    raise_pending()
     _check_rank_state(problem, checkpoint_every, resuming)
     fp = fingerprint(run, problem, problem.parallel.world,
                      module_sha256(run.task.module, config_path.parent))
@@ -210,6 +213,7 @@ def _run(run, solver, config_path, out, ckpt, resuming, *, checkpoint_every, pro
     try:
         try:
             for it in bar:
+                raise_pending()
                 at.update(call="feeds", it=it)
                 watchdog(timeout)
                 ll_feed, ul_feed = first if it == start and first else task.feeds(it)
@@ -237,6 +241,7 @@ def _run(run, solver, config_path, out, ckpt, resuming, *, checkpoint_every, pro
                              lower_loss=problem.history[-1]["lower_loss"])
             at["call"] = "baseline"
             metrics.update(final=final, baseline=task.baseline() if task.baseline else None)
+            raise_pending()
             if problem.history:  # the picture first: "completed" means both files exist
                 _write(out / "loss_curve.png", plot_losses, problem.history,
                        out / "loss_curve.png",

@@ -15,16 +15,27 @@ differentiation through the inner loop (it declares ``approximates = "unrolled"`
 kit checks it against the exact reference); for ``dynamics``, plain gradient descent on
 the lower level; for ``first_order``, a penalised-Lagrangian first-order solver with a
 persistent auxiliary point. Nothing existing is overwritten. No Jittor import.
+
+The name must make code that compiles and a plugin jboat loads: a one-line Python
+identifier, no keyword (``class``, ``None``), not the name of a registered operator or
+preset (``CG``: the loader would refuse the duplicate), of an importable ``jboat_*``
+package (``core`` would write ``jboat_core``), an installed distribution or an entry
+point of the ``jboat`` group.
 """
 
 from __future__ import annotations
 
+import keyword
+import os
 import re
 from pathlib import Path
+from typing import Any
 
 from ..contract.kinds import KINDS
 from ..contract.spec import API_VERSION
 from ..errors import ConfigError
+from ..plugins.registry import get_registry
+from .outdir import OutputError
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
 
@@ -252,21 +263,83 @@ _KIND_PARTS = {
 }
 
 
-def new_plugin(name: str, kind: str, out: str | Path = ".") -> Path:
+def name_problems(name: Any, registry=None) -> list[str]:
+    """Why ``name`` cannot name a new operator (empty: it can): it must be a Python
+    identifier of letters, digits and '_' (one line, at most 40), not a keyword in either
+    spelling (the class ``Name``, the module ``name``), and unused: no registered operator
+    or preset of that name (any case), no importable ``jboat_name`` package, installed
+    ``jboat-name`` distribution or ``name`` entry point of the ``jboat`` group."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        return [f"NAME: {name!r} must start with a letter and hold letters, digits and '_' "
+                "only (one line, at most 40), e.g. MyOp"]
+    lower = name.lower()
+    other = f"My{name[0].upper()}{name[1:]}"
+    if keyword.iskeyword(name) or keyword.iskeyword(lower):
+        what = f"class {name}" if keyword.iskeyword(name) else f"module {lower}"
+        return [f"NAME: {name!r} is a Python keyword (the {what} would not compile); "
+                f"choose another, e.g. {other}"]
+    reg = registry if registry is not None else get_registry()
+    if name.upper() in reg.operators or reg.get_preset(name) is not None:
+        what = "operator" if name.upper() in reg.operators else "preset"
+        return [f"NAME: {name!r} is the name of a registered {what} (jboat would refuse a "
+                f"second one); choose another, e.g. {other}"]
+    taken = _taken(lower)
+    if taken:
+        return [f"NAME: {name!r} would write {taken}, which exists already; choose another "
+                f"name, e.g. {other}"]
+    return []
+
+
+def _taken(lower: str) -> str | None:
+    """What of the distribution ``jboat-LOWER`` already exists here (None: nothing)."""
+    from importlib import metadata, util
+
+    package, dist = f"jboat_{lower}", f"jboat-{lower.replace('_', '-')}"
+    try:
+        if util.find_spec(package) is not None:
+            return f"the package {package} (importable)"
+    except (ImportError, ValueError):
+        return f"the package {package} (importable)"
+    try:
+        metadata.distribution(dist)
+        return f"the distribution {dist} (installed)"
+    except metadata.PackageNotFoundError:
+        pass
+    if any(ep.name == lower for ep in metadata.entry_points(group="jboat")):
+        return f"the entry point {lower} of the jboat group (installed)"
+    return None
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an ``--out`` jboat cannot write a distribution into, in one line."""
+    if out.is_symlink() and not out.exists():
+        raise OutputError(f"--out {out} is a symbolic link to a missing folder "
+                          f"({os.readlink(out)}); create that folder or choose another")
+    for parent in [out, *out.parents]:
+        if parent.exists() and not parent.is_dir():
+            where = "is a file" if parent == out else f"lies under the file {parent}"
+            raise OutputError(f"--out {out} {where}; choose a folder")
+    probe = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"--out {out}: {probe} is not writable; choose a folder you can "
+                          "write to")
+
+
+def new_plugin(name: str, kind: str, out: str | Path = ".", registry=None) -> Path:
     """Write the distribution of a new operator ``name`` of ``kind`` under ``out``;
-    returns its folder. ``ConfigError`` (one line each) for a bad name or kind, or a
-    folder that exists (nothing is overwritten)."""
-    problems = []
-    if not _NAME.match(name or ""):
-        problems.append(f"NAME: {name!r} must start with a letter and hold letters, digits "
-                        "and '_' only (at most 40), e.g. MyOp")
+    returns its folder. ``ConfigError`` (one line each) for a bad or used name (see
+    ``name_problems``) or kind, or a folder that exists (nothing is overwritten);
+    ``OutputError`` (one line) for an ``--out`` that cannot take it."""
+    problems = name_problems(name, registry)
     if kind not in KINDS:
         problems.append(f"--kind: {kind!r} is not one of {', '.join(KINDS)}")
     if problems:
         raise ConfigError(problems)
     lower = name.lower()
     dist, package, module = f"jboat-{lower.replace('_', '-')}", f"jboat_{lower}", lower
-    root = Path(out) / dist
+    out = Path(out)
+    _check_out(out)
+    root = out / dist
     if root.exists() or root.is_symlink():
         raise ConfigError([f"{root}: exists; choose another --out or NAME (nothing was "
                            "written)"])
@@ -279,10 +352,19 @@ def new_plugin(name: str, kind: str, out: str | Path = ".") -> Path:
         f"{package}/__init__.py": _INIT, f"tests/test_{module}.py": _TEST,
         f"{package}/{module}.py": _HEAD + body,
     }
+    try:
+        _write(root, {rel: template.format(**values) for rel, template in files.items()})
+    except OSError as exc:
+        raise OutputError(f"--out {out}: cannot write {root} ({exc.strerror or exc}); "
+                          "choose a folder you can write to") from None
+    return root
+
+
+def _write(root: Path, files: dict) -> None:
+    """Create ``root`` and its files, never over an existing file."""
     root.mkdir(parents=True)
-    for rel, template in files.items():
+    for rel, text in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "x", encoding="utf-8") as fh:  # never over an existing file
-            fh.write(template.format(**values))
-    return root
+        with open(path, "x", encoding="utf-8") as fh:
+            fh.write(text)

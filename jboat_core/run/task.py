@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..plugins.config import parse_solver_config, read_config_file
 from ..errors import ConfigError, JboatError
-from ..contract.sections import error_lines
+from ..contract.sections import validate_strict
 
 #: Most outer iterations a run may ask for (a bound on ``--iterations`` and ``[task]``).
 MAX_ITERATIONS = 10**9
@@ -144,9 +144,9 @@ def load_run_config(path: str | Path) -> tuple[RunConfig, Any]:
                            "that builds the problem (a bare solver config has none: "
                            "`jboat validate` checks those)"], str(path))
     try:
-        run = RunConfig.model_validate(data)
-    except ValidationError as exc:
-        lines = error_lines(exc)
+        run = validate_strict(RunConfig, data)
+    except ConfigError as exc:
+        lines = exc.lines
         module = data["task"].get("module") if isinstance(data["task"], dict) else None
         if isinstance(module, str):
             try:

@@ -318,14 +318,14 @@ class Problem:
         return state
 
     def state_schema(self) -> dict:
-        """What ``load_state_dict`` accepts from a checkpoint (``jboat_core.solver.stateschema``
+        """What ``load_state_dict`` accepts from a checkpoint (``jboat_core.contract.stateschema``
         schema, without the history): the live arrays' shapes and dtypes; optimizer step
         counts; the optimizers' hyper-parameters equal to the live ones (the task file
         decides them, never a checkpoint), except the upper learning rate when an
         operator schedules it (``schedules_ul_lr``, DM: the checkpoint carries the
-        schedule's value); each operator's state lists shaped like the lower or the upper
-        variables."""
-        from .stateschema import Equal, ListsLike, Plain, schema_of
+        schedule's value); each operator's state as the operator describes it
+        (``_operator_schema``)."""
+        from ..contract.stateschema import Equal, Plain, schema_of
 
         live = self.state_dict(history=False)
         schema = schema_of(live)
@@ -339,9 +339,10 @@ class Problem:
             for group, spec in zip(live[key]["groups"], schema[key]["groups"]):
                 spec["_scalars"] = {k: Equal(v, "the task file")
                                     for k, v in group["_scalars"].items()}
-        like = {"lower variables": tuple(schema_of(a) for a in live["ll_var"]),
-                "upper variables": tuple(schema_of(a) for a in live["ul_var"])}
-        schema["operators"] = {name: ListsLike(like) for name in live["operators"]}
+        lower = tuple(schema_of(a) for a in live["ll_var"])
+        upper = tuple(schema_of(a) for a in live["ul_var"])
+        schema["operators"] = {type(op).name: _operator_schema(op, live["operators"][
+            type(op).name], lower, upper) for op in self.composition.operators}
         return schema
 
     def _buffer_arrays(self) -> list:
@@ -377,3 +378,18 @@ class Problem:
         """True when an operator sets the upper learning rate every iteration (DM)."""
         return any(getattr(type(op), "schedules_ul_lr", False)
                    for op in self.composition.operators)
+
+
+def _operator_schema(op, live: dict, lower: tuple, upper: tuple):
+    """An operator's state schema from the operator itself: its live state when it holds
+    one (exact shapes), else what it declares (``state_schema``: SABA's tables of rows),
+    else lists shaped like the lower or the upper variables; an empty state (a checkpoint
+    written before it ran) is accepted too."""
+    from ..contract.stateschema import ListsLike, OrEmpty, schema_of
+
+    if live:
+        return OrEmpty(schema_of(live))
+    declared = op.state_schema(lower, upper)
+    if declared is None:
+        return ListsLike({"lower variables": lower, "upper variables": upper})
+    return OrEmpty(declared)

@@ -272,16 +272,24 @@ def check_correct(cls, registry=None, lr: float = 0.1) -> None:
 
 def check_state_survives_resume(cls, chain: list[str] | None = None, registry=None) -> None:
     """Two outer iterations, then a new problem restored from ``state_dict`` (written
-    through NumPy's ``savez`` as a checkpoint is): the third iteration gives the same
+    through NumPy's ``savez`` as a checkpoint is, and checked against the fresh problem's
+    ``state_schema`` as ``jboat run --resume`` checks it): the third iteration gives the same
     variables and upper loss as the original's third iteration (operator state such as
     dual variables or auxiliary points included; ``get_state`` / ``set_state``)."""
     import numpy as np
+
+    from ..contract.stateschema import mismatch
 
     problem, prob, _ = conformance_problem(cls, chain, registry)
     for it in range(2):
         problem.run_iter(prob.ll_feed, prob.ul_feed, it)
     state = _through_npz(problem.state_dict())
     restored, prob2, _ = conformance_problem(cls, chain, registry)
+    why = mismatch({k: v for k, v in state.items() if k != "history"},
+                   restored.state_schema())
+    assert why is None, (f"{cls.name}: jboat run --resume would refuse its checkpoint ({why});"
+                         " an operator whose state is not lists shaped like the lower or the "
+                         "upper variables declares state_schema")
     restored.load_state_dict(state)
     a = problem.run_iter(prob.ll_feed, prob.ul_feed, 2)
     b = restored.run_iter(prob2.ll_feed, prob2.ul_feed, 2)
