@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 COMMON = {"nvcc_path": "", "FIX_TORCH_ERROR": "0", "log_silent": "1", "use_mpi": "0",
-          "JBOAT_CPU_ONLY": "1", "OMP_NUM_THREADS": "1"}
+          "JBOAT_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
 
 
 def prepare(framework: str) -> None:

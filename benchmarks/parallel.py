@@ -25,7 +25,7 @@ import time
 
 from benchmarks.rounds import ROOT, progress, publish
 ENV = {"nvcc_path": "", "log_silent": "1", "FIX_TORCH_ERROR": "0",
-       "JBOAT_CPU_ONLY": "1", "JBOAT_LOAD_PLUGINS": "jboat", "OMP_NUM_THREADS": "1",
+       "JBOAT_DEVICE": "cpu", "JBOAT_LOAD_PLUGINS": "jboat", "OMP_NUM_THREADS": "1",
        "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
 
 

@@ -358,7 +358,7 @@ def main(argv=None) -> int:
     ap.add_argument("--fresh", action="store_true", help="replace the results file instead "
                     "of merging (runs of problems not run now are kept by default)")
     args = ap.parse_args(argv)
-    os.environ.setdefault("JBOAT_CPU_ONLY", "1")
+    os.environ.setdefault("JBOAT_DEVICE", "cpu")
     tiny = args.size == "tiny"
     results = []
     for pname in args.problems.split(","):

@@ -84,8 +84,8 @@ def rows(threads: int) -> dict:
     dnnl = str(Path(sys.prefix) / "lib" / "libdnnl.so.2")
     jt_env = {**JITTOR_ENV, "OMP_NUM_THREADS": None, "LD_PRELOAD": None}
     return {
-        "jboat": ("jboat", {**jt_env, "use_mkl": None, "JBOAT_CPU_ONLY": "1"}, None),
-        "jboat-1t": ("jboat", {**jt_env, "use_mkl": None, "JBOAT_CPU_ONLY": "1",
+        "jboat": ("jboat", {**jt_env, "use_mkl": None, "JBOAT_DEVICE": "cpu"}, None),
+        "jboat-1t": ("jboat", {**jt_env, "use_mkl": None, "JBOAT_DEVICE": "cpu",
                                "OMP_NUM_THREADS": "1"}, None),
         "boatjit": ("boatjit", {**jt_env, "use_mkl": "0"}, None),
         "boatjit-onednn": ("boatjit", {**jt_env, "use_mkl": "1", "LD_PRELOAD": dnnl}, None),

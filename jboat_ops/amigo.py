@@ -66,12 +66,12 @@ class AmIGO(FirstOrderSolver):
                  "optimization, ICLR 2022")
 
     def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Oracle, detach, flush
+        from jboat_core.numerics import Oracle, constant, detach, flush
 
         cfg, orc = self.config, Oracle(self, state)
-        alpha = orc.lr
-        beta = cfg.v_lr or alpha
         y, f = detach(orc.y), None
+        alpha = constant(orc.lr, y[0])
+        beta = constant(cfg.v_lr or orc.lr, y[0])
         for k in range(self.lower_loop):
             f, g = orc.grad_f(y, orc.batch("lower"), "inner SGD step")
             y = [a - b * alpha for a, b in zip(y, g)]

@@ -82,7 +82,7 @@ class GAFFO(FirstOrderSolver):
                                    "levels to have the same structure"])
 
     def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Point, axpy, detach, jt
+        from jboat_core.numerics import Point, axpy, constant, detach, jt
 
         cfg, pt = self.config, Point(self, state.ll_feed, state.ul_feed)
         step = cfg.lower_step_size if cfg.lower_step_size is not None else pt.lr
@@ -97,7 +97,8 @@ class GAFFO(FirstOrderSolver):
         v = pt.grad_y(pt.f(probe, "f at the probe"), probe, "grad f(probe)")
         F1 = pt.F(y1, "F(x, y_1)")
         r = pt.grad_y(F1, y1, "grad F(y_1)")
-        a = [ri / max(cfg.gap_lambda, 1e-8) - (vi - bi) for ri, vi, bi in zip(r, v, b)]
+        lam = constant(max(cfg.gap_lambda, 1e-8), y1[0])
+        a = [ri / lam - (vi - bi) for ri, vi, bi in zip(r, v, b)]
         return Result(upper_loss=F1.detach(), lower_loss=f1.detach(),
                       hyper_gradients=[-ai if cfg.maximize else ai for ai in a],
                       ll_update=y1)

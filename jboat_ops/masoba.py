@@ -66,21 +66,22 @@ class MASOBA(FirstOrderSolver):
                  "under relaxed smoothness conditions, ICML 2023")
 
     def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Oracle, jt, vdot
+        from jboat_core.numerics import Oracle, constant, jt, vdot
 
         cfg, orc = self.config, Oracle(self, state)
         y = orc.y
         v = self.state.get("v") or [p.detach() * 0 for p in y]
         h = self.state.get("h") or [p.detach() * 0 for p in orc.x]
-        rho = cfg.v_lr or orc.lr
+        rho = constant(cfg.v_lr or orc.lr, y[0])
         f, g_y, hv, jv = orc.f_products(y, v, orc.batch("lower"))
         F, gFy, gFx = orc.grad_F(y, orc.batch("upper"))
         v_new = [a - (b + c) * rho for a, b, c in zip(v, hv, gFy)]
         if cfg.v_radius is not None:
             norm = jt.sqrt(vdot(v_new, v_new))
-            shrink = jt.minimum(cfg.v_radius / (norm + 1e-30), 1.0)
+            shrink = jt.minimum(constant(cfg.v_radius, norm) / (norm + 1e-30), 1.0)
             v_new = [a * shrink for a in v_new]
-        h_new = [a * (1 - cfg.theta) + (b + c) * cfg.theta for a, b, c in zip(h, jv, gFx)]
+        keep, take = constant(1 - cfg.theta, y[0]), constant(cfg.theta, y[0])
+        h_new = [a * keep + (b + c) * take for a, b, c in zip(h, jv, gFx)]
         self.propose(v=v_new, h=h_new)
         self.draws, self.calls = orc.draws, orc.calls  # diagnostics of the last step
         return Result(upper_loss=F, lower_loss=f, ll_gradients=g_y, hyper_gradients=h_new)

@@ -58,21 +58,23 @@ class MESO(FirstOrderSolver):
                  "single-loop and Hessian-free solution strategy, ICML 2024")
 
     def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Point, detach
+        from jboat_core.numerics import Point, constant, detach
 
         cfg, pt = self.config, Point(self, state.ll_feed, state.ul_feed)
         y = pt.y
         theta = self.state.get("theta") or detach(y)
         c = cfg.c0 * (state.current_iter + 1) ** 0.25
         g_th = pt.grad_y(pt.f(theta, "f(x, theta)"), theta, "grad f(theta)")
-        theta_new = [(t - (g + (t - v) * cfg.gamma_1) * cfg.eta).detach()
+        g1, eta = constant(cfg.gamma_1, y[0]), constant(cfg.eta, y[0])
+        theta_new = [(t - (g + (t - v) * g1) * eta).detach()
                      for t, g, v in zip(theta, g_th, y)]
         F_y = pt.F(y)
         gFy, gFx = pt.grad_yx(F_y, y, "grad F")
         f_y = pt.f(y)
         gfy, gfx = pt.grad_yx(f_y, y, "grad f")
         gfx_th = pt.grad_x(pt.f(theta_new, "f(x, theta+)"), "grad_x f(theta+)")
-        d_y = [a / c + b - (v - t) * cfg.gamma_1 for a, b, v, t in zip(gFy, gfy, y, theta_new)]
+        c = constant(c, y[0])
+        d_y = [a / c + b - (v - t) * g1 for a, b, v, t in zip(gFy, gfy, y, theta_new)]
         d_x = [a / c + b - t for a, b, t in zip(gFx, gfx, gfx_th)]
         self.propose(theta=theta_new)
         return Result(upper_loss=F_y.detach(), lower_loss=f_y.detach(),

@@ -79,7 +79,7 @@ class PGDO(FirstOrderSolver):
         return gamma, min(1.0 / (gamma + 1e-8), 1.0)
 
     def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Point, descend, grads, vdot
+        from jboat_core.numerics import Point, constant, descend, grads, vdot
 
         cfg, pt = self.config, Point(self, state.ll_feed, state.ul_feed)
         gamma, s = self.gamma(state.current_iter)
@@ -95,7 +95,8 @@ class PGDO(FirstOrderSolver):
         else:
             gy = pt.mean(grads(f_y, y, self.name, "grad_y f (kept in the graph)"))
             penalty = vdot(gy, gy)
-        d_y, d_x = pt.grad_yx((F_y + penalty * gamma) * s, y, "grad L")
+        d_y, d_x = pt.grad_yx((F_y + penalty * constant(gamma, F_y)) * constant(s, F_y), y,
+                              "grad L")
         return Result(upper_loss=F_y.detach(), lower_loss=f_y.detach(), hyper_gradients=d_x,
                       ll_gradients=d_y, ll_update=update)
 

@@ -117,12 +117,12 @@ class SABA(FirstOrderSolver):
         return tables
 
     def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Oracle, saga
+        from jboat_core.numerics import Oracle, constant, saga
 
         orc = Oracle(self, state)
         y = orc.y
         v = self.state.get("v") or [p.detach() * 0 for p in y]
-        rho = self.config.v_lr or orc.lr
+        rho = constant(self.config.v_lr or orc.lr, y[0])
         tables = self._filled(orc, y, v)
         j, low, w_low = orc.block("lower")
         f, g_y, hv, jv = orc.f_products(y, v, low)

@@ -63,12 +63,12 @@ class SOBA(FirstOrderSolver):
                  "stochastic and global variance reduction algorithms, NeurIPS 2022")
 
     def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Oracle
+        from jboat_core.numerics import Oracle, constant
 
         orc = Oracle(self, state)
         y = orc.y
         v = self.state.get("v") or [p.detach() * 0 for p in y]
-        rho = self.config.v_lr or orc.lr
+        rho = constant(self.config.v_lr or orc.lr, y[0])
         f, g_y, hv, jv = orc.f_products(y, v, orc.batch("lower"))
         F, gFy, gFx = orc.grad_F(y, orc.batch("upper"))
         v_new = [a - (b + c) * rho for a, b, c in zip(v, hv, gFy)]

@@ -70,12 +70,12 @@ class StocBiO(FirstOrderSolver):
                  "design, ICML 2021")
 
     def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Oracle, detach, flush
+        from jboat_core.numerics import Oracle, constant, detach, flush
 
         cfg, orc = self.config, Oracle(self, state)
-        alpha = orc.lr
-        eta = cfg.eta or alpha
         y, f = detach(orc.y), None
+        alpha = constant(orc.lr, y[0])
+        eta = constant(cfg.eta or orc.lr, y[0])
         for k in range(self.lower_loop):
             f, g = orc.grad_f(y, orc.batch("lower"), "inner SGD step")
             y = [a - b * alpha for a, b in zip(y, g)]

@@ -72,12 +72,13 @@ class TTSA(FirstOrderSolver):
                  "bilevel optimization, SIAM J. Optim. 2023")
 
     def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Oracle
+        from jboat_core.numerics import Oracle, constant
 
         cfg, orc = self.config, Oracle(self, state)
         t = state.current_iter
-        beta = orc.lr * (t + 1) ** -cfg.y_decay
-        eta = cfg.eta or orc.lr
+        like = orc.y[0]
+        beta = constant(orc.lr * (t + 1) ** -cfg.y_decay, like)
+        eta = constant(cfg.eta or orc.lr, like)
         f, g = orc.grad_f(orc.y, orc.batch("lower"), "y step")
         y = [a.detach() - b * beta for a, b in zip(orc.y, g)]
         F, gFy, gFx = orc.grad_F(y, orc.batch("upper"))
@@ -85,8 +86,9 @@ class TTSA(FirstOrderSolver):
         for i in range(orc.integer(cfg.neumann_iters)):
             hz = orc.hvp(y, z, orc.batch("lower"), f"Neumann factor {i + 1}")
             z = [a - b * eta for a, b in zip(z, hz)]
-        jv = orc.cross(y, [a * (cfg.neumann_iters * eta) for a in z], orc.batch("lower"))
-        scale = (t + 1) ** -cfg.x_decay
+        factor = constant(cfg.neumann_iters * (cfg.eta or orc.lr), like)
+        jv = orc.cross(y, [a * factor for a in z], orc.batch("lower"))
+        scale = constant((t + 1) ** -cfg.x_decay, like)
         self.draws, self.calls = orc.draws, orc.calls  # diagnostics of the last step
         return Result(upper_loss=F, lower_loss=f, ll_update=y,
                       hyper_gradients=[(a - b) * scale for a, b in zip(gFx, jv)])

@@ -55,7 +55,7 @@ class VFO(FirstOrderSolver):
     reference = "Liu et al., BOME! Bilevel optimization made easy: a simple first-order approach, NeurIPS 2022"
 
     def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Point, descend, jt, vdot
+        from jboat_core.numerics import Point, constant, descend, jt, vdot
 
         cfg, pt = self.config, Point(self, state.ll_feed, state.ul_feed)
         y = pt.y
@@ -68,7 +68,7 @@ class VFO(FirstOrderSolver):
         q = (f_y - f_hat).detach()
         dot = vdot(gFy, gfy) + vdot(gFx, gqx) if gqx else vdot(gFy, gfy)
         norm = vdot(gfy, gfy) + (vdot(gqx, gqx) if gqx else 0.0)
-        lam = jt.maximum((q * cfg.u1 - dot) / (norm + 1e-8), 0.0)
+        lam = jt.maximum((q * constant(cfg.u1, q) - dot) / (norm + 1e-8), 0.0)
         return Result(upper_loss=F_y.detach(), lower_loss=f_y.detach(),
                       hyper_gradients=[a + b * lam for a, b in zip(gFx, gqx)],
                       ll_gradients=[a + b * lam for a, b in zip(gFy, gfy)])

@@ -22,7 +22,8 @@ class VSOConfig(BaseModel):
     ul_l2_reg: float = Field(0.01, ge=0, description="theta_0: regulariser theta ||u||^2")
     ul_ln_reg: float = Field(10.0, ge=0, description="tau_0: weight of the log barrier")
     reg_decay: float = Field(1.0, ge=0, description="r: the three weights are divided by "
-                             "c_t = r t + 1 (upstream's true = 1.0)")
+                             "c_t = r t + 1 (upstream's true = 1.0)",
+                             json_schema_extra={"bool_is_number": True})
 
     @field_validator("reg_decay", mode="before")
     @classmethod
@@ -70,21 +71,22 @@ class VSO(FirstOrderSolver):
                  "bi-level optimization, ICML 2021")
 
     def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Point, axpy, descend, flush, vdot
+        from jboat_core.numerics import Point, axpy, constant, descend, flush, vdot
 
         cfg, pt = self.config, Point(self, state.ll_feed, state.ul_feed)
         c = cfg.reg_decay * state.current_iter + 1.0
         mu, theta, tau = cfg.ll_l2_reg / c, cfg.ul_l2_reg / c, cfg.ul_ln_reg / c
         z = descend(pt, pt.y, pt.lr, cfg.z_loop,
-                    lambda v, s: pt.f(v, s) + vdot(v, v) * mu, "value function z")
+                    lambda v, s: pt.f(v, s) + vdot(v, v) * constant(mu, v[0]),
+                    "value function z")
         f_z = pt.f(z, "f(x, z)").detach()
-        l_z = f_z + vdot(z, z).detach() * mu
-        scale = tau / l_z
+        l_z = f_z + vdot(z, z).detach() * constant(mu, f_z)
+        scale = constant(tau, l_z) / l_z
         u = list(z)
         for k in range(self.lower_loop):
             gF = pt.grad_y(pt.F(u), u, f"barrier step {k + 1}")
             gf = pt.grad_y(pt.f(u), u, f"barrier step {k + 1}")
-            d = [a + b * (2 * theta) + g * scale for a, b, g in zip(gF, u, gf)]
+            d = [a + b * constant(2 * theta, b) + g * scale for a, b, g in zip(gF, u, gf)]
             u = [v.detach() for v in axpy(-cfg.z_lr, d, u)]
             flush(k, self.lower_loop, u)
         F_u = pt.F(u)

@@ -1,88 +1,39 @@
 """First-order solvers: two outer iterations of each equal its formula computed
-independently in float64 NumPy (``fo_reference``), on the ridge problem (with an explicit
+independently in float64 NumPy (``jboat_core.testing.firstorder_reference``), on the ridge problem (with an explicit
 upper term rho/2 |x|^2, so grad_x F is exercised) and on weighted logistic regression;
 persistent state (MESO's theta, PGDO's y-hat) carries over and is restored on resume.
 
-Tolerance: relative error 1e-4 (float32 against float64 over a few dozen operations;
-measured 1e-7 to 1e-5).
+Tolerance: relative error 1e-4 in float32 (against float64 over a few dozen operations;
+measured 1e-7 to 1e-5), 1e-10 in float64 (``firstorder_reference.TOL``).
 """
 
 import numpy as np
 import pytest
 
-import fo_reference as ref
+from jboat_core.testing import firstorder_reference as ref
 
 pytestmark = pytest.mark.jittor
 
-TOL = 1e-4
-K = 3
-CASES = {
-    "VSO": ({"z_loop": 3, "z_lr": 0.05, "ll_l2_reg": 0.1, "ul_l2_reg": 0.01, "ul_ln_reg": 1.0,
-             "reg_decay": 0.5},
-            lambda P, x, y, t, eta, s: ref.vso(P, x, y, t, eta, K, z_loop=3, z_lr=0.05,
-                                               ul_ln_reg=1.0, reg_decay=0.5)),
-    "VFO": ({"y_hat_lr": 0.1, "u1": 10.0},
-            lambda P, x, y, t, eta, s: ref.vfo(P, x, y, t, eta, K, u1=10.0)),
-    "MESO": ({"eta": 0.05, "gamma_1": 0.5, "c0": 0.2},
-             lambda P, x, y, t, eta, s: ref.meso(P, x, y, t, eta, K, s.get("theta", y),
-                                                 eta_th=0.05, gamma_1=0.5)),
-    "PGDO": ({"gamma_init": 0.1, "gamma_max": 2.0, "gamma_argmax_step": 50},
-             lambda P, x, y, t, eta, s: ref.pgdo(P, x, y, t, eta, K, s.get("y_hat", y),
-                                                 gamma_init=0.1, gamma_max=2.0,
-                                                 gamma_argmax_step=50)),
-    "PGDO-gradient": ({"gamma_init": 0.1, "gamma_max": 2.0, "gamma_argmax_step": 50,
-                       "penalty": "gradient"},
-                      lambda P, x, y, t, eta, s: ref.pgdo(P, x, y, t, eta, K, y, gamma_init=0.1,
-                                                          gamma_max=2.0, gamma_argmax_step=50,
-                                                          penalty="gradient")),
-    "PGDO-ahead": ({"gamma_init": 0.1, "gamma_max": 2.0, "gamma_argmax_step": 50,
-                    "updata_y_ahead": True},
-                   lambda P, x, y, t, eta, s: ref.pgdo(P, x, y, t, eta, K, s.get("y_hat", y),
-                                                       gamma_init=0.1, gamma_max=2.0,
-                                                       gamma_argmax_step=50, update_y_ahead=True)),
-    "ALTO": ({}, lambda P, x, y, t, eta, s: ref.alto(P, x, y, t, eta, K)),
-    "GAFFO": ({"lambda": 0.5, "maximize": False},
-              lambda P, x, y, t, eta, s: ref.gaffo(P, x, y, t, eta, K, lam=0.5, maximize=False)),
-}
+K = ref.K
+CASES = ref.CASES
 
 
-def _problem(kind, name, section, builtin_registry):
-    from jboat_core import Problem
-    from jboat_core.testing.problems import jt, logistic_problem, ridge_problem
-    if kind == "ridge":
-        p, rho, eta = ridge_problem(), 0.1, 0.1
-        P = ref.RidgeNP(p, rho)
-        F = lambda feed, ul, ll, **kw: p.ul_objective(feed, ul, ll, **kw) + (ul() * ul()).sum() * (rho / 2)  # noqa: E731
-    else:
-        p, eta = logistic_problem(), 0.5
-        p.ll_model.w.update(p.ll_model.w + jt.array(
-            0.3 * np.random.RandomState(5).randn(4).astype("float32")))
-        P, F = ref.LogisticNP(p), p.ul_objective
-    op = name.split("-")[0]
-    prob = Problem({"fo_op": op, "lower_iters": K, "return_grad": True, op: section},
-                   ll_objective=p.ll_objective, ul_objective=F, ll_model=p.ll_model,
-                   ul_model=p.ul_model, ll_opt=jt.optim.SGD(p.ll_var, eta),
-                   ul_opt=jt.optim.SGD(p.ul_var, 0.1), registry=builtin_registry)
-    return prob, p, P, eta
+def _problem(kind, name, section, builtin_registry, dtype="float32"):
+    return ref.problem(kind, name, dtype, builtin_registry)
 
 
 def _rel(a, b):
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("kind", ["ridge", "logistic"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_two_iterations_follow_the_formula(builtin_registry, kind, name):
+def test_two_iterations_follow_the_formula(builtin_registry, kind, name, dtype):
     if name == "GAFFO" and kind == "logistic":
         pytest.skip("GAFFO needs ll_var and ul_var of equal shapes (w has 4, x 24 entries)")
-    section, formula = CASES[name]
-    prob, p, P, eta = _problem(kind, name, section, builtin_registry)
-    x, y, state = p.x(), p.y0(), {}
-    for t in range(2):
-        g = prob.run_iter(p.ll_feed, p.ul_feed, t)["hyper_gradients"][0].numpy()
-        g_ref, y, state = formula(P, x, y, t, eta, {**state})
-        assert _rel(g, g_ref) < TOL, (t, "g_x", g, g_ref)
-        assert _rel(p.y0(), y) < TOL, (t, "y", p.y0(), y)
+    for label, err in ref.follow(kind, name, dtype, builtin_registry):
+        assert err < ref.TOL[dtype], (label, err)
 
 
 @pytest.mark.parametrize("name", ["VSO", "VFO", "PGDO-ahead"])

@@ -1,6 +1,6 @@
 """First-order solvers on a real network: one outer iteration on the Conv-BN net (lower:
 its weights; upper: per-example weights of the training loss, F with 0.05 |x|^2) equals
-the solver's formula, the same NumPy formula as ``fo_reference`` evaluated with float64
+the solver's formula, the same NumPy formula as ``jboat_core.testing.firstorder_reference`` evaluated with float64
 partial derivatives of the float64 twin (plain ``jt.grad``, no jboat code). GAFFO runs
 on two copies of the network (its levels must have equal shapes).
 
@@ -11,7 +11,7 @@ Tolerance 1e-3 relative (float32 against float64 through a few convolutions; mea
 import numpy as np
 import pytest
 
-import fo_reference as ref
+from jboat_core.testing import firstorder_reference as ref
 
 pytestmark = pytest.mark.jittor
 

@@ -164,8 +164,9 @@ def test_ridge_float64_equals_numpy_to_1e12():
 
 
 def float32_computations(jt) -> list[str]:
-    """Every live Var of a floating dtype below float64 that is *computed* (not a Python
-    number Jittor stores as a float32 constant, or a broadcast/reshape of one)."""
+    """Every live Var of a floating dtype below float64 that is *computed* (not a leaf: data
+    or a variable, nor a Python number Jittor stores as a float32 constant, or a
+    broadcast/reshape of one)."""
     graph = jt.dump_all_graphs()
     info, inputs = graph.nodes_info, graph.inputs
     constant: dict[int, bool] = {}
@@ -173,8 +174,8 @@ def float32_computations(jt) -> list[str]:
     def is_constant(i: int) -> bool:
         if i not in constant:
             node = info[i]
-            if node.startswith("Var("):
-                constant[i] = bool(inputs[i]) and all(is_constant(j) for j in inputs[i])
+            if node.startswith("Var("):  # a leaf (no input op) is data, not computed
+                constant[i] = all(is_constant(j) for j in inputs[i])
             else:
                 op = node.split(",")[-1].split("->")[0]
                 constant[i] = op == "array" or (

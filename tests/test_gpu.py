@@ -21,8 +21,9 @@ def test_the_gpu_benchmark_refuses_without_a_device(tmp_path):
     """One line naming what is missing, exit 2, before any Jittor import."""
     if gpu.cuda_problem() is None:
         pytest.skip("this machine has a CUDA path: the benchmark would run")
+    env = {k: v for k, v in os.environ.items() if k not in ("JBOAT_CPU_ONLY", "JBOAT_DEVICE")}
     proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu"], capture_output=True,
-                          text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          text=True, cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)},
                           timeout=120)
     assert proc.returncode == gpu.NO_GPU_EXIT and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()

@@ -2,7 +2,7 @@
 
 * Each solver's first three iterations, on a strongly convex quadratic and on an
   L2-regularised logistic regression (one penalty per feature), equal the paper's update
-  computed in float64 NumPy (``stochastic_reference``) from the minibatch indices the
+  computed in float64 NumPy (``jboat_core.testing.stochastic_reference``) from the minibatch indices the
   solver drew: hyper-gradient, new y and the state (v, h, SAGA tables); relative error
   ``TOL`` = 1e-4 in norm (float32 against float64; measured below 2e-6).
 * The draws follow the documented generator, are the same after a resume from a
@@ -16,44 +16,31 @@
 import numpy as np
 import pytest
 
-import stochastic_reference as ref
+from jboat_core.testing import stochastic_reference as ref
 
 pytestmark = pytest.mark.jittor
 
 TOL = 1e-4
-RHO = 0.1   # lower optimizer's learning rate: the papers' inner step size
-B = 8       # minibatch size (n = 24 lower, m = 20 upper examples)
-K = 2       # lower_iters (StocBiO, AmIGO)
-
-CASES = {  # name: (section, reference step)
-    "SOBA": ({}, ref.soba),
-    "MASOBA": ({"theta": 0.3, "v_radius": 0.5},
-               lambda *a, **k: ref.masoba(*a, theta=0.3, v_radius=0.5)),
-    "SABA": ({}, lambda *a, **k: ref.saba(*a, batch_size=B, seed=3)),
-    "StocBiO": ({"neumann_iters": 3, "eta": 0.05},
-                lambda *a, **k: ref.stocbio(*a, K=K, neumann_iters=3, eta=0.05)),
-    "AmIGO": ({"v_iters": 3}, lambda *a, **k: ref.amigo(*a, K=K, v_iters=3)),
-    "TTSA": ({"neumann_iters": 4}, lambda *a, t=0, **k: ref.ttsa(*a, t=t, neumann_iters=4)),
-}
+RHO, B, K = ref.RHO, ref.B, ref.K
+CASES = ref.CASES
 
 
 def _problem(P, name, section, registry, batch_size=B, seed=3, ul_lr=0.1, return_grad=True,
              lower_iters=K):
-    from jboat_core import Problem
-    from jboat_core.testing.problems import Vector, jt
-    f, F = P.objectives(jt)
-    ll, ul = Vector(P.y0), Vector(P.x0)
-    cfg = {"fo_op": [name], "lower_iters": lower_iters, "return_grad": return_grad,
-           name: {"batch_size": batch_size, "seed": seed, **section}}
-    prob = Problem(cfg, ll_objective=f, ul_objective=F, ll_model=ll, ul_model=ul,
-                   ll_opt=jt.optim.SGD(list(ll.parameters()), RHO),
-                   ul_opt=jt.optim.SGD(list(ul.parameters()), ul_lr), registry=registry)
-    f32 = lambda d: {k: jt.array(v.astype(np.float32)) for k, v in d.items()}  # noqa: E731
-    return prob, ll, ul, f32(P.lower_feed()), f32(P.upper_feed())
+    return ref.problem(P, name, section, registry, batch_size, seed, ul_lr, return_grad,
+                       lower_iters)
 
 
 def _rel(a, b):
     return float(np.linalg.norm(np.asarray(a) - b) / max(np.linalg.norm(b), 1e-12))
+
+
+@pytest.mark.parametrize("kind", ["quadratic", "logistic"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_first_iterations_follow_the_paper_in_float64(builtin_registry, kind, name):
+    """The same three iterations with every Var float64: equal to 1e-10."""
+    for label, err in ref.follow(kind, name, "float64", builtin_registry):
+        assert err < ref.TOL["float64"], (label, err)
 
 
 @pytest.mark.parametrize("kind", ["quadratic", "logistic"])

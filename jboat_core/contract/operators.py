@@ -171,11 +171,15 @@ class _Operator(OperatorMeta):
 
     def set_state(self, state: dict) -> None:
         """Restore what ``get_state`` returned."""
+        import numpy as np
+
         from ..platform._jittor import jittor
 
         jt = jittor()
-        # not stop_grad: methods differentiate at their state (MESO's grad f(theta))
-        self.state = {k: [jt.array(a) for a in arrays] for k, arrays in state.items()}
+        # not stop_grad: methods differentiate at their state (MESO's grad f(theta));
+        # each array keeps its dtype (jt.array alone would turn float64 into float32)
+        self.state = {k: [jt.array(a, str(np.asarray(a).dtype)) for a in arrays]
+                      for k, arrays in state.items()}
 
     # -- finiteness ---------------------------------------------------------------------
     def finite_checks(self, outputs=()) -> list:

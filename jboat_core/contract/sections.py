@@ -32,7 +32,9 @@ def bool_numbers(raw: Any, validated: Any, prefix: tuple = ()) -> list[str]:
     pydantic's lax mode reads ``true`` as 1 (and 1.0) for an ``int`` or ``float`` field;
     a bool is not a number here (``batch_size = true`` is a mistake, not a batch of one).
     Compares the raw input with the validated model, nested models, lists and tables
-    included, so every config model (an operator's own too) is covered.
+    included, so every config model (an operator's own too) is covered. A field where
+    upstream's bool does mean a number (VSO's ``reg_decay = true``) says so with
+    ``Field(..., json_schema_extra={"bool_is_number": True})``.
     """
     if type(raw) is bool:
         if isinstance(validated, (int, float)) and type(validated) is not bool:
@@ -43,8 +45,11 @@ def bool_numbers(raw: Any, validated: Any, prefix: tuple = ()) -> list[str]:
         return []
     if isinstance(raw, Mapping):
         if isinstance(validated, BaseModel):
-            get = lambda k: getattr(validated, k, None) if k in type(validated).model_fields \
-                else None  # noqa: E731
+            fields = type(validated).model_fields
+            raw = {k: v for k, v in raw.items()
+                   if not (k in fields and (fields[k].json_schema_extra or {}).get(
+                       "bool_is_number"))}
+            get = lambda k: getattr(validated, k, None) if k in fields else None  # noqa: E731
         elif isinstance(validated, Mapping):
             get = validated.get
         else:

@@ -25,6 +25,19 @@ def _scalar(value):
     return value if isinstance(value, jt.Var) else float(value)
 
 
+def _safe_sqrt(jt, v):
+    """sqrt(v) with a finite derivative at v = 0: ``sqrt(max(v, tiny))``, tiny the
+    smallest normal number of v's dtype (the same value wherever it matters: beside Adam's
+    eps, sqrt(tiny) is nothing). Adam's second moment is exactly 0 for a coordinate whose
+    gradient is 0 (an unused parameter, a stationary point): sqrt's derivative there is
+    infinite, and the reverse pass computed 0 * inf = NaN for the hyper-gradient."""
+    import numpy as np
+
+    from .autodiff import constant
+
+    return jt.sqrt(jt.maximum(v, constant(float(np.finfo(str(v.dtype)).tiny), v)))
+
+
 def _is_zero(value) -> bool:
     return isinstance(value, float) and value == 0.0
 
@@ -289,4 +302,4 @@ class DifferentiableAdam(DifferentiableOptimizer):
         state["m"], state["v"] = m, v
         n = self.n_step
         step_size = grp.lr * math.sqrt(1 - b1 ** n) / (1 - b0 ** n)
-        return p - m * c(step_size, p) / (jt.sqrt(v) + c(grp.eps, p))
+        return p - m * c(step_size, p) / (_safe_sqrt(jt, v) + c(grp.eps, p))

@@ -4,6 +4,13 @@ Upstream Jittor applied every upper-level update as plain SGD, whatever the opti
 Here the hyper-gradient g is handed to the user's optimizer through the surrogate loss
 sum_i <p_i, stop_grad(g_i)>, whose gradient is exactly g: Adam stays Adam, momentum stays
 momentum, and the optimizer's own step counter and state advance as usual.
+
+float64 variables: ``jittor.optim.SGD`` and ``Adam`` compute with Python numbers, which
+Jittor rounds to float32 (``p - v * lr`` multiplies by a float32 lr; Adam's bias
+correction is a float32 ``jt.sqrt``), so their step of a float64 variable is 1e-8
+accurate. jboat then takes the same step itself, with the optimizer's own formulas and
+state, every number exact in float64 (``_exact_step``); float32 variables, and any other
+optimizer, go through the optimizer's ``step`` as before.
 """
 
 from __future__ import annotations
@@ -14,8 +21,14 @@ from ..platform._jittor import jittor
 
 
 def apply_gradients(optimizer, params, gradients) -> None:
-    """One step of ``optimizer`` with the given gradients for ``params``."""
+    """One step of ``optimizer`` with the given gradients for ``params`` (every other
+    parameter of the optimizer sees a zero gradient)."""
     jt = jittor()
+    params, gradients = list(params), list(gradients)
+    if type(optimizer) in (jt.optim.SGD, jt.optim.Adam) and any(
+            p.dtype == "float64" for p in params):
+        _exact_step(optimizer, params, gradients)
+        return
     surrogate = None
     for p, g in zip(params, gradients):
         term = (p * g.detach()).sum()
@@ -23,6 +36,41 @@ def apply_gradients(optimizer, params, gradients) -> None:
     if surrogate is not None:
         optimizer.step(surrogate)
         jt.flags.node_order = 0
+
+
+def _exact_step(optimizer, params, gradients) -> None:
+    """``optimizer.step`` of ``jittor.optim.SGD`` / ``Adam`` for these gradients, with every
+    number exact in each variable's dtype (see the module docstring)."""
+    from .autodiff import constant
+
+    jt = jittor()
+    given = {id(p): g.detach() for p, g in zip(params, gradients)}
+    optimizer.n_step += 1
+    n = float(optimizer.n_step)
+    adam = type(optimizer) is jt.optim.Adam
+    for pg in optimizer.param_groups:
+        get = lambda k: pg.get(k, getattr(optimizer, k, None))  # noqa: E731
+        for i, p in enumerate(pg["params"]):
+            if p.is_stop_grad():
+                continue
+            c = lambda value: constant(value, p)  # noqa: E731
+            g = given.get(id(p))
+            g = g if g is not None else jt.zeros(p.shape, p.dtype)
+            wd = get("weight_decay") or 0.0
+            d = p * c(wd) + g if wd else g
+            if adam:
+                b0, b1 = get("betas")
+                m, v = pg["m"][i], pg["values"][i]
+                m.update((m * c(b0) + d * c(1 - b0)).detach())
+                v.update((v * c(b1) + d * d * c(1 - b1)).detach())
+                size = get("lr") * (1 - b1 ** n) ** 0.5 / (1 - b0 ** n)
+                p.update((p - m * c(size) / (jt.sqrt(v) + c(get("eps")))).detach())
+                continue
+            mom, damp, lr = get("momentum") or 0.0, get("dampening") or 0.0, get("lr")
+            v = pg["values"][i]
+            v.update((v * c(mom) + d * c(1 - damp)).detach())
+            step = d + v * c(mom) if get("nesterov") else v
+            p.update((p - step * c(lr)).detach())
 
 
 def set_lr(optimizer, lr: float) -> None:
@@ -70,5 +118,5 @@ def load_optimizer_state(optimizer, state: dict, lr: bool = False) -> None:
         for key, arrays in saved.items():
             if key == "_scalars":
                 continue
-            for var, arr in zip(pg[key], arrays):
-                var.update(jt.array(np.asarray(arr)).stop_grad())
+            for var, arr in zip(pg[key], arrays):  # in the Var's own dtype (float64 stays)
+                var.update(jt.array(np.asarray(arr), str(var.dtype)).stop_grad())

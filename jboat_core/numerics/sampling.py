@@ -119,8 +119,8 @@ def saga(table, weights, j: int, new):
     est, out = [], []
     for t, g in zip(table, new):
         shape = (m,) + (1,) * (len(t.shape) - 1)
-        mask = jt.array(onehot.reshape(shape))
-        w = jt.array(weights.astype(np.float32).reshape(shape))
+        mask = jt.array(onehot.reshape(shape), str(t.dtype))  # the table's dtype
+        w = jt.array(np.asarray(weights, np.float64).reshape(shape), str(t.dtype))
         row = (t * mask).sum(0)
         est.append(g - row + (t * w).sum(0))
         out.append(t + mask * (g - row).unsqueeze(0))

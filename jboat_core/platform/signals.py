@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -139,9 +140,20 @@ def terminate_as_exception(signums: tuple[int, ...] = TERMINATING) -> Iterator[N
         if signal.getsignal(signum) is signal.SIG_DFL:
             previous[signum] = signal.signal(signum, handler)
             _INSTALLED[signum] = handler
+    hook = sys.unraisablehook
+
+    def quiet_terminated(unraisable):
+        """A ``Terminated`` raised where Python can only ignore it (a callback run at
+        fork, a finaliser) is not printed: it stays pending and ``raise_pending`` raises
+        it again at the next safe point."""
+        if not isinstance(unraisable.exc_value, Terminated):
+            hook(unraisable)
+
+    sys.unraisablehook = quiet_terminated
     try:
         yield
     finally:
+        sys.unraisablehook = hook
         for signum, old in previous.items():
             signal.signal(signum, old)
             _INSTALLED.pop(signum, None)

@@ -356,12 +356,13 @@ class Problem:
         from ..numerics.functional import walk
 
         jt = jittor()
+        # each array in its Var's own dtype (jt.array would turn float64 into float32)
         for p, arr in zip(self.ll_var, state["ll_var"]):
-            p.update(jt.array(arr))
+            p.update(jt.array(arr, str(p.dtype)))
         for p, arr in zip(self.ul_var, state["ul_var"]):
-            p.update(jt.array(arr))
+            p.update(jt.array(arr, str(p.dtype)))
         for b, arr in zip(walk(self.ll_model)[2], state.get("ll_buffers") or []):
-            b.update(jt.array(arr).stop_grad())
+            b.update(jt.array(arr, str(b.dtype)).stop_grad())
         if state.get("ll_opt"):
             load_optimizer_state(self.ll_opt, state["ll_opt"])
         load_optimizer_state(self.ul_opt, state["ul_opt"], lr=self._schedules_ul_lr())

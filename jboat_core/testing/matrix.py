@@ -16,11 +16,8 @@ Axes of a case (``Case``):
 * ``position``: ``"first"`` (alone in a new process) or ``"later"`` (after other cases in
   the same process; the cases of a process run in a given order).
 
-Why an explicit product and not Hypothesis: every case has a stable identifier, the whole
-matrix can be counted and listed (``python -m jboat_core.testing.matrix --list``), a CI
-sample is a fixed, reproducible subset that covers every value of every axis and every
-composition (``sample``), and a failure names its case exactly; nothing here gains from
-shrinking.
+The cases (and why an explicit product, not Hypothesis) are in
+``jboat_core.testing.cases``, which does not import Jittor.
 
 Each case builds a ``Problem`` (the path users run), evaluates one outer iteration
 (``Problem.evaluate``; DM: two ``run_iter`` with ``return_grad``) and compares the
@@ -32,139 +29,20 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import itertools
 import json
 import math
-import random
 import sys
 import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .models import MODELS, PROXIMAL, matrix_problem
+from .cases import LR, K, Case, all_cases, checkpointable, sample
+from .models import PROXIMAL, matrix_problem
 from .reference import Dynamics, Reference
 
-DTYPES = ("float32", "float64")
-OPTIMIZERS = ("sgd", "momentum", "adam")
-CHECKPOINTS = (0, 2, "sqrt")
-POSITIONS = ("first", "later")
-#: Inner steps of every case, and the learning rate per optimizer.
-K = 4
-LR = {"sgd": 0.05, "momentum": 0.02, "adam": 0.01}
-#: Operators whose target is their own closed form (``reference``), by name; every other
-#: terminal is checked against what it declares (``approximates``).
-CLOSED_FORMS = ("NS", "IGA", "FD", "DM")
 #: Bumped when the problems' objectives change (cached lower solutions are then stale).
 CACHE_VERSION = 2
-
-
-@dataclass(frozen=True)
-class Case:
-    """One cell of the matrix."""
-
-    gm: tuple
-    na: tuple
-    dtype: str
-    optimizer: str
-    checkpoint: object
-    model: str
-    position: str
-
-    @property
-    def id(self) -> str:
-        ck = f"ckpt{self.checkpoint}" if self.checkpoint else "full"
-        return (f"{'+'.join(self.gm)}>{'+'.join(self.na)}-{self.dtype}-{self.optimizer}-"
-                f"{ck}-{self.model}-{self.position}")
-
-    @property
-    def meta(self) -> bool:
-        """IAD compositions run on the meta-learning problem (theta = y_0 is upper)."""
-        return "IAD" in self.na
-
-    @property
-    def terminal(self) -> str:
-        return self.gm[-1] if self.gm[-1] == "DM" else self.na[-1]
-
-
-def compositions(registry=None) -> list[tuple[tuple, tuple]]:
-    """Every ``(gm_op, na_op)`` the registry accepts: one or two dynamics operators and one
-    to three hyper-gradient operators, in execution order, without duplicates."""
-    from ..plugins.config import parse_solver_config
-    from ..plugins.registry import get_registry
-
-    reg = registry or get_registry()
-    dyn = [r.name for r in reg.records("dynamics")]
-    hg = [r.name for r in reg.records("hypergradient")]
-    found = []
-    for nd, nh in itertools.product((1, 2), (1, 2, 3)):
-        for gm, na in itertools.product(itertools.combinations(dyn, nd),
-                                        itertools.combinations(hg, nh)):
-            try:
-                cfg = parse_solver_config({"gm_op": list(gm), "na_op": list(na),
-                                           "lower_iters": K}, reg)
-            except Exception:  # noqa: BLE001 - not a valid composition
-                continue
-            key = (tuple(cfg.gm_op), tuple(cfg.na_op))
-            if key not in found:
-                found.append(key)
-    return found
-
-
-def checkpointable(gm, na, registry=None) -> bool:
-    """Whether ``checkpoint_every`` changes how the composition computes: its chain keeps
-    the trajectory (not in forward mode) and the solver config accepts the option."""
-    from ..contract.protocol import DynamicsPlan
-    from ..plugins.config import parse_solver_config
-    from ..plugins.registry import get_registry
-
-    reg = registry or get_registry()
-    if gm[-1] == "DM":
-        return False
-    plan = DynamicsPlan()
-    for name in na:
-        cls = reg.get(name).cls
-        plan = cls.plan_with(plan, cls.config_model())
-    if not plan.track or plan.forward_mode:
-        return False
-    try:
-        parse_solver_config({"gm_op": list(gm), "na_op": list(na), "lower_iters": K,
-                             "checkpoint_every": 2}, reg)
-    except Exception:  # noqa: BLE001 - refused: the dynamics do not support it
-        return False
-    return True
-
-
-def all_cases(registry=None) -> list[Case]:
-    """The whole matrix, in a fixed order."""
-    out = []
-    for gm, na in compositions(registry):
-        ckpts = CHECKPOINTS if checkpointable(gm, na, registry) else (0,)
-        for dtype, opt, ck, model, pos in itertools.product(DTYPES, OPTIMIZERS, ckpts, MODELS,
-                                                            POSITIONS):
-            out.append(Case(gm, na, dtype, opt, ck, model, pos))
-    return out
-
-
-def sample(cases: list[Case], size: int = 120, seed: int = 30) -> list[Case]:
-    """A fixed subset: every composition once, then cases chosen (seeded) so that every
-    value of every axis appears, up to ``size`` cases."""
-    rng = random.Random(seed)
-    by_comp: dict = {}
-    for c in cases:
-        by_comp.setdefault((c.gm, c.na), []).append(c)
-    chosen = [rng.choice(v) for v in by_comp.values()]
-    for axis, values in (("dtype", DTYPES), ("optimizer", OPTIMIZERS),
-                         ("checkpoint", CHECKPOINTS), ("model", MODELS),
-                         ("position", POSITIONS)):
-        for value in values:
-            if not any(getattr(c, axis) == value for c in chosen):
-                chosen.append(rng.choice([c for c in cases if getattr(c, axis) == value]))
-    rest = [c for c in cases if c not in chosen]
-    rng.shuffle(rest)
-    chosen += rest[:max(0, size - len(chosen))]
-    return sorted(set(chosen), key=cases.index)
-
 
 # -- one case -------------------------------------------------------------------------------
 @dataclass
@@ -184,6 +62,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
+        """Not a failure (passed, or not applicable)."""
         return self.status != "FAIL"
 
 
@@ -205,6 +84,7 @@ class Runner:
         self._targets: dict = {}
 
     def problem(self, case: Case):
+        """The ``MatrixProblem`` of the case (made once per model and kind)."""
         implicit_meta = case.meta and any(n in ("CG", "NS") for n in case.na)
         key = (case.model, case.meta, implicit_meta)
         if key not in self._problems:
@@ -226,6 +106,8 @@ class Runner:
         return self._starts[key]
 
     def dynamics(self, case: Case) -> Dynamics:
+        """What the reference reproduces of the case's lower loop (K, optimizer, RGT,
+        PTT, GDA's schedule)."""
         gda = None
         if "GDA" in case.gm:
             cfg = self.registry.get("GDA").cls.config_model()
@@ -245,6 +127,7 @@ class Runner:
         return out
 
     def ns_alpha(self, case: Case, ref: Reference) -> float:
+        """NS's step: half the inverse of the largest Hessian eigenvalue (convergent)."""
         key = ("ns", case.model, case.meta, case.dtype, case.optimizer, case.gm)
         if key not in self._targets:
             t, y = ref.point(ref.x0, self.dynamics(case))
@@ -256,7 +139,9 @@ class Runner:
         """Whether the target is a formula at the evaluated point (implicit operators and
         closed forms): it is then taken at the run's own point, so that the check is of
         the operator's math alone (an Adam trajectory from a stationary point follows the
-        sign of rounding noise, which differs between float32 and float64)."""
+        sign of rounding noise, which differs between float32 and float64). With PTT the
+        run's k* is used too (F at nearly tied iterates may order them differently in
+        float32 and float64)."""
         term = case.terminal
         return term in ("NS", "IGA", "FD") or (
             term != "DM" and self.registry.get(term).cls.approximates == "implicit")
@@ -291,9 +176,11 @@ class Runner:
             _require_positive_definite(ref, dyn, at, term)
             g, what = ref.implicit(dyn, at=at), "implicit (IFT, dense solve)"
         elif cls.approximates == "initialisation" and "FOA" in case.na:
-            g, what = ref.first_order_maml(dyn), "first-order MAML: grad_y F(y_t)"
+            g, what = ref.first_order_maml(dyn, at), "first-order MAML: grad_y F(y_t)"
         elif cls.approximates in ("unrolled", "initialisation"):
-            g, what = ref.unrolled(dyn), "central differences of F(y_t(x))"
+            t = at[0] if at else None
+            g = well_conditioned(lambda h: ref.unrolled(dyn, t, h), "dF(y_t(x))/dx")
+            what = "central differences of F(y_t(x))"
         else:
             raise ValueError(f"{term} declares no target (approximates is empty)")
         if "DI" in case.gm:
@@ -312,15 +199,17 @@ class Runner:
         from .reference import central_differences
 
         def value(flat):
+            """F(y_t(y_0)) for a flat y_0."""
             y0 = ref.split_y(flat, y_base)
             early = y_base if dyn.truncate else None
             if dyn.truncate:  # RGT: y_0 reaches nothing through the constant steps
                 y0 = y_base
             return ref.value_F(x0, ref.trajectory(x0, dyn, x0 if early else None, y0)[t])
 
-        return central_differences(value, flat0)
+        return well_conditioned(lambda h: central_differences(value, flat0, h), "dF(y_t)/dy_0")
 
     def run(self, case: Case) -> Outcome:
+        """Run ``case`` here; an exception becomes a failed ``Outcome``."""
         start = time.perf_counter()
         try:
             return self._run(case, start)
@@ -362,7 +251,8 @@ class Runner:
         else:
             out = problem.evaluate(built.ll_feed, built.ul_feed, 0)
         at = None
-        if (self.at_point(case) or "DI" in case.gm) and case.terminal != "DM":
+        if (self.at_point(case) or "DI" in case.gm or "PTT" in case.na) \
+                and case.terminal != "DM":
             # the run's point (the same computation again)
             ev = problem.composition.evaluate(built.ll_feed, built.ul_feed, 0,
                                               init_gradients="DI" in case.gm)
@@ -423,6 +313,22 @@ def converged_cached(prob, dtype: str) -> list:
     return y
 
 
+def well_conditioned(differences, what: str) -> np.ndarray:
+    """``differences(h)`` at the reference step h and at h/10; ``NotApplicable`` when they
+    disagree by more than 1e-5 relative (the quantity is ill-conditioned there, e.g. a
+    derivative through Adam's steps at a nearly stationary point, of order lr / |g|: no
+    float64 target can be trusted, nor any run)."""
+    from .reference import FD_STEP
+
+    a, b = differences(FD_STEP), differences(FD_STEP / 10)
+    gap = float(np.linalg.norm(a - b)) / max(float(np.linalg.norm(b)), FLOOR)
+    if gap > 1e-5:
+        raise NotApplicable(f"{what} is ill-conditioned here: central differences at "
+                            f"h = {FD_STEP:g} and {FD_STEP / 10:g} disagree by {gap:.2g} "
+                            f"(norm {float(np.linalg.norm(b)):.3g})")
+    return b
+
+
 def _require_positive_definite(ref: Reference, dyn: Dynamics, at, name: str) -> None:
     """``NotApplicable`` when the Hessian at the evaluated point is not positive definite."""
     t, y = at or ref.point(ref.x0, dyn)
@@ -439,10 +345,16 @@ def _with_init(prob, y0):
     return replace(prob, init=[np.asarray(a) for a in y0])
 
 
+#: The smallest norm errors are taken relative to: the problems' hyper-gradients are of
+#: order 0.01-1, and a target below this (PTT at k* = 1 after Adam's first, sign-like step:
+#: 1e-8) is compared in absolute terms (tolerance x FLOOR).
+FLOOR = 1e-3
+
+
 def _relative(got: np.ndarray, want: np.ndarray, scale: float | None = None) -> float:
-    """|got - want| / |want| (or / ``scale`` where ``want`` may be zero)."""
+    """|got - want| / max(|want|, ``scale``, FLOOR)."""
     scale = max(float(np.linalg.norm(want)) if scale is None else float(scale),
-                float(np.linalg.norm(want)), 1e-8)
+                float(np.linalg.norm(want)), FLOOR)
     return float(np.linalg.norm(got - want)) / scale
 
 

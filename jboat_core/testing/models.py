@@ -24,12 +24,11 @@ import numpy as np
 
 from ..numerics.autodiff import constant
 from ..platform._jittor import jittor
+from .cases import MODELS
 
 jt = jittor()
 nn = jt.nn
 
-#: Lower models of the matrix, by name.
-MODELS = ("linear", "mlp", "convbn")
 #: Training and validation examples (n is also the number of upper scalars: weighting).
 N_TRAIN, N_VAL = 6, 5
 #: L2 weight delta of the weighting problem's f, and the proximal lambda of ``meta``.
@@ -44,6 +43,7 @@ class LinearModel(nn.Module):
         self.b = jt.zeros((1,))
 
     def execute(self, a):
+        """m_y(a) for inputs a (n, d)."""
         return jt.matmul(a, self.w) + self.b
 
 
@@ -55,6 +55,7 @@ class TanhMLP(nn.Module):
         self.l2 = nn.Linear(hidden, 1)
 
     def execute(self, a):
+        """m_y(a) for inputs a (n, d)."""
         return self.l2(jt.tanh(self.l1(a)))
 
 
@@ -68,6 +69,7 @@ class ConvBN(nn.Module):
         self.head = nn.Linear(18, 1)
 
     def execute(self, a):
+        """m_y(a) for images a (n, 1, 5, 5)."""
         h = jt.tanh(self.bn(self.conv(a)))
         return self.head(h.reshape((h.shape[0], -1)))
 
@@ -79,6 +81,7 @@ class LogWeights(nn.Module):
         self.x = jt.zeros((n,))
 
     def execute(self):
+        """x, the log-weights."""
         return self.x
 
 
@@ -177,10 +180,12 @@ def objectives(kind: str, theta=None, proximal: float = 0.0):
     from the lower feed, as GDA passes it)."""
 
     def F(feed, ul, ll, **kw):
+        """The validation error."""
         return _squared_error(ll, feed, kw).sum() / N_VAL
 
     if kind == "meta":
         def f(feed, ul, ll, **kw):
+            """The training error (and the proximal term)."""
             loss = _squared_error(ll, feed, kw).sum() / N_TRAIN
             if proximal:
                 ys = kw.get("params") or trainable(ll)
@@ -189,12 +194,14 @@ def objectives(kind: str, theta=None, proximal: float = 0.0):
             return loss
     else:
         def f(feed, ul, ll, **kw):
+            """The weighted training error and the L2 term."""
             loss = (ul().exp() * _squared_error(ll, feed, kw)).sum() / N_TRAIN
             ys = kw.get("params") or trainable(ll)
             sq = [(p * p).sum() for p in ys]
             return loss + sum(sq[1:], sq[0]) * constant(DECAY, loss)
 
     def phi(ll_feed, ul_feed, ul, ll, **kw):
+        """GDA's alpha F + (1 - alpha) f."""
         a = ll_feed["alpha"]
         upper, lower = F(ul_feed, ul, ll, **kw), f(ll_feed, ul, ll, **kw)
         return upper * constant(a, upper) + lower * constant(1 - a, lower)

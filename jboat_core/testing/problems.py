@@ -316,12 +316,12 @@ def shifted_quadratic(mu: float, lam: float):
         """The lower objective f(x, y)."""
         pred, sq = ll(feed["A"], **kw)
         r = pred - feed["b"] - (feed["E"] * ul()).sum(1)
-        return (r * r).mean() * 0.5 + sq * (0.5 * mu)
+        return (r * r).mean() * 0.5 + sq * constant(0.5 * mu, sq)
 
     def F(feed, ul, ll, **kw):
         """The upper objective F(x, y)."""
         pred, _ = ll(feed["C"], **kw)
         r = pred - feed["c"]
-        return (r * r).mean() * 0.5 + (ul() * ul()).sum() * (0.5 * lam)
+        return (r * r).mean() * 0.5 + (ul() * ul()).sum() * constant(0.5 * lam, r)
 
     return f, F

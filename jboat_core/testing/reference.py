@@ -76,6 +76,7 @@ class _Swap:
         params = {id(p): i for i, p in enumerate(trainable(module))}
 
         def visit(parents, key, mod, name):
+            """Record where each trainable Var sits in ``mod``."""
             store = mod.__dict__
             for k, v in list(store.items()):
                 if isinstance(v, jt.Var) and id(v) in params:
@@ -188,6 +189,7 @@ class Reference:
                           params=ys)
 
     def F(self, xv, ys):
+        """F at Vars ``ys`` (x as set by ``_set_x``)."""
         b = self.built
         return b.ul_objective(b.ul_feed, self._ul(xv), self.ll, params=ys)
 
@@ -199,6 +201,7 @@ class Reference:
         return [v.numpy() for v in g]
 
     def value_F(self, x, y) -> float:
+        """F(x, y) as a float (arrays in)."""
         return float(self.F(self._set_x(x), [_var(a) for a in y]).item())
 
     # -- the lower dynamics ---------------------------------------------------------------
@@ -235,25 +238,28 @@ class Reference:
         return dyn.gda[0] * dyn.gda[1] ** max(t - 1, 0) if dyn.gda else None
 
     # -- targets --------------------------------------------------------------------------
-    def unrolled(self, dyn: Dynamics) -> np.ndarray:
-        """d F(x, y_t(x)) / dx by central differences (t: ``point``), flat."""
+    def unrolled(self, dyn: Dynamics, t: int | None = None, step: float = FD_STEP) -> np.ndarray:
+        """d F(x, y_t(x)) / dx by central differences of ``step``, flat (t: given, e.g. the
+        run's k*; else k* or K as ``point`` decides)."""
         x0 = self.x0
-        t = self.k_star(x0, dyn) if dyn.pessimistic else dyn.K
+        if t is None:
+            t = self.k_star(x0, dyn) if dyn.pessimistic else dyn.K
 
         def value(x):
+            """F(x, y_t(x))."""
             early = x0 if dyn.truncate else None
             y0 = self.y_start(x0 if dyn.truncate else x)
             return self.value_F(x, self.trajectory(x, dyn, early, y0)[t])
 
-        return central_differences(value, x0)
+        return central_differences(value, x0, step)
 
-    def first_order_maml(self, dyn: Dynamics) -> np.ndarray:
+    def first_order_maml(self, dyn: Dynamics, at=None) -> np.ndarray:
         """FOA + IAD: grad_y F(y_t) (d y_t / d y_0 = I with stopped inner gradients; 0
-        after RGT, whose constant steps cut y_0 off)."""
+        after RGT, whose constant steps cut y_0 off); ``at``: the point ``(t, y_t)``."""
         x0 = self.x0
         if dyn.truncate:
             return np.zeros_like(x0)
-        _, y = self.point(x0, dyn)
+        _, y = at or self.point(x0, dyn)
         xv = self._set_x(x0)
         ys = [_var(a) for a in y]
         return _flat(jt.grad(self.F(xv, ys), ys))
@@ -281,6 +287,7 @@ class Reference:
 
     @staticmethod
     def split_y(flat, like) -> list:
+        """A flat vector as arrays shaped like ``like``."""
         out, i = [], 0
         for a in like:
             n = int(np.prod(np.shape(a)))
@@ -337,6 +344,7 @@ class Reference:
         alpha = self.alpha_at(t, dyn)
 
         def grad_x_f(sign):
+            """grad_x f at w + sign e v."""
             point = [_var(wi + sign * eps * vi) for wi, vi in zip(w, v)]
             return _flat(jt.grad(self.f(xv, point, alpha), xs))
 
@@ -353,6 +361,7 @@ class Reference:
         xv = self._set_x(x)
 
         def fun(flat):
+            """(f, grad_y f) at a flat y, for SciPy."""
             ys = [_var(a) for a in self.split_y(flat, like)]
             value = self.f(xv, ys)
             return float(value.item()), _flat(jt.grad(value, ys))
@@ -403,6 +412,7 @@ class _OptState:
         self.m = [np.zeros_like(a) for a in y]
 
     def step(self, y: list, g: list) -> list:
+        """The next iterate from y and the gradient g."""
         self.n += 1
         if self.kind == "sgd":
             return [a - self.lr * b for a, b in zip(y, g)]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..numerics.autodiff import constant
+
 
 def _sig(z):
     return 0.5 * (1 + np.tanh(0.5 * z))
@@ -115,7 +117,8 @@ class Logistic:
 
         def F(feed, ul, ll, **kw):
             z, _ = ll(feed["A"], **kw)
-            return jt.nn.softplus(-feed["t"] * z).mean() + (ul() * ul()).sum() * (0.5 * lam)
+            return jt.nn.softplus(-feed["t"] * z).mean() + (ul() * ul()).sum() * constant(
+                0.5 * lam, z)
         return f, F
 
     def _low(self, idx):
@@ -236,3 +239,64 @@ def ttsa(P, x, y, st, draws, rho, t=0, neumann_iters=4, eta=None, **cfg):
         z = z - eta * P.hv(x, y, z, _take(draws, "lower"))
     jv = P.jv(x, y, neumann_iters * eta * z, _take(draws, "lower"))
     return (gFx - jv) * (t + 1) ** -0.6, y, {}
+
+
+# -- the built-in solvers, run through Problem against their steps -------------------------
+RHO = 0.1   # lower optimizer's learning rate: the papers' inner step size
+B = 8       # minibatch size (n = 24 lower, m = 20 upper examples)
+K = 2       # lower_iters (StocBiO, AmIGO)
+#: Settings of each built-in stochastic solver and its step.
+CASES = {
+    "SOBA": ({}, soba),
+    "MASOBA": ({"theta": 0.3, "v_radius": 0.5},
+               lambda *a, **k: masoba(*a, theta=0.3, v_radius=0.5)),
+    "SABA": ({}, lambda *a, **k: saba(*a, batch_size=B, seed=3)),
+    "StocBiO": ({"neumann_iters": 3, "eta": 0.05},
+                lambda *a, **k: stocbio(*a, K=K, neumann_iters=3, eta=0.05)),
+    "AmIGO": ({"v_iters": 3}, lambda *a, **k: amigo(*a, K=K, v_iters=3)),
+    "TTSA": ({"neumann_iters": 4}, lambda *a, t=0, **k: ttsa(*a, t=t, neumann_iters=4)),
+}
+#: Relative tolerance per dtype (float32 measured below 2e-6).
+TOL = {"float32": 1e-4, "float64": 1e-10}
+
+
+def problem(P, name, section, registry=None, batch_size=B, seed=3, ul_lr=0.1,
+            return_grad=True, lower_iters=K, dtype: str = "float32"):
+    """``(Problem, lower model, upper model, lower feed, upper feed)`` of solver ``name``
+    on the problem ``P`` (``Quadratic`` or ``Logistic``), every Var of ``dtype``."""
+    from ..solver.problem import Problem
+    from .problems import Vector, jt
+    f, F = P.objectives(jt)
+    ll, ul = Vector(P.y0, dtype), Vector(P.x0, dtype)
+    cfg = {"fo_op": [name], "lower_iters": lower_iters, "return_grad": return_grad,
+           name: {"batch_size": batch_size, "seed": seed, **section}}
+    prob = Problem(cfg, ll_objective=f, ul_objective=F, ll_model=ll, ul_model=ul,
+                   ll_opt=jt.optim.SGD(list(ll.parameters()), RHO),
+                   ul_opt=jt.optim.SGD(list(ul.parameters()), ul_lr), registry=registry)
+    var = lambda d: {k: jt.array(np.asarray(v, np.float64), dtype)  # noqa: E731
+                     for k, v in d.items()}
+    return prob, ll, ul, var(P.lower_feed()), var(P.upper_feed())
+
+
+def _rel(a, b) -> float:
+    return float(np.linalg.norm(np.asarray(a) - b) / max(np.linalg.norm(b), 1e-12))
+
+
+def follow(kind: str, name: str, dtype: str = "float32", registry=None, iterations: int = 3):
+    """Relative errors ``[(label, error)]`` of the hyper-gradient and the new lower
+    variable at each of ``iterations`` outer iterations against the paper's step computed
+    from the solver's draws (``kind``: "quadratic" or "logistic")."""
+    P = Quadratic() if kind == "quadratic" else Logistic()
+    section, formula = CASES[name]
+    prob, ll, ul, lf, uf = problem(P, name, section, registry, dtype=dtype)
+    op = prob.composition.operators[0]
+    x, y, st, out = P.x0.copy(), P.y0.copy(), {}, []
+    for t in range(iterations):
+        g = prob.run_iter(lf, uf, t)["hyper_gradients"][0].numpy()
+        draws = [(label, idx) for label, idx in op.draws]
+        g_ref, y, st = formula(P, x, y, st, draws, RHO, t=t)
+        if draws:
+            raise AssertionError(f"{name}: draws left unused by the reference: {draws}")
+        out += [(f"iteration {t} g_x", _rel(g, g_ref)),
+                (f"iteration {t} y", _rel(ll.w.numpy(), y))]
+    return out

@@ -3,6 +3,10 @@ their formulas (the operators' docstrings), on the reference problems of
 ``jboat_core.testing.problems``: ridge (optionally with an explicit upper term
 rho/2 |x|^2) and weighted logistic regression. Each function returns
 ``(g_x, y_new, state)`` for an SGD lower optimizer of learning rate ``eta``.
+
+``CASES`` (a setting of each built-in solver and its formula) and ``follow`` (two outer
+iterations through ``Problem``, against the formula, in float32 or float64) serve the
+tests and the composition matrix.
 """
 
 from __future__ import annotations
@@ -160,3 +164,86 @@ def gaffo(P, x, y, t, eta, K, lam=1.0, sigma=0.01, lower_step_size=None,
     v = P.fy(x, y1 + sigma * b)
     a = P.Fy(x, y1) / max(lam, 1e-8) - (v - b)
     return (-a if maximize else a), y1, {}
+
+
+# -- the built-in solvers, run through Problem against their formulas ---------------------
+K = 3
+#: Settings of each built-in first-order solver and its formula (``(P, x, y, t, eta,
+#: state) -> (g_x, y_new, state)``).
+CASES = {
+    "VSO": ({"z_loop": 3, "z_lr": 0.05, "ll_l2_reg": 0.1, "ul_l2_reg": 0.01, "ul_ln_reg": 1.0,
+             "reg_decay": 0.5},
+            lambda P, x, y, t, eta, s: vso(P, x, y, t, eta, K, z_loop=3, z_lr=0.05,
+                                           ul_ln_reg=1.0, reg_decay=0.5)),
+    "VFO": ({"y_hat_lr": 0.1, "u1": 10.0},
+            lambda P, x, y, t, eta, s: vfo(P, x, y, t, eta, K, u1=10.0)),
+    "MESO": ({"eta": 0.05, "gamma_1": 0.5, "c0": 0.2},
+             lambda P, x, y, t, eta, s: meso(P, x, y, t, eta, K, s.get("theta", y),
+                                             eta_th=0.05, gamma_1=0.5)),
+    "PGDO": ({"gamma_init": 0.1, "gamma_max": 2.0, "gamma_argmax_step": 50},
+             lambda P, x, y, t, eta, s: pgdo(P, x, y, t, eta, K, s.get("y_hat", y),
+                                             gamma_init=0.1, gamma_max=2.0,
+                                             gamma_argmax_step=50)),
+    "PGDO-gradient": ({"gamma_init": 0.1, "gamma_max": 2.0, "gamma_argmax_step": 50,
+                       "penalty": "gradient"},
+                      lambda P, x, y, t, eta, s: pgdo(P, x, y, t, eta, K, y, gamma_init=0.1,
+                                                      gamma_max=2.0, gamma_argmax_step=50,
+                                                      penalty="gradient")),
+    "PGDO-ahead": ({"gamma_init": 0.1, "gamma_max": 2.0, "gamma_argmax_step": 50,
+                    "updata_y_ahead": True},
+                   lambda P, x, y, t, eta, s: pgdo(P, x, y, t, eta, K, s.get("y_hat", y),
+                                                   gamma_init=0.1, gamma_max=2.0,
+                                                   gamma_argmax_step=50, update_y_ahead=True)),
+    "ALTO": ({}, lambda P, x, y, t, eta, s: alto(P, x, y, t, eta, K)),
+    "GAFFO": ({"lambda": 0.5, "maximize": False},
+              lambda P, x, y, t, eta, s: gaffo(P, x, y, t, eta, K, lam=0.5, maximize=False)),
+}
+#: Relative tolerance of ``follow`` per dtype (float32 against float64 over a few dozen
+#: operations: measured 1e-7 to 1e-5; float64: rounding only).
+TOL = {"float32": 1e-4, "float64": 1e-10}
+
+
+def problem(kind: str, name: str, dtype: str = "float32", registry=None):
+    """``(Problem, problem, NumPy reference, eta)`` of solver ``name`` (a key of
+    ``CASES``) on ``kind`` ("ridge", with F + rho/2 |x|^2; or "logistic"), in ``dtype``."""
+    from ..numerics.autodiff import constant
+    from ..solver.problem import Problem
+    from .problems import jt, logistic_problem, ridge_problem
+
+    section, _ = CASES[name]
+    if kind == "ridge":
+        p, rho, eta = ridge_problem(dtype=dtype), 0.1, 0.1
+        P = RidgeNP(p, rho)
+
+        def F(feed, ul, ll, **kw):
+            """The ridge F plus rho/2 |x|^2."""
+            return p.ul_objective(feed, ul, ll, **kw) + (ul() * ul()).sum() * constant(
+                rho / 2, ul())
+    else:
+        p, eta = logistic_problem(dtype=dtype), 0.5
+        p.ll_model.w.update(p.ll_model.w + jt.array(0.3 * np.random.RandomState(5).randn(4),
+                                                    dtype))
+        P, F = LogisticNP(p), p.ul_objective
+    op = name.split("-")[0]
+    prob = Problem({"fo_op": op, "lower_iters": K, "return_grad": True, op: section},
+                   ll_objective=p.ll_objective, ul_objective=F, ll_model=p.ll_model,
+                   ul_model=p.ul_model, ll_opt=jt.optim.SGD(p.ll_var, eta),
+                   ul_opt=jt.optim.SGD(p.ul_var, 0.1), registry=registry)
+    return prob, p, P, eta
+
+
+def _rel(a, b) -> float:
+    return float(np.linalg.norm(np.asarray(a) - b) / max(np.linalg.norm(b), 1e-12))
+
+
+def follow(kind: str, name: str, dtype: str = "float32", registry=None, iterations: int = 2):
+    """Relative errors ``[(label, error)]`` of the hyper-gradient and the new lower
+    variable at each of ``iterations`` outer iterations against the formula."""
+    prob, p, P, eta = problem(kind, name, dtype, registry)
+    _, formula = CASES[name]
+    x, y, state, out = p.x(), p.y0(), {}, []
+    for t in range(iterations):
+        g = prob.run_iter(p.ll_feed, p.ul_feed, t)["hyper_gradients"][0].numpy()
+        g_ref, y, state = formula(P, x, y, t, eta, {**state})
+        out += [(f"iteration {t} g_x", _rel(g, g_ref)), (f"iteration {t} y", _rel(p.y0(), y))]
+    return out

@@ -1,0 +1,139 @@
+"""The cases of the composition matrix (``jboat_core.testing.matrix``), without Jittor:
+what the registry allows, crossed with the matrix's axes, and the fixed CI sample.
+
+Why an explicit product and not Hypothesis: every case has a stable identifier, the whole
+matrix can be counted and listed (``python -m jboat_core.testing.matrix --list``), a CI
+sample is a fixed, reproducible subset that covers every value of every axis and every
+composition (``sample``), and a failure names its case exactly; nothing here gains from
+shrinking.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass
+
+#: Lower models of the matrix (``jboat_core.testing.models``).
+MODELS = ("linear", "mlp", "convbn")
+DTYPES = ("float32", "float64")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+CHECKPOINTS = (0, 2, "sqrt")
+POSITIONS = ("first", "later")
+#: Inner steps of every case, and the learning rate per optimizer.
+K = 4
+LR = {"sgd": 0.05, "momentum": 0.02, "adam": 0.01}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One cell of the matrix."""
+
+    gm: tuple
+    na: tuple
+    dtype: str
+    optimizer: str
+    checkpoint: object
+    model: str
+    position: str
+
+    @property
+    def id(self) -> str:
+        """The case's stable name, e.g. ``NGD>PTT+RAD-float64-adam-ckpt2-mlp-later``."""
+        ck = f"ckpt{self.checkpoint}" if self.checkpoint else "full"
+        return (f"{'+'.join(self.gm)}>{'+'.join(self.na)}-{self.dtype}-{self.optimizer}-"
+                f"{ck}-{self.model}-{self.position}")
+
+    @property
+    def meta(self) -> bool:
+        """IAD compositions run on the meta-learning problem (theta = y_0 is upper)."""
+        return "IAD" in self.na
+
+    @property
+    def terminal(self) -> str:
+        """The operator that produces the result (DM, or the chain's last)."""
+        return self.gm[-1] if self.gm[-1] == "DM" else self.na[-1]
+
+
+def compositions(registry=None) -> list[tuple[tuple, tuple]]:
+    """Every ``(gm_op, na_op)`` the registry accepts: one or two dynamics operators and one
+    to three hyper-gradient operators, in execution order, without duplicates."""
+    from ..plugins.config import parse_solver_config
+    from ..plugins.registry import get_registry
+
+    reg = registry or get_registry()
+    dyn = [r.name for r in reg.records("dynamics")]
+    hg = [r.name for r in reg.records("hypergradient")]
+    found = []
+    for nd, nh in itertools.product((1, 2), (1, 2, 3)):
+        for gm, na in itertools.product(itertools.combinations(dyn, nd),
+                                        itertools.combinations(hg, nh)):
+            try:
+                cfg = parse_solver_config({"gm_op": list(gm), "na_op": list(na),
+                                           "lower_iters": K}, reg)
+            except Exception:  # noqa: BLE001 - not a valid composition
+                continue
+            key = (tuple(cfg.gm_op), tuple(cfg.na_op))
+            if key not in found:
+                found.append(key)
+    return found
+
+
+def checkpointable(gm, na, registry=None) -> bool:
+    """Whether ``checkpoint_every`` changes how the composition computes: its chain keeps
+    the trajectory (not in forward mode) and the solver config accepts the option."""
+    from ..contract.protocol import DynamicsPlan
+    from ..plugins.config import parse_solver_config
+    from ..plugins.registry import get_registry
+
+    reg = registry or get_registry()
+    if gm[-1] == "DM":
+        return False
+    plan = DynamicsPlan()
+    for name in na:
+        cls = reg.get(name).cls
+        plan = cls.plan_with(plan, cls.config_model())
+    if not plan.track or plan.forward_mode:
+        return False
+    try:
+        parse_solver_config({"gm_op": list(gm), "na_op": list(na), "lower_iters": K,
+                             "checkpoint_every": 2}, reg)
+    except Exception:  # noqa: BLE001 - refused: the dynamics do not support it
+        return False
+    return True
+
+
+def all_cases(registry=None) -> list[Case]:
+    """The whole matrix, in a fixed order."""
+    out = []
+    for gm, na in compositions(registry):
+        ckpts = CHECKPOINTS if checkpointable(gm, na, registry) else (0,)
+        for dtype, opt, ck, model, pos in itertools.product(DTYPES, OPTIMIZERS, ckpts, MODELS,
+                                                            POSITIONS):
+            out.append(Case(gm, na, dtype, opt, ck, model, pos))
+    return out
+
+
+def sample(cases: list[Case], size: int = 120, seed: int = 30, first: int = 8) -> list[Case]:
+    """A fixed subset: every composition once, then cases chosen (seeded) so that every
+    value of every axis appears, up to ``size`` cases, at most ``first`` of them (each a
+    new process) in position ``"first"``."""
+    rng = random.Random(seed)
+    later = [c for c in cases if c.position == "later"]
+    firsts = [c for c in cases if c.position == "first"]
+    by_comp: dict = {}
+    for c in later:
+        by_comp.setdefault((c.gm, c.na), []).append(c)
+    chosen = [rng.choice(v) for v in by_comp.values()] + rng.sample(firsts, min(first,
+                                                                               len(firsts)))
+    for axis, values in (("dtype", DTYPES), ("optimizer", OPTIMIZERS),
+                         ("checkpoint", CHECKPOINTS), ("model", MODELS)):
+        for value in values:
+            if not any(getattr(c, axis) == value for c in chosen):
+                chosen.append(rng.choice([c for c in later if getattr(c, axis) == value]))
+    rest = [c for c in later if c not in chosen]
+    rng.shuffle(rest)
+    chosen += rest[:max(0, size - len(chosen))]
+    return sorted(set(chosen), key=cases.index)
+
+

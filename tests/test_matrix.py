@@ -1,0 +1,48 @@
+"""The composition matrix (``jboat_core.testing.matrix``): a fixed sample of it here (every
+composition at least once, every value of every axis, a few cases alone in a new
+process); ``JBOAT_MATRIX=full`` runs all of it (or ``python -m jboat_core.testing.matrix``,
+which also writes the outcomes as JSON)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from jboat_core.testing.cases import all_cases, sample
+
+pytestmark = pytest.mark.jittor
+
+SAMPLE_SIZE = 120
+CASES = all_cases() if os.environ.get("JBOAT_MATRIX") == "full" else sample(all_cases(),
+                                                                          SAMPLE_SIZE)
+
+
+@pytest.fixture(scope="module")
+def runner():
+    from jboat_core.testing.matrix import Runner
+    return Runner()
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_case(case, runner):
+    from jboat_core.testing.matrix import run_first
+
+    out = run_first(case) if case.position == "first" else runner.run(case)
+    if out.status == "n/a":
+        pytest.skip(out.message)
+    assert out.ok, (f"{out.case}: error {out.error:.3g} > {out.tolerance:.0e} against "
+                    f"{out.target} {out.message}")
+
+
+def test_the_sample_covers_every_composition_and_axis_value():
+    from jboat_core.testing.cases import (CHECKPOINTS, DTYPES, MODELS, OPTIMIZERS,
+                                          POSITIONS, compositions)
+
+    chosen = sample(all_cases(), SAMPLE_SIZE)
+    assert {(c.gm, c.na) for c in chosen} == set(compositions())
+    for axis, values in (("dtype", DTYPES), ("optimizer", OPTIMIZERS),
+                         ("checkpoint", CHECKPOINTS), ("model", MODELS),
+                         ("position", POSITIONS)):
+        assert {getattr(c, axis) for c in chosen} == set(values), axis
+    assert chosen == sample(all_cases(), SAMPLE_SIZE), "the sample is fixed"
