@@ -36,10 +36,14 @@ class Case:
     checkpoint: object
     model: str
     position: str
+    fo: str = ""
 
     @property
     def id(self) -> str:
-        """The case's stable name, e.g. ``NGD>PTT+RAD-float64-adam-ckpt2-mlp-later``."""
+        """The case's stable name, e.g. ``NGD>PTT+RAD-float64-adam-ckpt2-mlp-later`` or
+        ``fo:SABA-float64-later``."""
+        if self.fo:
+            return f"fo:{self.fo}-{self.dtype}-{self.position}"
         ck = f"ckpt{self.checkpoint}" if self.checkpoint else "full"
         return (f"{'+'.join(self.gm)}>{'+'.join(self.na)}-{self.dtype}-{self.optimizer}-"
                 f"{ck}-{self.model}-{self.position}")
@@ -103,9 +107,21 @@ def checkpointable(gm, na, registry=None) -> bool:
     return True
 
 
+def solvers(registry=None) -> list[str]:
+    """Every first-order (and stochastic) solver of the registry."""
+    from ..plugins.registry import get_registry
+
+    return [r.name for r in (registry or get_registry()).records("first_order")]
+
+
 def all_cases(registry=None) -> list[Case]:
-    """The whole matrix, in a fixed order."""
+    """The whole matrix, in a fixed order: the compositions' cases, then the solvers' (a
+    first-order solver runs with its own lower steps and its reference is written for an
+    SGD lower optimizer on a linear model: its axes are the dtype and the position)."""
     out = []
+    for name in solvers(registry):
+        for dtype, pos in itertools.product(DTYPES, POSITIONS):
+            out.append(Case((), (), dtype, "sgd", 0, "linear", pos, name))
     for gm, na in compositions(registry):
         ckpts = CHECKPOINTS if checkpointable(gm, na, registry) else (0,)
         for dtype, opt, ck, model, pos in itertools.product(DTYPES, OPTIMIZERS, ckpts, MODELS,
@@ -123,7 +139,7 @@ def sample(cases: list[Case], size: int = 120, seed: int = 30, first: int = 8) -
     firsts = [c for c in cases if c.position == "first"]
     by_comp: dict = {}
     for c in later:
-        by_comp.setdefault((c.gm, c.na), []).append(c)
+        by_comp.setdefault((c.gm, c.na, c.fo), []).append(c)
     chosen = [rng.choice(v) for v in by_comp.values()] + rng.sample(firsts, min(first,
                                                                                len(firsts)))
     for axis, values in (("dtype", DTYPES), ("optimizer", OPTIMIZERS),

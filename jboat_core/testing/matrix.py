@@ -221,6 +221,34 @@ class Runner:
                            time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
 
     def _run(self, case: Case, start: float) -> Outcome:
+        if case.fo:
+            return self._run_solver(case, start)
+        return self._run_composition(case, start)
+
+    def _run_solver(self, case: Case, start: float) -> Outcome:
+        """A first-order or stochastic solver: its outer iterations against its formula
+        (``firstorder_reference`` on ridge, ``stochastic_reference`` on the quadratic)."""
+        from . import firstorder_reference as fo
+        from . import stochastic_reference as st
+
+        if case.fo in fo.CASES:
+            errors, what = fo.follow("ridge", case.fo, case.dtype, self.registry), \
+                "its formula, 2 iterations on ridge"
+            tol = fo.TOL[case.dtype]
+        elif case.fo in st.CASES:
+            errors, what = st.follow("quadratic", case.fo, case.dtype, self.registry), \
+                "its paper's step from its draws, 3 iterations on the quadratic"
+            tol = st.TOL[case.dtype]
+        else:
+            raise NotApplicable(f"{case.fo}: no float64 reference of this solver's formula "
+                                "here (its own tests, and the conformance kit's known "
+                                "solution, check it)")
+        label, err = max(errors, key=lambda e: e[1])
+        return Outcome(case.id, "ok" if err <= tol else "FAIL", err, tol, what,
+                       hashlib.sha256(repr(errors).encode()).hexdigest()[:16],
+                       time.perf_counter() - start, f"worst: {label}")
+
+    def _run_composition(self, case: Case, start: float) -> Outcome:
         from ..platform._jittor import jittor
         from ..solver.problem import Problem
 
@@ -433,12 +461,28 @@ def run_cases(cases: list[Case], out: str | None = None) -> int:
               f"tol={res.tolerance:.0e} {res.seconds:.1f}s {res.message}", flush=True)
     failed = [o for o in outcomes if not o.ok]
     na = [o for o in outcomes if o.status == "n/a"]
+    pairs, differ = position_pairs(outcomes)
     print(f"{len(outcomes)} cases, {len(failed)} failed, {len(na)} not applicable, "
-          f"{time.perf_counter() - t0:.0f} s")
+          f"{time.perf_counter() - t0:.0f} s; {pairs} cases run both first in a new process "
+          f"and later in this one, {len(differ)} of them with different results"
+          + (f": {differ[:5]}" if differ else ""))
+    failed += [o for o in outcomes if o.case.rsplit("-", 1)[0] in differ]
     if out:
         with open(out, "w") as fh:
             json.dump([asdict(o) for o in outcomes], fh, indent=1)
     return 1 if failed else 0
+
+
+def position_pairs(outcomes: list[Outcome]) -> tuple[int, list[str]]:
+    """(number of cases run in both positions, those whose digests differ): a case's
+    results must not depend on what ran before it in the process."""
+    by: dict = {}
+    for o in outcomes:
+        stem, _, pos = o.case.rpartition("-")
+        if o.digest:
+            by.setdefault(stem, {})[pos] = o.digest
+    both = {k: v for k, v in by.items() if len(v) == 2}
+    return len(both), [k for k, v in both.items() if v["first"] != v["later"]]
 
 
 def run_first(case: Case) -> Outcome:
@@ -449,7 +493,7 @@ def run_first(case: Case) -> Outcome:
             "from jboat_core.testing.matrix import Case, Runner; "
             "c = Case(**json.loads(sys.argv[1])); "
             "c = Case(tuple(c.gm), tuple(c.na), c.dtype, c.optimizer, c.checkpoint, c.model, "
-            "c.position); print(json.dumps(asdict(Runner().run(c))))")
+            "c.position, c.fo); print(json.dumps(asdict(Runner().run(c))))")
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(asdict(case))],
                           capture_output=True, text=True, timeout=3600)
