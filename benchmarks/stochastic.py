@@ -247,10 +247,12 @@ def method_config(name: str):
             name: section}, True
 
 
-def oracle_calls(name, cfg, n_low, n_up, op):
-    """Per-example oracle calls of the last iteration."""
-    if op is not None and hasattr(op, "calls"):
-        return op.calls["grad"] + op.calls["hvp"]
+def oracle_calls(name, cfg, n_low, n_up, record):
+    """Per-example oracle calls of the iteration ``record`` (a stochastic solver counts
+    them in ``record.info["calls"]``)."""
+    calls = record.info.get("calls")
+    if calls is not None:
+        return calls["grad"] + calls["hvp"]
     K = cfg["lower_iters"]
     if name == "RHG":  # K gradients forward, K Hessian and cross products backward
         return 3 * K * n_low + n_up
@@ -278,16 +280,15 @@ def run(problem, name: str, seed: int, tiny: bool, iters: int | None = None) -> 
     n_low, n_up = len(next(iter(lf.values()))), len(next(iter(uf.values())))
     iters = iters or ITERS["stochastic" if stochastic else "deterministic"][1 if tiny else 0]
     evals = sorted(set(np.unique(np.geomspace(1, iters, 20).astype(int)).tolist()))
-    op = prob.composition.operators[0] if stochastic else None
     curve, elapsed, calls = [], 0.0, 0
     lower = lambda: np.concatenate([p.numpy().ravel() for p in ll.parameters()])  # noqa: E731
     h, g2, metric = problem.exact(problem.x0, lower())
     curve.append([0.0, 0, h, g2, metric])
     for t in range(iters):
         start = time.perf_counter()
-        prob.run_iter(lf, uf, t)
+        record = prob.run_iter(lf, uf, t)
         elapsed += time.perf_counter() - start
-        calls += oracle_calls(name, cfg, n_low, n_up, op)
+        calls += oracle_calls(name, cfg, n_low, n_up, record)
         if t + 1 in evals:
             h, g2, metric = problem.exact(ul.w.numpy().astype(float), lower())
             curve.append([elapsed, calls, h, g2, metric])

@@ -1,7 +1,8 @@
-"""Module-level aliases resolved through the registry (no copies, no Jittor import).
+"""Module-level aliases resolved through the registry (no Jittor import).
 
-``jboat.na_ol.cg.CG`` is the class the registry holds under ``"CG"``: with the built-ins
-that is ``jboat_ops.cg.CG`` itself; the lookup happens on first attribute access, so
+``jboat.na_ol.cg.CG`` is the seed form of the class the registry holds under ``"CG"``
+(``jboat_core.compat.seed.seed_class(jboat_ops.cg.CG)``, a subclass with JBOAT's
+constructor and ``compute_gradients``); the lookup happens on first attribute access, so
 importing a ``jboat`` module never loads plugins or Jittor.
 """
 
@@ -13,8 +14,8 @@ def registered(*names: str):
 
     def __getattr__(attr: str):
         if attr in names:
-            from jboat_core.plugins.registry import get_registry
-            return get_registry().get(attr).cls
+            from jboat_core.compat.seed import seed_operator
+            return seed_operator(attr)
         raise AttributeError(f"module has no attribute {attr!r}")
 
     return __getattr__, list(names)

@@ -31,7 +31,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from jboat_core.solver.sequential import SequentialDS
+from jboat_core.compat.seed import SequentialDS, SequentialHG
 
 __all__ = ["Problem"]
 
@@ -79,8 +79,10 @@ class Problem:
                 cfg.pop("na_op", None)
             self._core = CoreProblem(cfg, self._loss_config)
             self._ll_solver = SequentialDS(self._core.dynamics, list(self._core.config.gm_op))
-            self._ul_solver = self._core.chain
-            self._fo_op_solver = self._core.first_order
+            chain = self._core.chain
+            self._ul_solver = (SequentialHG(chain, list(self._core.config.na_op))
+                               if chain else None)
+            self._fo_op_solver = self._core.solver
         return self._core
 
     def build_ll_solver(self):
@@ -100,13 +102,13 @@ class Problem:
         docstring for ``loss``)."""
         core = self._solver()
         record = core.run_iter(ll_feed_dict, ul_feed_dict, current_iter)
-        self.loss_history.append({"iter": current_iter, "ll_loss": record["lower_loss"],
-                                  "ul_loss": record["upper_loss"]})
+        self.loss_history.append({"iter": current_iter, "ll_loss": record.lower_loss,
+                                  "ul_loss": record.upper_loss})
         if self.loss_log_path:
             self.save_losses()
         if core.config.return_grad:
-            return record["hyper_gradients"], record["time"]
-        return [record], record["time"]
+            return record.hyper_gradients, record.time
+        return [dict(record)], record.time
 
     def save_losses(self) -> None:
         """Write ``loss_history`` to ``loss_log_path`` (atomically)."""

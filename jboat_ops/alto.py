@@ -35,7 +35,7 @@ class ALTO(FirstOrderSolver):
     def step(self, state: SolveState) -> Result:
         from jboat_core.numerics import Point, axpy, detach
 
-        pt = Point(self, state.ll_feed, state.ul_feed)
+        pt = Point(self, state)
         f_y = pt.f(pt.y)
         gy = pt.grad_y(f_y, pt.y, "grad_y f")
         y1 = detach(axpy(-pt.lr, gy, pt.y))

@@ -66,26 +66,21 @@ class AmIGO(FirstOrderSolver):
                  "optimization, ICLR 2022")
 
     def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Oracle, constant, detach, flush
+        from jboat_core.numerics import Point, constant, descend
 
-        cfg, orc = self.config, Oracle(self, state)
-        y, f = detach(orc.y), None
-        alpha = constant(orc.lr, y[0])
-        beta = constant(cfg.v_lr or orc.lr, y[0])
-        for k in range(self.lower_loop):
-            f, g = orc.grad_f(y, orc.batch("lower"), "inner SGD step")
-            y = [a - b * alpha for a, b in zip(y, g)]
-            flush(k, self.lower_loop, y)
-        v = self.state.get("v") or [p * 0 for p in y]
-        F, gFy, gFx = orc.grad_F(y, orc.batch("upper"))
-        for s in range(cfg.v_iters or self.lower_loop):
-            hv = orc.hvp(y, v, orc.batch("lower"), f"linear-system step {s + 1}")
+        cfg, pt = self.config, Point(self, state)
+        y = descend(pt, pt.y, pt.lr, self.lower_iters, step="inner SGD", batch="lower")
+        f = pt.last_loss
+        beta = constant(cfg.v_lr or pt.lr, y[0])
+        v = state.memory.get("v") or [p * 0 for p in y]
+        F, gFy, gFx = pt.grad_F(y, pt.batch("upper"))
+        for s in range(cfg.v_iters or self.lower_iters):
+            hv = pt.hvp(y, v, pt.batch("lower"), f"linear-system step {s + 1}")
             v = [a - (b + c) * beta for a, b, c in zip(v, hv, gFy)]
-        jv = orc.cross(y, v, orc.batch("lower"))
-        self.propose(v=v)
-        self.draws, self.calls = orc.draws, orc.calls  # diagnostics of the last step
+        jv = pt.cross(y, v, pt.batch("lower"))
         return Result(upper_loss=F, lower_loss=f, ll_update=y,
-                      hyper_gradients=[a + b for a, b in zip(gFx, jv)])
+                      hyper_gradients=[a + b for a, b in zip(gFx, jv)],
+                      memory={"v": v}, info=pt.info())
 
 
 @hookimpl

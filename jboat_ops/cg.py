@@ -6,7 +6,7 @@ import functools
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jboat_core.contract import API_VERSION, ChainState, HyperGradientOperator, Result, hookimpl
+from jboat_core.contract import API_VERSION, ChainState, HyperGradient, Result, hookimpl
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -27,7 +27,7 @@ class CGConfig(BaseModel):
                              "does not depend on it")
 
 
-class CG(HyperGradientOperator):
+class CG(HyperGradient):
     r"""Implicit hyper-gradient, linear system solved by conjugate gradient [1].
 
     .. math:: g_x = \nabla_x F - \nabla^2_{xy} f\, v,\qquad

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jboat_core.contract import (API_VERSION, DynamicalSystem, DynamicsState, Result, aggregated,
-                                 hookimpl)
+from jboat_core.contract import (API_VERSION, Check, DivergedError, DynamicalSystem,
+                                 DynamicsState, Result, aggregated, hookimpl)
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -32,19 +32,17 @@ class DM(DynamicalSystem):
     With phi = f (or GDA's phi_alpha, alpha_t = mu0 (t+1)^{-1/p}), y the current lower point
     (y_0, or y_K after NGD), H = d2 phi/dy2, b = grad_y F, c = grad_x F:
 
-    * dual update, rule from ``na_op`` ("RAD": gradient step, "CG": exact line search on
-      1/2 v'Hv - b'v):  v <- v - eta_v (H v - b)  or  v <- v - iota r, r = Hv - b,
+    * dual update, rule from ``na_op`` (["RAD"]: gradient step, ["CG"]: exact line search
+      on 1/2 v'Hv - b'v):  v <- v - eta_v (H v - b)  or  v <- v - iota r, r = Hv - b,
       iota = |r|^2 / (r'Hr + 1e-12);
     * lower update:  y <- y - eta grad_y phi (the real lower-level parameters);
     * upper gradient: g_x = c - d2 phi/dxdy v (old v), applied with step lr_x.
 
     Step sizes: without GDA eta_v = eta0 (t+1)^{-tau/2} eta and lr_x = lr_x0 (t+1)^{-tau}
     eta; with GDA (s1/s2/s3) eta_v = (t+1)^{-tau/2} alpha^{2,1,0} eta and
-    lr_x = (t+1)^{-3tau/2} alpha^{7,5,3} eta. Fixes to upstream: eta_v is applied with GDA
-    too, the dual variables persist across iterations, the lower update is not overwritten
-    by the warm start, and vector-Jacobian cotangents are constants. The new dual
-    variables are adopted only once the iteration passed the solver's finiteness checks
-    (``commit``). ``self.strategy`` starts as the config's and may be changed between
+    lr_x = (t+1)^{-3tau/2} alpha^{7,5,3} eta. The dual variables are DM's memory (zero at
+    the first iteration): the solver adopts the new v only once the iteration passed its
+    finiteness checks. ``self.strategy`` starts as the config's and may be changed between
     iterations, as JBOAT's examples do.
 
     References
@@ -61,7 +59,6 @@ class DM(DynamicalSystem):
     provides_hypergradient = True
     config_model = DMConfig
     schedules_ul_lr = True  # sets the upper learning rate each iteration (checkpointed)
-    _t = 0
     summary = "Dual multipliers: single-loop primal-dual update of y, v and x"
     formula = "v <- v - eta_v (H v - grad_y F); y <- y - eta grad_y phi; g_x = grad_x F - d2phi/dxdy v"
     reference = "Liu et al., Averaged method of multipliers for bi-level optimization without lower-level strong convexity, ICML 2023"
@@ -74,16 +71,18 @@ class DM(DynamicalSystem):
         return []
 
     def step(self, state: DynamicsState) -> Result:
-        from jboat_core.numerics import axpy, check_scalar, constant, detach, grads, jt, vdot
+        import jittor as jt
 
-        t = self._t = int(state.current_iter)
+        from jboat_core.numerics import axpy, check_scalar, constant, detach, grads, vdot
+
+        t = int(state.current_iter)
         fmodel = state.fmodel
         y = detach(fmodel.parameters())
         eta = state.dopt.lr
         phi, alpha = self._objective(state, t)
-        ul_var = list(self.runtime.ul_var or self.ul_model.parameters())
-        # dual variables: zero at first, then kept across iterations (``self.state``)
-        v = self.state.get("v") or [jt.zeros(p.shape, p.dtype) for p in y]
+        ul_var = self.ul_var or list(self.ul_model.parameters())
+        # dual variables: zero at first, then DM's memory across iterations
+        v = state.memory.get("v") or [jt.zeros(p.shape, p.dtype) for p in y]
         f = check_scalar(phi(state.ll_feed, self.ul_model, fmodel, params=y),
                          self.name, "lower objective")
         F = check_scalar(self.ul_objective(state.ul_feed, self.ul_model, fmodel, params=y),
@@ -94,16 +93,21 @@ class DM(DynamicalSystem):
         hv_x = grads(vdot(gy, v), y + ul_var, self.name, "H v")
         hv, mixed = par.data_mean(detach(hv_x[:n])), detach(hv_x[n:])
         r = [a - b for a, b in zip(hv, par.data_mean(dF[:n]))]
-        if self._rule() == "CG":
+        if self._line_search():
             hr = par.data_mean(detach(grads(vdot(gy, r), y, self.name, "H r")))
             step = vdot(r, r) / (vdot(r, hr) + 1e-12)
         else:
             step = self._eta_v(t, eta, alpha)
-        self.propose(v=axpy(-step, r, v))
+        new_v = detach(axpy(-step, r, v))
         new_y = [(p - g * constant(eta, p)).detach() for p, g in zip(y, par.data_mean(detach(gy)))]
         g_x = [(c - m).detach() for c, m in zip(dF[n:], mixed)]
+        diverged = DivergedError(self.name, f"outer iteration {t}, dual update", "the dual "
+                                 "variables v became NaN/Inf; lower eta0 (or the lower "
+                                 "learning rate) or check F and f")
         return Result(upper_loss=F.detach(), hyper_gradients=g_x, ll_update=new_y,
-                      lower_loss=state.lower_loss, ul_lr=self._lr_x(t, eta, alpha))
+                      lower_loss=state.lower_loss, ul_lr=self._lr_x(t, eta, alpha),
+                      memory={"v": new_v},
+                      checks=(Check(vdot(new_v, [0.0] * n), lambda: diverged),))
 
     @property
     def strategy(self) -> str:
@@ -114,16 +118,9 @@ class DM(DynamicalSystem):
     def strategy(self, value: str) -> None:
         self._strategy = DMConfig(strategy=value).strategy  # validated: s1, s2 or s3
 
-    def diverged_state(self, names: str):
-        from jboat_core.contract import DivergedError
-
-        return DivergedError(self.name, f"outer iteration {self._t}, dual update",
-                             "the dual variables v became NaN/Inf; lower eta0 (or the lower "
-                             "learning rate) or check F and f")
-
-    def _rule(self) -> str:
-        na = self.runtime.na_op or ("RAD",)
-        return "CG" if "CG" in [str(n).upper() for n in na] else "RAD"
+    def _line_search(self) -> bool:
+        """The dual rule ``na_op`` selects: CG's exact line search, else a gradient step."""
+        return "CG" in [str(n).upper() for n in self.runtime.na_op]
 
     def _objective(self, state, t):
         """(phi, alpha_t): f without GDA; GDA's aggregation at alpha_t = mu0 (t+1)^(-1/p)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jboat_core.contract import API_VERSION, ChainState, HyperGradientOperator, Result, hookimpl
+from jboat_core.contract import API_VERSION, ChainState, HyperGradient, Result, hookimpl
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -18,7 +18,7 @@ class FDConfig(BaseModel):
                              "lower-level learning rate eta")
 
 
-class FD(HyperGradientOperator):
+class FD(HyperGradient):
     r"""Finite-difference hyper-gradient, DARTS' second-order approximation [1].
 
     With y' the lower-level point (y_K, or y_{k*} after PTT), w = y_0 and
@@ -51,11 +51,13 @@ class FD(HyperGradientOperator):
     reference = "Liu et al., DARTS: Differentiable architecture search, ICLR 2019"
 
     def step(self, state: ChainState) -> Result:
-        from jboat_core.numerics import (constant, detach, grads, jt, lower_at, terminal_result,
+        import jittor as jt
+
+        from jboat_core.numerics import (constant, detach, grads, lower_at, terminal_result,
                                          upper_at, vdot)
 
-        y, fmodel = state.lower_point(), state.fmodel
-        xi = self.config.xi if self.config.xi is not None else state.lower_lr(self)
+        y, fmodel = state.ll_point(), state.fmodel
+        xi = self.config.xi if self.config.xi is not None else state.ll_lr
         yd = detach(y)
         F = upper_at(self, state.ul_feed, fmodel, yd)
         n = len(self.ul_var)
@@ -64,7 +66,7 @@ class FD(HyperGradientOperator):
         norm = jt.sqrt(vdot(v, v))
         eps = constant(self.config.r, norm) / jt.maximum(norm, 1e-30)
         w = detach(fmodel.parameters(time=0))
-        f_obj = state.objective(self)
+        f_obj = state.ll_objective
 
         def grad_x_f(sign: float, where: str):
             point = [wi + vi * (eps * sign) for wi, vi in zip(w, v)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jboat_core.contract import (API_VERSION, ChainState, HyperGradientOperator,
+from jboat_core.contract import (API_VERSION, ChainState, HyperGradient,
                                  OperatorRuntimeError, Result, hookimpl, result)
 
 JBOAT_API_VERSION = API_VERSION
@@ -19,7 +19,7 @@ class FMDConfig(BaseModel):
                              "backward per inner step, each)")
 
 
-class FMD(HyperGradientOperator):
+class FMD(HyperGradient):
     r"""Forward-mode hyper-gradient (forward-mode RHG) [1].
 
     .. math:: Z_{k+1} = \frac{\partial U}{\partial y} Z_k + \frac{\partial U}{\partial x},
@@ -63,7 +63,7 @@ class FMD(HyperGradientOperator):
             raise OperatorRuntimeError(self.name, "dynamics", "got no tangents: the dynamics "
                                        "must carry them (plan.forward_mode; NGD does, a "
                                        "plugin's must declare supports_forward_mode)")
-        y = state.lower_point()
+        y = state.ll_point()
         F = upper_at(self, state.ul_feed, state.fmodel, y)
         return result(self, F.detach(), state.tangents.hypergradient(F, y))
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from jboat_core.contract import API_VERSION, ChainState, HyperGradientOperator, hookimpl
+from jboat_core.contract import API_VERSION, ChainState, HyperGradient, hookimpl
 
 JBOAT_API_VERSION = API_VERSION
 
 
-class FOA(HyperGradientOperator):
+class FOA(HyperGradient):
     r"""First-order approximation [1]: the inner steps use stopped gradients,
 
     .. math:: y_{k+1} = y_k - \eta\,\mathrm{sg}\big(\nabla_y f(x, y_k)\big),
@@ -34,7 +34,7 @@ class FOA(HyperGradientOperator):
 
     @classmethod
     def configure_dynamics(cls, plan, config):
-        return plan.replace(first_order=True)
+        return plan.replace(stop_inner_grads=True)
 
     def step(self, state: ChainState) -> ChainState:
         return state  # it acts through configure_dynamics only

@@ -82,9 +82,11 @@ class GAFFO(FirstOrderSolver):
                                    "levels to have the same structure"])
 
     def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Point, axpy, constant, detach, jt
+        import jittor as jt
 
-        cfg, pt = self.config, Point(self, state.ll_feed, state.ul_feed)
+        from jboat_core.numerics import Point, axpy, constant, detach
+
+        cfg, pt = self.config, Point(self, state)
         step = cfg.lower_step_size if cfg.lower_step_size is not None else pt.lr
         y0 = detach(pt.x if cfg.sync_lower_from_upper else pt.y)
         g0 = pt.grad_y(pt.f(y0), y0, "grad f(y_0)")

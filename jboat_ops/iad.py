@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from jboat_core.contract import (API_VERSION, ChainState, HyperGradientOperator, Result, hookimpl,
+from jboat_core.contract import (API_VERSION, ChainState, HyperGradient, Result, hookimpl,
                                  result, to_upper)
 
 JBOAT_API_VERSION = API_VERSION
 
 
-class IAD(HyperGradientOperator):
+class IAD(HyperGradient):
     r"""Initialisation-based auto-differentiation: the MAML meta-gradient [1].
 
     Terminal:  :math:`g = \frac{d}{dy_0} F(y_K(y_0))`, given to ``ul_var`` (the
@@ -44,7 +44,7 @@ class IAD(HyperGradientOperator):
     reference = "Finn et al., Model-agnostic meta-learning for fast adaptation of deep networks, ICML 2017"
 
     def step(self, state: ChainState) -> ChainState | Result:
-        y = state.lower_point()
+        y = state.ll_point()
         y0 = state.fmodel.parameters(time=0)
         if state.next_operation is not None:
             return state.replace(point=y, wrt=y0)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from jboat_core.contract import API_VERSION, ChainState, HyperGradientOperator, Result, hookimpl
+from jboat_core.contract import API_VERSION, ChainState, HyperGradient, Result, hookimpl
 
 JBOAT_API_VERSION = API_VERSION
 
 
-class IGA(HyperGradientOperator):
+class IGA(HyperGradient):
     r"""Implicit gradient approximation [1].
 
     .. math:: \lambda = -\frac{\langle \nabla_y F, \nabla_y f\rangle}{\|\nabla_y f\|^2},
@@ -34,14 +34,16 @@ class IGA(HyperGradientOperator):
     reference = "Liu et al., Learning with constraint learning: new perspective, solution strategy and various applications, TPAMI 2024"
 
     def step(self, state: ChainState) -> Result:
-        from jboat_core.numerics import (detach, grads, jt, lower_at, terminal_result, upper_at,
+        import jittor as jt
+
+        from jboat_core.numerics import (detach, grads, lower_at, terminal_result, upper_at,
                                          vdot)
 
-        y = state.lower_point()
+        y = state.ll_point()
         yd = detach(y)
         n = len(yd)
         F = upper_at(self, state.ul_feed, state.fmodel, yd)
-        f = lower_at(self, state.ll_feed, state.fmodel, yd, objective=state.objective(self))
+        f = lower_at(self, state.ll_feed, state.fmodel, yd, objective=state.ll_objective)
         dF = detach(grads(F, yd + self.ul_var, self.name, "grad F"))
         df = detach(grads(f, yd + self.ul_var, self.name, "grad f"))
         par = self.runtime.parallel  # lambda from the global lower gradients

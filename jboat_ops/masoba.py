@@ -66,15 +66,17 @@ class MASOBA(FirstOrderSolver):
                  "under relaxed smoothness conditions, ICML 2023")
 
     def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Oracle, constant, jt, vdot
+        import jittor as jt
 
-        cfg, orc = self.config, Oracle(self, state)
-        y = orc.y
-        v = self.state.get("v") or [p.detach() * 0 for p in y]
-        h = self.state.get("h") or [p.detach() * 0 for p in orc.x]
-        rho = constant(cfg.v_lr or orc.lr, y[0])
-        f, g_y, hv, jv = orc.f_products(y, v, orc.batch("lower"))
-        F, gFy, gFx = orc.grad_F(y, orc.batch("upper"))
+        from jboat_core.numerics import Point, constant, vdot
+
+        cfg, pt = self.config, Point(self, state)
+        y = pt.y
+        v = state.memory.get("v") or [p.detach() * 0 for p in y]
+        h = state.memory.get("h") or [p.detach() * 0 for p in pt.x]
+        rho = constant(cfg.v_lr or pt.lr, y[0])
+        f, g_y, hv, jv = pt.f_products(y, v, pt.batch("lower"))
+        F, gFy, gFx = pt.grad_F(y, pt.batch("upper"))
         v_new = [a - (b + c) * rho for a, b, c in zip(v, hv, gFy)]
         if cfg.v_radius is not None:
             norm = jt.sqrt(vdot(v_new, v_new))
@@ -82,9 +84,8 @@ class MASOBA(FirstOrderSolver):
             v_new = [a * shrink for a in v_new]
         keep, take = constant(1 - cfg.theta, y[0]), constant(cfg.theta, y[0])
         h_new = [a * keep + (b + c) * take for a, b, c in zip(h, jv, gFx)]
-        self.propose(v=v_new, h=h_new)
-        self.draws, self.calls = orc.draws, orc.calls  # diagnostics of the last step
-        return Result(upper_loss=F, lower_loss=f, ll_gradients=g_y, hyper_gradients=h_new)
+        return Result(upper_loss=F, lower_loss=f, ll_gradients=g_y, hyper_gradients=h_new,
+                      memory={"v": v_new, "h": h_new}, info=pt.info())
 
 
 @hookimpl

@@ -60,9 +60,9 @@ class MESO(FirstOrderSolver):
     def step(self, state: SolveState) -> Result:
         from jboat_core.numerics import Point, constant, detach
 
-        cfg, pt = self.config, Point(self, state.ll_feed, state.ul_feed)
+        cfg, pt = self.config, Point(self, state)
         y = pt.y
-        theta = self.state.get("theta") or detach(y)
+        theta = state.memory.get("theta") or detach(y)
         c = cfg.c0 * (state.current_iter + 1) ** 0.25
         g_th = pt.grad_y(pt.f(theta, "f(x, theta)"), theta, "grad f(theta)")
         g1, eta = constant(cfg.gamma_1, y[0]), constant(cfg.eta, y[0])
@@ -76,9 +76,8 @@ class MESO(FirstOrderSolver):
         c = constant(c, y[0])
         d_y = [a / c + b - (v - t) * g1 for a, b, v, t in zip(gFy, gfy, y, theta_new)]
         d_x = [a / c + b - t for a, b, t in zip(gFx, gfx, gfx_th)]
-        self.propose(theta=theta_new)
         return Result(upper_loss=F_y.detach(), lower_loss=f_y.detach(),
-                      hyper_gradients=d_x, ll_gradients=d_y)
+                      hyper_gradients=d_x, ll_gradients=d_y, memory={"theta": theta_new})
 
 
 @hookimpl

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jboat_core.contract import (API_VERSION, DivergedError, DynamicalSystem, DynamicsState,
-                                 hookimpl)
+from jboat_core.contract import (API_VERSION, Check, DivergedError, DynamicalSystem,
+                                 DynamicsState, hookimpl)
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -28,16 +28,17 @@ class NGD(DynamicalSystem):
     asks for arrives as a ``DynamicsPlan``: ``track`` (keep y_0..y_K in the graph; with
     ``checkpoint_every`` = s, only every s-th state, the reverse pass recomputing each
     segment: ``jboat_core.numerics.tape``),
-    ``first_order`` (FOA: stopped inner gradients), ``truncate`` (RGT: the first T steps
+    ``stop_inner_grads`` (FOA: stopped inner gradients), ``truncate`` (RGT: the first T steps
     outside the graph, each at the current iterate) and ``pessimistic`` (PTT: evaluate
     F(x, y_k) after each step and return k* = argmax_k F over the differentiable steps
     k = T+1..K, so that PTT after RGT never picks a constant iterate). Returns the state with
     ``k_star`` (k* with PTT, else -1), ``lower_loss`` (with ``plan.record_loss``) and
-    ``lower_objective``. After GDA, the steps descend phi_{alpha_k} and ``lower_objective``
-    is phi at the alpha of the evaluated point (for implicit operators).
-    With ``check_finite`` (default) the solver reads one probe with the results, NaN/Inf
-    iff y_K or the hyper-gradient is, and raises before any update, naming the first bad
-    inner step (found by replaying the loop outside the graph, only after a failure).
+    ``ll_objective``. After GDA, the steps descend phi_{alpha_k} and ``ll_objective`` is
+    phi at the alpha of the evaluated point (for implicit operators).
+    With ``check_finite`` (default) the state carries a ``Check``: one probe, NaN/Inf iff
+    y_K or the last inner loss is, read by the solver with the results before any update;
+    on failure it names the first bad inner step (found by replaying the loop outside the
+    graph, only then).
 
     References
     ----------
@@ -56,11 +57,11 @@ class NGD(DynamicalSystem):
     summary = "Unrolled gradient descent on the lower level (K differentiable steps)"
     formula = "y_{k+1} = y_k - eta grad_y f(x, y_k) (or the SGD-momentum / Adam update)"
     reference = "Franceschi et al., Bilevel programming for hyperparameter optimization and meta-learning, ICML 2018"
-    # Between optimize and check_finite: y_K, the finiteness probe, what a replay needs.
-    _last = _probe = _replay = None
 
     def step(self, state: DynamicsState) -> DynamicsState:
-        from jboat_core.numerics import Tangents, Tape, check_scalar, flush, jt
+        import jittor as jt
+
+        from jboat_core.numerics import Tangents, Tape, check_scalar, flush
 
         plan, fmodel, opt = state.plan, state.fmodel, state.dopt
         last_loss, carried = [], self._carried(fmodel, opt)
@@ -71,12 +72,12 @@ class NGD(DynamicalSystem):
                 state.ll_feed, self.ul_model, model, params=model.parameters()), self.name,
                 f"inner step {k + 1}")
             last_loss[:] = [loss]
-            return twin.step(model, loss, first_order=plan.first_order, detach=detach,
+            return twin.step(model, loss, stop_grads=plan.stop_inner_grads, detach=detach,
                              op=self.name, where=f"inner step {k + 1}")
 
         tape = (Tape(fmodel, plan.checkpoint_every, inner_step, plan.truncate)
                 if plan.checkpoint_every else None)
-        tangents = (Tangents(self.runtime.ul_var or list(self.ul_model.parameters()),
+        tangents = (Tangents(self.ul_var or list(self.ul_model.parameters()),
                              fmodel.parameters(), "FMD", plan.forward_limit)
                     if plan.forward_mode else None)
         upper = []
@@ -85,36 +86,35 @@ class NGD(DynamicalSystem):
                  and opt.plain_lrs() is not None)
         if plain:  # every step is y - lr g: the loop without per-step generality
             last_loss[:] = [self._plain_loop(state, fmodel, opt, plan)]
-        for k in range(0 if plain else self.lower_loop):
+        for k in range(0 if plain else self.lower_iters):
             if tape is not None:
                 tape.save(k, opt)
             if tangents is not None:
                 y, before = fmodel.parameters(), opt.snapshot()
             new = inner_step(k, fmodel, opt, k < plan.truncate)
             if tape is None:  # the tape executes its own segments
-                flush(k, self.lower_loop, carried)
+                flush(k, self.lower_iters, carried)
             if tangents is not None:
                 tangents.advance(last_loss[0], y, opt, before, opt.n_step,
-                                 first_order=plan.first_order, detach=k < plan.truncate)
+                                 stop_grads=plan.stop_inner_grads, detach=k < plan.truncate)
             if plan.pessimistic and k >= plan.truncate:  # k* among differentiable steps
                 with fmodel.frozen_buffers():  # F evaluations are not lower steps
                     upper.append(self.ul_objective(state.ul_feed, self.ul_model, fmodel,
                                                    params=new).detach().reshape(1))
         if tape is not None:
-            tape.finish(self.lower_loop)
+            tape.finish(self.lower_iters)
         loss = last_loss[0] if last_loss else None
-        # Only what is read is kept: a live Var is computed by the next sync even if unused.
-        self._last = ([*fmodel.parameters(), *([loss] if loss is not None else [])]
-                      if self.config.check_finite else None)
-        self._replay = (state, fmodel.variables) if self._last else None
+        checks = state.checks
+        if self.config.check_finite:
+            checks = (*checks, self._check(state, fmodel, loss))
         k_star = -1
         if plan.pessimistic and upper:
             values = self.runtime.parallel.data_mean1(jt.concat(upper))  # global F(y_k)
             k_star = plan.truncate + 1 + int(values.argmax(0)[0].item())
-        last = k_star if k_star > 0 else self.lower_loop
+        last = k_star if k_star > 0 else self.lower_iters
         return state.replace(
-            k_star=k_star, tangents=tangents,
-            lower_objective=state.objective_at(max(last - 1, 0), self.ll_objective),
+            k_star=k_star, tangents=tangents, checks=checks,
+            ll_objective=state.objective_at(max(last - 1, 0), self.ll_objective),
             lower_loss=loss.detach() if plan.record_loss and loss is not None else None)
 
     def _plain_loop(self, state, fmodel, opt, plan):
@@ -122,22 +122,24 @@ class NGD(DynamicalSystem):
         watches the steps (no tape, tangents, PTT, GDA or process reduction): the same
         iterates as ``twin.step`` (``test_inner_loop``), with the per-step work inlined;
         returns the last inner loss."""
-        from jboat_core.numerics import check_scalar, flush, jt
+        import jittor as jt
+
+        from jboat_core.numerics import check_scalar, flush
 
         f, feed, ul = self.ll_objective, state.ll_feed, self.ul_model
         params, loss, carried = fmodel.parameters(), None, self._carried(fmodel, opt)
         untracked = not fmodel.track
-        for k in range(self.lower_loop):
+        for k in range(self.lower_iters):
             loss = check_scalar(f(feed, ul, fmodel, params=params), self.name,
                                 f"inner step {k + 1}")
             grads = jt.grad(loss, params)
             cut = k < plan.truncate
-            if plan.first_order or cut:
+            if plan.stop_inner_grads or cut:
                 grads = [g.detach() for g in grads]
             params = opt.plain_update(params, grads, cut or untracked)
             fmodel.update_params(params)
-            flush(k, self.lower_loop, carried)
-        opt.n_step += self.lower_loop
+            flush(k, self.lower_iters, carried)
+        opt.n_step += self.lower_iters
         return loss
 
     @staticmethod
@@ -147,33 +149,24 @@ class NGD(DynamicalSystem):
         return lambda: [*fmodel.parameters(), *fmodel.buffers(),
                         *(v for st in opt.state for v in st.values())]
 
-    def finite_checks(self, outputs=()):
-        """One number that is NaN/Inf iff y_K or the last inner loss is: the sum of
-        ``0 * v`` over them (a reduction per tensor, computed with the results; nothing
-        per inner step)."""
+    def _check(self, state, fmodel, loss) -> Check:
+        """One number that is NaN/Inf iff y_K or the last inner loss is (the sum of
+        ``0 * v`` over them: a reduction per tensor, computed with the results, nothing
+        per inner step); on failure, the error naming the first bad inner step."""
         from jboat_core.numerics import vdot
 
-        if not self._last:
-            return []
-        self._probe = vdot(self._last, [0.0] * len(self._last))
-        return [self._probe]
+        watched = [*fmodel.parameters(), *([loss] if loss is not None else [])]
+        variables = fmodel.variables
 
-    def check_finite(self):
-        """Raise if the last run ended at a NaN/Inf lower iterate or loss, naming the
-        first bad inner step. Costs one float read when all is well; on failure the inner loop is
-        replayed from y_0, reading every loss and iterate."""
-        import math
+        def explain() -> DivergedError:
+            step, why = self._first_bad_step(state, variables)
+            if step is None:
+                return DivergedError(self.name, "result", "y_K is NaN/Inf although every "
+                                     "replayed inner step was finite (non-deterministic f?)")
+            return DivergedError(self.name, f"inner step {step}", why + "; lower the "
+                                 "lower-level learning rate or check f")
 
-        probe, replay = self._probe, self._replay
-        self._probe = self._replay = self._last = None
-        if probe is None or math.isfinite(float(probe.item())):
-            return
-        step, why = self._first_bad_step(*replay)
-        if step is None:
-            raise DivergedError(self.name, "result", "y_K is NaN/Inf although every "
-                                "replayed inner step was finite (non-deterministic f?)")
-        raise DivergedError(self.name, f"inner step {step}", why + "; lower the "
-                            "lower-level learning rate or check f")
+        return Check(vdot(watched, [0.0] * len(watched)), explain)
 
     def _first_bad_step(self, state, variables) -> tuple[int | None, str]:
         """Replay the last run outside the graph: (step, reason) of the first NaN/Inf,
@@ -184,7 +177,7 @@ class NGD(DynamicalSystem):
 
         fmodel = FunctionalModel(self.ll_model, track=False, variables=variables)
         twin = state.dopt.fresh()
-        for k in range(self.lower_loop):
+        for k in range(self.lower_iters):
             loss = state.objective_at(k, self.ll_objective)(
                 state.ll_feed, self.ul_model, fmodel, params=fmodel.parameters())
             value = float(loss.item())

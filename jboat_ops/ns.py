@@ -6,7 +6,7 @@ import functools
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jboat_core.contract import API_VERSION, ChainState, HyperGradientOperator, Result, hookimpl
+from jboat_core.contract import API_VERSION, ChainState, HyperGradient, Result, hookimpl
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -29,7 +29,7 @@ class NSConfig(BaseModel):
                                 "lower-level learning rate eta")
 
 
-class NS(HyperGradientOperator):
+class NS(HyperGradient):
     r"""Implicit hyper-gradient with a Neumann-series inverse [1].
 
     .. math:: g_x = \nabla_x F - \alpha\, \nabla^2_{xy} f \sum_{i=0}^{k}
@@ -61,7 +61,7 @@ class NS(HyperGradientOperator):
     def step(self, state: ChainState) -> Result:
         from jboat_core.numerics import implicit_step, solve_neumann
 
-        alpha = self.config.alpha if self.config.alpha is not None else state.lower_lr(self)
+        alpha = self.config.alpha if self.config.alpha is not None else state.ll_lr
         solve = functools.partial(solve_neumann, maxiter=self.config.k,
                                   tol=self.config.tolerance, alpha=alpha,
                                   check_every=self.config.check_every)

@@ -81,24 +81,24 @@ class PGDO(FirstOrderSolver):
     def step(self, state: SolveState) -> Result:
         from jboat_core.numerics import Point, constant, descend, grads, vdot
 
-        cfg, pt = self.config, Point(self, state.ll_feed, state.ul_feed)
+        cfg, pt = self.config, Point(self, state)
         gamma, s = self.gamma(state.current_iter)
-        y, update = pt.y, None
+        y, update, memory = pt.y, None, None
         if cfg.update_y_ahead:
-            y = update = descend(pt, pt.y, pt.lr, self.lower_loop, step="y ahead")
+            y = update = descend(pt, pt.y, pt.lr, self.lower_iters, step="y ahead")
         F_y, f_y = pt.F(y), pt.f(y)
         if cfg.penalty == "difference":
-            y_hat = descend(pt, self.state.get("y_hat") or pt.y, cfg.y_hat_lr,
-                            self.lower_loop, step="y-hat")  # first call: from y before ahead
+            y_hat = descend(pt, state.memory.get("y_hat") or pt.y, cfg.y_hat_lr,
+                            self.lower_iters, step="y-hat")  # first call: from y before ahead
             penalty = f_y - pt.f(y_hat, "f(x, y-hat)")  # y-hat constant, x is not
-            self.propose(y_hat=y_hat)
+            memory = {"y_hat": y_hat}
         else:
             gy = pt.mean(grads(f_y, y, self.name, "grad_y f (kept in the graph)"))
             penalty = vdot(gy, gy)
         d_y, d_x = pt.grad_yx((F_y + penalty * constant(gamma, F_y)) * constant(s, F_y), y,
                               "grad L")
         return Result(upper_loss=F_y.detach(), lower_loss=f_y.detach(), hyper_gradients=d_x,
-                      ll_gradients=d_y, ll_update=update)
+                      ll_gradients=d_y, ll_update=update, memory=memory)
 
 
 @hookimpl

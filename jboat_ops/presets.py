@@ -3,7 +3,7 @@ registered through the same hook a third-party distribution uses."""
 
 from __future__ import annotations
 
-from jboat_core import API_VERSION, Preset, hookimpl
+from jboat_core.contract import API_VERSION, Preset, hookimpl
 
 JBOAT_API_VERSION = API_VERSION
 

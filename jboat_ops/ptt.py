@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from jboat_core.contract import (API_VERSION, ChainState, HyperGradientOperator,
+from jboat_core.contract import (API_VERSION, ChainState, HyperGradient,
                                  OperatorRuntimeError, hookimpl)
 
 JBOAT_API_VERSION = API_VERSION
 
 
-class PTT(HyperGradientOperator):
+class PTT(HyperGradient):
     r"""Pessimistic trajectory truncation [1].
 
     The dynamics evaluate F after every inner step and report

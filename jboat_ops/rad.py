@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from jboat_core.contract import (API_VERSION, ChainState, HyperGradientOperator, Result,
+from jboat_core.contract import (API_VERSION, ChainState, HyperGradient, Result,
                                  hookimpl, result)
 
 JBOAT_API_VERSION = API_VERSION
 
 
-class RAD(HyperGradientOperator):
+class RAD(HyperGradient):
     r"""Reverse auto-differentiation (RHG) hyper-gradient [1].
 
     .. math:: g_x = \frac{d}{dx} F\big(x, y_K(x)\big),\quad y_{k+1} = U(y_k, \nabla_y f(x, y_k))
@@ -39,7 +39,7 @@ class RAD(HyperGradientOperator):
     def step(self, state: ChainState) -> Result:
         from jboat_core.numerics import detach, trajectory_grads, upper_at
 
-        y = state.lower_point()
+        y = state.ll_point()
         F = upper_at(self, state.ul_feed, state.fmodel, y)
         n = len(self.ul_var)
         wrt = self.ul_var + (state.fmodel.parameters(time=0) if state.init_gradients else [])

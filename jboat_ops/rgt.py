@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jboat_core.contract import API_VERSION, ChainState, HyperGradientOperator, hookimpl
+from jboat_core.contract import API_VERSION, ChainState, HyperGradient, hookimpl
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -18,7 +18,7 @@ class RGTConfig(BaseModel):
                                "upstream's 'off', accepted when RGT is not chosen)")
 
 
-class RGT(HyperGradientOperator):
+class RGT(HyperGradient):
     r"""Reverse gradient truncation [1]: the first T inner steps are constants,
 
     .. math:: y_T = \mathrm{GD}^T(y_0)\ \text{(no graph)},\qquad

@@ -83,7 +83,8 @@ class SABA(FirstOrderSolver):
     reference = ("Dagreou et al., A framework for bilevel optimization that enables "
                  "stochastic and global variance reduction algorithms, NeurIPS 2022")
 
-    def state_schema(self, lower: tuple, upper: tuple) -> dict:
+    @classmethod
+    def memory_schema(cls, lower: tuple, upper: tuple) -> dict:
         """v like the lower variables; each table one row per block of its level (the
         lower tables share the lower block count, the upper ones the upper's)."""
         like = {"lower": lower, "upper": upper}
@@ -93,51 +94,50 @@ class SABA(FirstOrderSolver):
                 schema[key] = [Rows(s, f"{level} blocks") for s in like[ROW_SHAPES[key]]]
         return schema
 
-    def _lower(self, orc, y, v, feed):
-        _, g_y, hv, jv = orc.f_products(y, v, feed)
+    def _lower(self, pt, y, v, feed):
+        _, g_y, hv, jv = pt.f_products(y, v, feed)
         return [g_y, hv, jv]
 
-    def _upper(self, orc, y, feed):
-        _, gFy, gFx = orc.grad_F(y, feed)
+    def _upper(self, pt, y, feed):
+        _, gFy, gFx = pt.grad_F(y, feed)
         return [gFy, gFx]
 
-    def _filled(self, orc, y, v) -> dict:
-        """The tables: adopted ones, or every block evaluated now (first step)."""
-        if self.state.get("g_y") is not None:
-            return {k: self.state[k] for names in TABLES.values() for k in names}
-        from jboat_core.numerics import jt
+    def _filled(self, memory, pt, y, v) -> dict:
+        """The tables: the memory's, or every block evaluated now (first step)."""
+        if memory.get("g_y") is not None:
+            return {k: memory[k] for names in TABLES.values() for k in names}
+        import jittor as jt
 
         tables = {}
         for level, names in TABLES.items():
-            _, feeds = orc.blocks(level)
-            rows = [self._lower(orc, y, v, fd) if level == "lower" else
-                    self._upper(orc, y, fd) for fd in feeds]
+            _, feeds = pt.blocks(level)
+            rows = [self._lower(pt, y, v, fd) if level == "lower" else
+                    self._upper(pt, y, fd) for fd in feeds]
             for q, key in enumerate(names):
                 tables[key] = [jt.stack([r[q][p] for r in rows]) for p in range(len(rows[0][q]))]
         return tables
 
     def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Oracle, constant, saga
+        from jboat_core.numerics import Point, constant, saga
 
-        orc = Oracle(self, state)
-        y = orc.y
-        v = self.state.get("v") or [p.detach() * 0 for p in y]
-        rho = constant(self.config.v_lr or orc.lr, y[0])
-        tables = self._filled(orc, y, v)
-        j, low, w_low = orc.block("lower")
-        f, g_y, hv, jv = orc.f_products(y, v, low)
-        i, up, w_up = orc.block("upper")
-        F, gFy, gFx = orc.grad_F(y, up)
+        pt = Point(self, state)
+        y = pt.y
+        v = state.memory.get("v") or [p.detach() * 0 for p in y]
+        rho = constant(self.config.v_lr or pt.lr, y[0])
+        tables = self._filled(state.memory, pt, y, v)
+        j, low, w_low = pt.block("lower")
+        f, g_y, hv, jv = pt.f_products(y, v, low)
+        i, up, w_up = pt.block("upper")
+        F, gFy, gFx = pt.grad_F(y, up)
         est, new = {}, {}
         for key, value, j_, w in (("g_y", g_y, j, w_low), ("hv", hv, j, w_low),
                                   ("jv", jv, j, w_low), ("gFy", gFy, i, w_up),
                                   ("gFx", gFx, i, w_up)):
             est[key], new[key] = saga(tables[key], w, j_, value)
         v_new = [a - (b + c) * rho for a, b, c in zip(v, est["hv"], est["gFy"])]
-        self.propose(v=v_new, **new)
-        self.draws, self.calls = orc.draws, orc.calls  # diagnostics of the last step
         return Result(upper_loss=F, lower_loss=f, ll_gradients=est["g_y"],
-                      hyper_gradients=[a + b for a, b in zip(est["jv"], est["gFx"])])
+                      hyper_gradients=[a + b for a, b in zip(est["jv"], est["gFx"])],
+                      memory={"v": v_new, **new}, info=pt.info())
 
 
 @hookimpl

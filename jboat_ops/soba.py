@@ -63,19 +63,18 @@ class SOBA(FirstOrderSolver):
                  "stochastic and global variance reduction algorithms, NeurIPS 2022")
 
     def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Oracle, constant
+        from jboat_core.numerics import Point, constant
 
-        orc = Oracle(self, state)
-        y = orc.y
-        v = self.state.get("v") or [p.detach() * 0 for p in y]
-        rho = constant(self.config.v_lr or orc.lr, y[0])
-        f, g_y, hv, jv = orc.f_products(y, v, orc.batch("lower"))
-        F, gFy, gFx = orc.grad_F(y, orc.batch("upper"))
+        pt = Point(self, state)
+        y = pt.y
+        v = state.memory.get("v") or [p.detach() * 0 for p in y]
+        rho = constant(self.config.v_lr or pt.lr, y[0])
+        f, g_y, hv, jv = pt.f_products(y, v, pt.batch("lower"))
+        F, gFy, gFx = pt.grad_F(y, pt.batch("upper"))
         v_new = [a - (b + c) * rho for a, b, c in zip(v, hv, gFy)]
-        self.propose(v=v_new)
-        self.draws, self.calls = orc.draws, orc.calls  # diagnostics of the last step
         return Result(upper_loss=F, lower_loss=f, ll_gradients=g_y,
-                      hyper_gradients=[a + b for a, b in zip(jv, gFx)])
+                      hyper_gradients=[a + b for a, b in zip(jv, gFx)],
+                      memory={"v": v_new}, info=pt.info())
 
 
 @hookimpl

@@ -70,27 +70,22 @@ class StocBiO(FirstOrderSolver):
                  "design, ICML 2021")
 
     def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Oracle, constant, detach, flush
+        from jboat_core.numerics import Point, constant, descend
 
-        cfg, orc = self.config, Oracle(self, state)
-        y, f = detach(orc.y), None
-        alpha = constant(orc.lr, y[0])
-        eta = constant(cfg.eta or orc.lr, y[0])
-        for k in range(self.lower_loop):
-            f, g = orc.grad_f(y, orc.batch("lower"), "inner SGD step")
-            y = [a - b * alpha for a, b in zip(y, g)]
-            flush(k, self.lower_loop, y)
-        F, gFy, gFx = orc.grad_F(y, orc.batch("upper"))
+        cfg, pt = self.config, Point(self, state)
+        y = descend(pt, pt.y, pt.lr, self.lower_iters, step="inner SGD", batch="lower")
+        f = pt.last_loss
+        eta = constant(cfg.eta or pt.lr, y[0])
+        F, gFy, gFx = pt.grad_F(y, pt.batch("upper"))
         p, total = gFy, gFy
         for q in range(cfg.neumann_iters):
-            hp = orc.hvp(y, p, orc.batch("lower"), f"Neumann term {q + 1}")
+            hp = pt.hvp(y, p, pt.batch("lower"), f"Neumann term {q + 1}")
             p = [a - b * eta for a, b in zip(p, hp)]
             total = [a + b for a, b in zip(total, p)]
         v = [a * eta for a in total]
-        jv = orc.cross(y, v, orc.batch("lower"))
-        self.draws, self.calls = orc.draws, orc.calls  # diagnostics of the last step
+        jv = pt.cross(y, v, pt.batch("lower"))
         return Result(upper_loss=F, lower_loss=f, ll_update=y,
-                      hyper_gradients=[a - b for a, b in zip(gFx, jv)])
+                      hyper_gradients=[a - b for a, b in zip(gFx, jv)], info=pt.info())
 
 
 @hookimpl

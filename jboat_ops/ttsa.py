@@ -72,26 +72,26 @@ class TTSA(FirstOrderSolver):
                  "bilevel optimization, SIAM J. Optim. 2023")
 
     def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Oracle, constant
+        from jboat_core.numerics import Point, constant
 
-        cfg, orc = self.config, Oracle(self, state)
+        cfg, pt = self.config, Point(self, state)
         t = state.current_iter
-        like = orc.y[0]
-        beta = constant(orc.lr * (t + 1) ** -cfg.y_decay, like)
-        eta = constant(cfg.eta or orc.lr, like)
-        f, g = orc.grad_f(orc.y, orc.batch("lower"), "y step")
-        y = [a.detach() - b * beta for a, b in zip(orc.y, g)]
-        F, gFy, gFx = orc.grad_F(y, orc.batch("upper"))
+        like = pt.y[0]
+        beta = constant(pt.lr * (t + 1) ** -cfg.y_decay, like)
+        eta = constant(cfg.eta or pt.lr, like)
+        f, g = pt.grad_f(pt.y, pt.batch("lower"), "y step")
+        y = [a.detach() - b * beta for a, b in zip(pt.y, g)]
+        F, gFy, gFx = pt.grad_F(y, pt.batch("upper"))
         z = gFy
-        for i in range(orc.integer(cfg.neumann_iters)):
-            hz = orc.hvp(y, z, orc.batch("lower"), f"Neumann factor {i + 1}")
+        for i in range(pt.integer(cfg.neumann_iters)):
+            hz = pt.hvp(y, z, pt.batch("lower"), f"Neumann factor {i + 1}")
             z = [a - b * eta for a, b in zip(z, hz)]
-        factor = constant(cfg.neumann_iters * (cfg.eta or orc.lr), like)
-        jv = orc.cross(y, [a * factor for a in z], orc.batch("lower"))
+        factor = constant(cfg.neumann_iters * (cfg.eta or pt.lr), like)
+        jv = pt.cross(y, [a * factor for a in z], pt.batch("lower"))
         scale = constant((t + 1) ** -cfg.x_decay, like)
-        self.draws, self.calls = orc.draws, orc.calls  # diagnostics of the last step
         return Result(upper_loss=F, lower_loss=f, ll_update=y,
-                      hyper_gradients=[(a - b) * scale for a, b in zip(gFx, jv)])
+                      hyper_gradients=[(a - b) * scale for a, b in zip(gFx, jv)],
+                      info=pt.info())
 
 
 @hookimpl

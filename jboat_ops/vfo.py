@@ -55,11 +55,13 @@ class VFO(FirstOrderSolver):
     reference = "Liu et al., BOME! Bilevel optimization made easy: a simple first-order approach, NeurIPS 2022"
 
     def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Point, constant, descend, jt, vdot
+        import jittor as jt
 
-        cfg, pt = self.config, Point(self, state.ll_feed, state.ul_feed)
+        from jboat_core.numerics import Point, constant, descend, vdot
+
+        cfg, pt = self.config, Point(self, state)
         y = pt.y
-        y_hat = descend(pt, y, cfg.y_hat_lr, self.lower_loop, step="y-hat")
+        y_hat = descend(pt, y, cfg.y_hat_lr, self.lower_iters, step="y-hat")
         f_y, f_hat = pt.f(y), pt.f(y_hat, "f(x, y-hat)")
         F_y = pt.F(y)
         gFy, gFx = pt.grad_yx(F_y, y, "grad F")

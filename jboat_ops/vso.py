@@ -73,7 +73,7 @@ class VSO(FirstOrderSolver):
     def step(self, state: SolveState) -> Result:
         from jboat_core.numerics import Point, axpy, constant, descend, flush, vdot
 
-        cfg, pt = self.config, Point(self, state.ll_feed, state.ul_feed)
+        cfg, pt = self.config, Point(self, state)
         c = cfg.reg_decay * state.current_iter + 1.0
         mu, theta, tau = cfg.ll_l2_reg / c, cfg.ul_l2_reg / c, cfg.ul_ln_reg / c
         z = descend(pt, pt.y, pt.lr, cfg.z_loop,
@@ -83,12 +83,12 @@ class VSO(FirstOrderSolver):
         l_z = f_z + vdot(z, z).detach() * constant(mu, f_z)
         scale = constant(tau, l_z) / l_z
         u = list(z)
-        for k in range(self.lower_loop):
+        for k in range(self.lower_iters):
             gF = pt.grad_y(pt.F(u), u, f"barrier step {k + 1}")
             gf = pt.grad_y(pt.f(u), u, f"barrier step {k + 1}")
             d = [a + b * constant(2 * theta, b) + g * scale for a, b, g in zip(gF, u, gf)]
             u = [v.detach() for v in axpy(-cfg.z_lr, d, u)]
-            flush(k, self.lower_loop, u)
+            flush(k, self.lower_iters, u)
         F_u = pt.F(u)
         gx = pt.grad_x(F_u, "grad_x F(u)")
         fx_u, fx_z = pt.grad_x(pt.f(u), "grad_x f(u)"), pt.grad_x(pt.f(z), "grad_x f(z)")

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
-import jboat_core
-from jboat_core import HyperGradientOperator, hookimpl
+from jboat_core.contract import API_VERSION, HyperGradient, hookimpl
 
 
 @dataclass
@@ -29,7 +28,7 @@ class FakeEntryPoint:
         return sys.modules[self.value]
 
 
-def make_module(name: str, *classes, api=jboat_core.API_VERSION, hook=True, body=None):
+def make_module(name: str, *classes, api=API_VERSION, hook=True, body=None):
     """A module registering ``classes`` through ``jboat_register_hypergradients``."""
     mod = types.ModuleType(name)
     if api is not None:
@@ -59,6 +58,6 @@ def op_class(name="XOP", stage="implicit", role="terminal", **attrs):
     """A concrete operator class with valid metadata (override any attribute)."""
     ns = dict(name=name, stage=stage, role=role, summary=f"{name} test operator",
               reference="Test et al., 2026", config_model=XConfig,
-              compute_gradients=lambda self, **kw: None)
+              step=lambda self, state: None)
     ns.update(attrs)
-    return type(name, (HyperGradientOperator,), ns)
+    return type(name, (HyperGradient,), ns)

@@ -6,25 +6,31 @@ import numpy as np
 
 
 def run_chain(prob, names, K, lr, cfg=None, optimizer=None, registry=None, init=False):
-    """Run NGD (K steps) then the chain ``names``; return (result, numpy grad, fmodel)."""
-    from jboat_core import get_registry, makes_functional_na_operation
+    """Run NGD (K steps) then the chain ``names`` through the solver's runner
+    (``jboat_core.solver.engine``), checked; return (result, numpy grad, fmodel)."""
+    from jboat_core.contract import Runtime
     from jboat_core.platform._jittor import jittor
-    from jboat_core.solver.solve import hypergradient_step
+    from jboat_core.plugins.ordering import validate_and_adjust_order
+    from jboat_core.plugins.registry import get_registry
+    from jboat_core.solver.engine import dynamics_plan, evaluate_chain, sync_and_check
 
     jt = jittor()
     reg = registry or get_registry()
     cfg = dict(cfg or {})
-    chain = makes_functional_na_operation(
-        names, registry=reg, ll_objective=prob.ll_objective, ul_objective=prob.ul_objective,
-        ll_model=prob.ll_model, ul_model=prob.ul_model, ll_var=prob.ll_var,
-        ul_var=prob.ul_var, solver_config=cfg)
-    ngd = reg.get("NGD").cls(prob.ll_objective, prob.ul_objective, prob.ll_model,
-                              prob.ul_model, K, cfg)
     opt = optimizer(prob.ll_var) if optimizer else jt.optim.SGD(prob.ll_var, lr)
-    result, fmodel = hypergradient_step(chain, ngd, prob.ll_model, opt, prob.ll_feed,
-                                        prob.ul_feed, init_gradients=init,
-                                        check_finite=cfg.get("check_finite", True))
-    return result, result["hyper_gradients"][0].numpy().astype(np.float64), fmodel
+    names = validate_and_adjust_order(names, registry=reg)
+    rt = Runtime(operators=cfg, ll_opt=opt, ll_var=prob.ll_var, ul_var=prob.ul_var,
+                 gm_op=("NGD",), na_op=tuple(names), lower_iters=K, ll_model=prob.ll_model,
+                 ul_model=prob.ul_model, ll_objective=prob.ll_objective,
+                 ul_objective=prob.ul_objective)
+    chain = [reg.get(n, kind="hypergradient").cls.build(rt) for n in names]
+    ngd = reg.get("NGD").cls.build(rt)
+    out = evaluate_chain([ngd], chain, dynamics_plan(chain), prob.ll_model, opt, prob.ll_feed,
+                         prob.ul_feed, init_gradients=init)
+    sync_and_check([out.result], out.checks, producer=out.producer,
+                   check=cfg.get("check_finite", True))
+    result = out.result
+    return result, result["hyper_gradients"][0].numpy().astype(np.float64), out.lower.fmodel
 
 
 def cosine(a, b):

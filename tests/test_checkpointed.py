@@ -92,7 +92,7 @@ def test_keeps_checkpoints_not_the_trajectory():
     comp = problem.composition
     ev = evaluate_chain(comp.dynamics, comp.chain, comp.plan, problem.ll_model,
                         problem.ll_opt, *_feeds(), 0, variables=problem.ll_var)
-    fm = ev.fmodel
+    fm = ev.lower.fmodel
     assert fm.tape is not None and sorted(fm.tape.checkpoints) == [0, 3, 6]
     assert len(fm._history) == 1 and not fm.track
 
@@ -154,8 +154,8 @@ def test_convbn_equals_the_full_unroll_and_batchnorm_runs_once(rn, chain):
         ev = evaluate_chain(comp.dynamics, comp.chain, comp.plan, net, problem.ll_opt,
                             train, val, 0, variables=problem.ll_var)
         out[every] = ([g.numpy() for g in ev.result.hyper_gradients],
-                      [b.numpy() for b in ev.buffers],
-                      [b.numpy() for b in ev.fmodel.buffers()])  # after the reverse pass
+                      [b.numpy() for b in ev.lower.buffers],
+                      [b.numpy() for b in ev.lower.fmodel.buffers()])  # after the reverse pass
         assert all(np.array_equal(a, b.numpy()) for a, b in zip(real_before, walk(net)[2]))
     (g_full, bn_full, after_full), (g_ckpt, bn_ckpt, after_ckpt) = out[0], out[2]
     assert _rel(g_ckpt, g_full) < 1e-5

@@ -79,31 +79,38 @@ def test_fo_op_alone_and_refused_with_chains(builtin_registry):
         parse_solver_config({"fo_op": "RAD"})
 
 
-def test_seed_module_paths_are_the_registered_objects(builtin_registry):
+def test_seed_module_paths_are_the_registered_classes_in_seed_form(builtin_registry):
+    """``jboat.na_ol.cg.CG`` is the registered class with JBOAT's constructor and keyword
+    method: one wrapper subclass per class (``jboat_core.compat.seed.seed_class``)."""
     import jboat
     import jboat.fo_ol.vfo
     import jboat.gm_ol.dm
     import jboat.na_ol.cg
-    import jboat_core
     import jboat_ops.cg
     import jboat_ops.dm
     import jboat_ops.vfo
     from jboat.na_ol.hyper_gradient import HyperGradient
     from jboat.na_ol.sequential_hg import (SequentialHG, makes_functional_na_operation,
                                            validate_and_adjust_order)
-    assert jboat.na_ol.cg.CG is jboat_ops.cg.CG
-    assert jboat.gm_ol.dm.DM is jboat_ops.dm.DM and jboat.fo_ol.vfo.VFO is jboat_ops.vfo.VFO
-    assert HyperGradient is jboat_core.HyperGradient and SequentialHG is jboat_core.SequentialHG
-    assert makes_functional_na_operation is jboat_core.makes_functional_na_operation
-    assert validate_and_adjust_order is jboat_core.validate_and_adjust_order
+    from jboat_core.compat import seed
+
+    assert jboat.na_ol.cg.CG is seed.seed_class(jboat_ops.cg.CG)
+    assert issubclass(jboat.na_ol.cg.CG, jboat_ops.cg.CG)
+    assert jboat.na_ol.cg.CG.seed_original is jboat_ops.cg.CG
+    assert jboat.gm_ol.dm.DM.seed_original is jboat_ops.dm.DM
+    assert jboat.fo_ol.vfo.VFO.seed_original is jboat_ops.vfo.VFO
+    assert seed.seed_class(jboat.na_ol.cg.CG) is jboat.na_ol.cg.CG  # made once
+    assert HyperGradient is seed.HyperGradient and SequentialHG is seed.SequentialHG
+    assert makes_functional_na_operation is seed.makes_functional_na_operation
+    assert validate_and_adjust_order is seed.validate_and_adjust_order
     assert jboat.Problem.__module__ == "jboat.boat_opt"
     for mod, names in (("na_ol", ["CG", "NS", "FD", "IAD", "RAD", "PTT", "FOA", "RGT", "IGA"]),
                        ("gm_ol", ["NGD", "GDA", "DI", "DM"]),
                        ("fo_ol", ["VSO", "VFO", "MESO", "PGDO", "ALTO", "GAFFO"])):
         for name in names:
             sub = __import__(f"jboat.{mod}.{name.lower()}", fromlist=[name])
-            assert getattr(sub, name) is builtin_registry.get(name).cls
-    assert jboat.get_registered_operation("CG") is jboat_ops.cg.CG
+            assert getattr(sub, name).seed_original is builtin_registry.get(name).cls
+    assert jboat.get_registered_operation("CG") is jboat.na_ol.cg.CG
     with pytest.raises(ValueError, match="Class 'NOPE' is not registered"):
         jboat.get_registered_operation("NOPE")
 
@@ -126,5 +133,6 @@ def test_a_third_party_operator_through_the_upstream_api():
     try:
         import jboat
         assert jboat.get_registered_operation("MYOP").name == "MYOP"
+        assert jboat.get_registered_operation("MYOP").seed_original is reg.get("MYOP").cls
     finally:
         _registry.set_registry(old)

@@ -45,33 +45,37 @@ def test_mutants_fail(builtin_registry, case, change):
 
 
 def test_an_operator_that_forgets_its_state_fails_the_resume_check(builtin_registry):
-    """DM keeps its dual variables through ``propose``; a mutant that keeps them in a
-    plain attribute (lost by a checkpoint) is caught."""
+    """DM keeps its dual variables in its memory; a mutant that keeps them in a plain
+    attribute (lost by a checkpoint) is caught, by the resume check and by the check that
+    an operator keeps nothing on itself."""
     from jboat_ops.dm import DM
 
     def step(self, state):
-        saved = getattr(self, "_mine", None)
+        saved = self.__dict__.get("_mine")
         if saved is not None:
-            self.state["v"] = saved
+            state = state.replace(memory={"v": saved})
         out = DM.step(self, state)
-        self._mine, self._pending = self._pending["v"], None
-        return out
+        self.__dict__["_mine"] = out.memory["v"]
+        return out.replace(memory=None)
 
     forgetful = type("DMLOST", (DM,), {"name": "DMLOST", "step": step})
     conformance.check_state_survives_resume(DM, registry=builtin_registry)
     with pytest.raises(AssertionError, match="DMLOST: .*resumed from a checkpoint diverges"):
         conformance.check_state_survives_resume(forgetful, registry=builtin_registry)
+    with pytest.raises(AssertionError, match="DMLOST: step set _mine on the operator"):
+        conformance.check_runs_through_problem(forgetful, registry=builtin_registry)
 
 
 def test_a_state_not_shaped_like_the_variables_must_be_declared(builtin_registry):
     """SABA's SAGA tables (one row per block) resume because SABA declares them
-    (``state_schema``); the same operator without the declaration is caught by the kit,
+    (``memory_schema``); the same operator without the declaration is caught by the kit,
     as ``jboat run --resume`` would refuse its checkpoint (the kit once bypassed that
     check, and no SABA checkpoint could be resumed)."""
     from jboat_ops.saba import SABA
 
     undeclared = type("SABANODECL", (SABA,), {"name": "SABANODECL",
-                                              "state_schema": lambda self, lo, up: None})
+                                              "memory_schema": classmethod(
+                                                  lambda cls, lo, up: None)})
     conformance.check_state_survives_resume(SABA, registry=builtin_registry)
     with pytest.raises(AssertionError, match=r"SABANODECL: jboat run --resume would refuse "
                                              r"its checkpoint \(state.operators.SABANODECL.g_y"):

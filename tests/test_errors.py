@@ -74,8 +74,8 @@ def test_invalid_chain_refused_before_computing(ridge):
 
 
 def test_ptt_without_recorded_kstar(ridge):
-    from jboat_core import FunctionalModel, get_registry
-    PTT = get_registry().get("PTT").cls
+    from jboat.na_ol.ptt import PTT  # the seed form: JBOAT's constructor and keywords
+    from jboat_core.numerics import FunctionalModel
     op = PTT(ridge.ll_objective, ridge.ul_objective, ridge.ll_model, ridge.ul_model,
              ridge.ll_var, ridge.ul_var, {})
     with pytest.raises(OperatorRuntimeError, match="PTT: max_loss_iter: got 0"):

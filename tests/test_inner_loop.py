@@ -72,16 +72,16 @@ def test_untracked_loop_is_executed_as_it_goes(ridge, monkeypatch, general):
     steps' graphs are held at once), and the iterates are unchanged."""
     from jboat_core.numerics import autodiff
     from jboat_core.platform._jittor import jittor
-    from jboat_core.solver import solve
+    from jboat_core.solver import engine
     jt = jittor()
     assert autodiff.FLUSH_EVERY == 16  # the period README.md and benchmarks/README.md state
-    pending, sync = [], solve.sync_and_check
+    pending, sync = [], engine.sync_and_check
 
     def counting(*args, **kwargs):
         pending.append(jt.liveness_info()["lived_ops"])
         return sync(*args, **kwargs)
 
-    monkeypatch.setattr(solve, "sync_and_check", counting)
+    monkeypatch.setattr(engine, "sync_and_check", counting)
     monkeypatch.setattr(autodiff, "FLUSH_EVERY", 4)
     opt = ((lambda v: jt.optim.SGD(v, LR, momentum=0.5)) if general else None)
     ends = {}

@@ -3,7 +3,10 @@ built-in operators and the example plugin import only the plugin author's surfac
 
 The wings, bottom to top (``jboat_core/__init__.py`` says what each is for)::
 
-    errors < platform < contract < numerics, plugins < solver < run, testing
+    errors < platform < contract < numerics, plugins < solver < compat, run, testing
+
+``compat`` (JBOAT's seed API, API-1 plugins, old import paths) sits above the others and
+nothing below imports it: ``contract`` is API 2 only.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ ALLOWED = {
     "solver": {"errors", "platform", "contract", "numerics", "plugins"},
     "run": {"errors", "platform", "contract", "numerics", "plugins", "solver"},
     "testing": {"errors", "platform", "contract", "numerics", "plugins", "solver"},
+    "compat": {"errors", "platform", "contract", "numerics", "plugins", "solver"},
 }
-#: The face modules of the package (``jboat_core/__init__.py``, the old-path finder).
-FACE = {"__init__", "_moved"}
+#: The face module of the package (``jboat_core/__init__.py``).
+FACE = {"__init__"}
 
 
 def _module_name(path: Path) -> str:
@@ -181,12 +185,14 @@ def test_hook_spec_matches_kinds():
 
 @pytest.mark.jittor  # the moved numerics modules import Jittor
 def test_old_import_paths_work_for_one_version():
-    """The paths plugins of API 1 import (``jboat_core.chain``, ``.autodiff``...) give the
-    moved module itself, with a DeprecationWarning naming the new path."""
+    """Every old path (the flat layout of 0.1: ``jboat_core.runner``, ``._jittor``,
+    ``.chain``...; 0.2's modules that moved to the compatibility wing) gives the moved
+    module itself, with a DeprecationWarning naming the new path; what task files and
+    API-1 plugins imported from them is there."""
     import subprocess
     import sys
 
-    from jboat_core._moved import MOVED
+    from jboat_core.compat.moved import MOVED
 
     code = ("import importlib, warnings, sys\n"
             "warnings.simplefilter('error', DeprecationWarning)\n"
@@ -205,6 +211,11 @@ def test_old_import_paths_work_for_one_version():
             "    assert a is importlib.import_module('jboat_core.' + new), old\n"
             "from jboat_core.chain import finished, passthrough\n"
             "from jboat_core.hypergradient import HyperGradient\n"
+            "from jboat_core.runner import Task\n"
+            "from jboat_core._jittor import jittor\n"
+            "from jboat_core.implicit import implicit_result, implicit_hypergradient\n"
+            "from jboat_core.solve import hypergradient_step\n"
+            "from jboat_core.solver.sequential import SequentialHG\n"
             "sys.exit(0)\n")
     env = {**__import__("os").environ}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -1,20 +1,29 @@
-"""The typed step protocol (API 2) and its translation to JBOAT's keyword form, without
-Jittor: frozen states, one list of result fields, the API-1 bridges, the plan merge, and
-how the registry and the chain treat API-1 and API-2 classes."""
+"""The typed step protocol (API 2), without Jittor: frozen states, one list of result
+fields, abstract bases with one keyword-only constructor, memory in and out of ``step``,
+and the compatibility wing's translation to JBOAT's keyword form (the seed classes,
+API-1 adapters) with the seed's exact signatures."""
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import re
+from pathlib import Path
 
 import pytest
 
-from jboat_core.contract import (OUTPUT_FIELDS, RESULT_FIELDS, ChainState, DynamicalSystem,
-                                 DynamicsPlan, DynamicsState, FirstOrderSolver,
-                                 HyperGradientOperator, OperatorRuntimeError, Result,
+from jboat_core.compat import keywords
+from jboat_core.compat.api1 import adapt
+from jboat_core.compat.seed import SequentialHG, seed_class
+from jboat_core.contract import (NO_MEMORY, OUTPUT_FIELDS, RESULT_FIELDS, ChainState,
+                                 DynamicalSystem, DynamicsPlan, DynamicsState, FirstOrderSolver,
+                                 HyperGradient, Operator, OperatorRuntimeError, Result,
                                  SolveState, result)
-from jboat_core.plugins.registry import check_api
 from jboat_core.errors import MetadataError
-from jboat_core.solver.sequential import SequentialHG, run_dynamics
+from jboat_core.plugins.registry import check_api
+from jboat_core.solver.engine import run_chain, run_dynamics, step_operator
+
+SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "jboat_na_ol_api.txt"
 
 
 class _Var:
@@ -36,47 +45,66 @@ def test_states_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         Result(0.0, []).ul_lr = 1.0
     assert state.replace(k_star=3).k_star == 3 and state.k_star == -1
+    assert state.memory is NO_MEMORY and dict(NO_MEMORY) == {}
+    with pytest.raises(TypeError, match="ChainState has no field 'nope'"):
+        state.replace(nope=1)
 
 
 def test_one_list_of_result_fields():
-    assert RESULT_FIELDS == tuple(f.name for f in dataclasses.fields(Result))
+    names = tuple(f.name for f in dataclasses.fields(Result))
+    assert RESULT_FIELDS == tuple(n for n in names if n not in ("memory", "checks", "info"))
     assert set(OUTPUT_FIELDS) <= set(RESULT_FIELDS)
     assert {"upper_loss", "hyper_gradients", "ll_init_gradients", "ll_update", "ll_gradients",
             "lower_loss", "ul_lr"} == set(RESULT_FIELDS)
 
 
+def test_one_keyword_only_constructor_for_every_kind():
+    for base in (HyperGradient, DynamicalSystem, FirstOrderSolver):
+        params = list(inspect.signature(base.__init__).parameters.values())[1:]
+        assert all(p.kind is p.KEYWORD_ONLY for p in params), base
+        assert [p.name for p in params] == ["ll_objective", "ul_objective", "ll_model",
+                                            "ul_model", "ll_var", "ul_var", "lower_iters",
+                                            "runtime", "config"]
+        assert base.__abstractmethods__ == frozenset({"step"})
+        assert issubclass(base, Operator)
+        with pytest.raises(TypeError, match="abstract"):
+            base()
+
+
 def test_chain_state_round_trips_through_jboat_keywords():
     fm = _FModel()
     state = ChainState({"a": 1}, {"b": 2}, fm, k_star=3, point=("p",), wrt=("w",),
-                       ll_lr=0.1, init_gradients=True, current_iter=7, next_operation="RAD",
-                       extras={"custom": 5})
-    kw = state.as_kwargs()
+                       ll_lr=0.1, init_gradients=True, current_iter=7, next_operation="RAD")
+    kw = keywords.chain_kwargs(state, {"custom": 5})
     assert kw["ll_feed_dict"] == {"a": 1} and kw["auxiliary_model"] is fm
     assert kw["max_loss_iter"] == 3 and kw["lower_model_params"] == ["p"]
     assert kw["hparams"] == ["w"] and kw["custom"] == 5
     assert kw["hyper_gradient_finished"] is False
-    assert ChainState.from_kwargs(kw) == state
+    back, extras = keywords.chain_state(kw)
+    assert back == state and extras == {"custom": 5}
 
 
 def test_chain_state_from_seed_call_needs_the_feeds():
     with pytest.raises(TypeError, match="auxiliary_model"):
-        ChainState.from_kwargs({"ll_feed_dict": {}, "ul_feed_dict": {}})
-    s = ChainState.from_kwargs({"ll_feed_dict": {}, "ul_feed_dict": {},
-                                "auxiliary_model": _FModel(), "max_loss_iter": None})
-    assert s.k_star == -1 and s.lower_point() == ["yK"]
+        keywords.chain_state({"ll_feed_dict": {}, "ul_feed_dict": {}})
+    s, _ = keywords.chain_state({"ll_feed_dict": {}, "ul_feed_dict": {},
+                                 "auxiliary_model": _FModel(), "max_loss_iter": None})
+    assert s.k_star == -1 and s.ll_point() == ["yK"]
 
 
 def test_result_reads_as_jboats_dict():
     r = Result("F", ["g"], ul_lr=0.5)
     assert r["hyper_gradients"] == ["g"] and r.get("ll_update") is None
     assert r.get("ll_update", "x") == "x"
-    d = r.as_dict()
+    d = keywords.result_dict(r)
     assert d["hyper_gradient_finished"] is True and d["ul_lr"] == 0.5
-    assert Result.from_dict(d) == r
+    assert keywords.result_from_dict(d) == r
     with pytest.raises(OperatorRuntimeError, match="MY: result: .*upper_loss"):
-        Result.from_dict({"hyper_gradients": []}, "MY")
+        keywords.result_from_dict({"hyper_gradients": []}, "MY")
     with pytest.raises(KeyError):
         r["hyper_gradient_finished"]
+    with pytest.raises(KeyError):
+        r["memory"]  # not a value of the iteration
 
 
 def test_result_checks_one_gradient_per_upper_variable():
@@ -85,6 +113,7 @@ def test_result_checks_one_gradient_per_upper_variable():
         ul_var = [_Var(2, 3)]
 
     assert result(Op(), "F", [_Var(2, 3)]).upper_loss == "F"
+    assert result(Op(), "F", [_Var(2, 3)], memory={"v": [1]}).memory == {"v": [1]}
     with pytest.raises(OperatorRuntimeError, match="X: result: computed 2 hyper-gradients"):
         result(Op(), "F", [_Var(2, 3), _Var(1)])
     with pytest.raises(OperatorRuntimeError, match=r"shape \[3\] but ul_var\[0\] has \[2, 3\]"):
@@ -109,20 +138,75 @@ def test_plan_merge_and_gda_schedule():
     state.objective_at(2, f)(user_feed, None, None)
     assert seen["alpha"] == pytest.approx(0.405) and seen["ul"] == {"u": 2}
     assert "alpha" not in user_feed  # the user's dict is never modified
-    kw = state.as_kwargs()
+    kw = keywords.dynamics_kwargs(state)
     assert kw["alpha"] == 0.5 and kw["alpha_decay"] == pytest.approx(0.9)
-    assert state.updated_from(kw).alpha_at(2) == pytest.approx(0.405)
+    assert keywords.dynamics_updated(state, kw).alpha_at(2) == pytest.approx(0.405)
+
+
+def test_renamed_fields_work_with_a_warning_until_03():
+    with pytest.warns(DeprecationWarning, match="stop_inner_grads"):
+        plan = DynamicsPlan().replace(first_order=True)
+    assert plan.stop_inner_grads
+    with pytest.warns(DeprecationWarning, match="DynamicsPlan.first_order is now"):
+        assert plan.first_order is True
+    state = ChainState({}, {}, _FModel(), ll_objective="f", ll_lr=0.1)
+    with pytest.warns(DeprecationWarning, match="ll_point"):
+        assert state.lower_point() == ["yK"]
+    with pytest.warns(DeprecationWarning, match="ll_objective"):
+        assert state.lower_objective == "f"
+
+
+# -- memory: in the state, out in what step returns ---------------------------------------
+class Counter(FirstOrderSolver):
+    name, stage, role = "COUNT", "solve", "terminal"
+
+    def step(self, state):
+        n = state.memory.get("n", [0])[0] + 1
+        return Result(n, [], memory={"n": [n]})
+
+
+def test_memory_comes_in_the_state_and_goes_out_in_the_result():
+    op = Counter()
+    memories, pending = {}, {}
+    out = step_operator(op, SolveState({}, {}), memories, pending)
+    assert out.upper_loss == 1 and pending == {"COUNT": {"n": [1]}}
+    assert "_legacy_memory" not in op.__dict__  # nothing kept on the operator
+    memories.update(pending)
+    assert step_operator(op, SolveState({}, {}), memories, {}).upper_loss == 2
+
+
+class Legacy(FirstOrderSolver):
+    """API 2 before 0.2: self.state and self.propose."""
+
+    name, stage, role = "LEGACY", "solve", "terminal"
+
+    def step(self, state):
+        n = self.state.get("n", [0])[0] + 1
+        self.propose(n=[_Detachable(n)])
+        return Result(n, [])
+
+
+class _Detachable(int):
+    def detach(self):
+        return self
+
+
+def test_self_state_and_propose_still_work_with_a_warning():
+    op, pending = Legacy(), {}
+    with pytest.warns(DeprecationWarning, match="state.memory"):
+        step_operator(op, SolveState({}, {}), {"LEGACY": {"n": [4]}}, pending)
+    assert pending["LEGACY"]["n"] == [5]
 
 
 # -- API versions -------------------------------------------------------------------------
-class V2(HyperGradientOperator):
+class V2(HyperGradient):
     name, stage, role = "V2", "gradient", "terminal"
 
     def step(self, state):
         return Result("F", [])
 
 
-class V1(HyperGradientOperator):
+class V1(HyperGradient):
     name, stage, role = "V1", "gradient", "terminal"
 
     def compute_gradients(self, **kwargs):
@@ -130,36 +214,40 @@ class V1(HyperGradientOperator):
                 "seen": sorted(kwargs)}
 
 
-class V1Modifier(HyperGradientOperator):
+class V1Modifier(HyperGradient):
     name, stage, role = "V1M", "trajectory", "modifier"
 
     def compute_gradients(self, **kwargs):
         return {**kwargs, "lower_model_params": ["y3"], "custom": "kept"}
 
 
-class Neither(HyperGradientOperator):
+class Neither(HyperGradient):
     name, stage, role = "NONE", "gradient", "terminal"
 
 
-def _op(cls):
-    return cls(None, None, None, None, [], [], {})
-
-
-def test_api_version_is_what_the_class_implements():
-    assert V2.api_version() == 2 and V1.api_version() == 1 and Neither.api_version() == 0
-    assert check_api(V2, "dist") == 2 and check_api(V1, "dist") == 1
-    with pytest.raises(MetadataError, match="'NONE' implements neither step"):
+def test_registry_takes_api2_adapts_api1_and_refuses_neither():
+    assert check_api(V2, "dist") == (2, V2)
+    version, adapted = check_api(V1, "dist")
+    assert version == 1 and adapted.api1_original is V1 and adapted.api_version() == 1
+    assert issubclass(adapted, V1) and not inspect.isabstract(adapted)
+    with pytest.raises(MetadataError, match=r"dist: operator 'NONE' \(.*Neither\) does not "
+                       r"implement step\(state\), abstract in jboat_core.contract."
+                       r"HyperGradient"):
         check_api(Neither, "dist")
 
 
 def test_seed_form_of_an_api2_operator():
-    out = _op(V2).compute_gradients(ll_feed_dict={}, ul_feed_dict={},
-                                    auxiliary_model=_FModel())
+    out = seed_class(V2)(None, None, None, None, [], [], {}).compute_gradients(
+        ll_feed_dict={}, ul_feed_dict={}, auxiliary_model=_FModel())
     assert out["hyper_gradient_finished"] is True and out["upper_loss"] == "F"
 
 
+def _built(cls):
+    return adapt(cls)() if cls in (V1, V1Modifier) else cls()
+
+
 def test_api1_operators_run_through_the_adapter_in_a_chain():
-    chain = SequentialHG([_op(V1Modifier), _op(V1)], ["V1M", "V1"])
+    chain = SequentialHG([_built(V1Modifier), _built(V1)], ["V1M", "V1"])
     res = chain.run(ChainState({}, {}, _FModel(), k_star=2))
     assert isinstance(res, Result) and res.upper_loss == "F1"
     seed = chain.compute_gradients(ll_feed_dict={}, ul_feed_dict={},
@@ -168,15 +256,11 @@ def test_api1_operators_run_through_the_adapter_in_a_chain():
 
 
 def test_chain_names_the_operator_that_broke_the_protocol():
-    chain = SequentialHG([_op(V2), _op(V1)], ["V2", "V1"])
     with pytest.raises(OperatorRuntimeError, match="V2: chain: returned Result but V1 follows"):
-        chain.run(ChainState({}, {}, _FModel()))
-    chain = SequentialHG([_op(V1Modifier)], ["V1M"])
+        run_chain([_built(V2), _built(V1)], ChainState({}, {}, _FModel()))
     with pytest.raises(OperatorRuntimeError, match="V1M: chain: is last in the chain but "
                        "returned ChainState"):
-        chain.run(ChainState({}, {}, _FModel()))
-    with pytest.raises(NotImplementedError, match="NONE: implement step"):
-        _op(Neither).step(ChainState({}, {}, _FModel()))
+        run_chain([_built(V1Modifier)], ChainState({}, {}, _FModel()))
 
 
 class Dyn1(DynamicalSystem):
@@ -195,7 +279,7 @@ class Dyn2(DynamicalSystem):
 
 
 def test_dynamics_of_both_versions_and_their_output():
-    ops = [Dyn2(None, None, None, None, 3, {}), Dyn1(None, None, None, None, 3, {})]
+    ops = [Dyn2(lower_iters=3), adapt(Dyn1)(lower_iters=3)]
     out = run_dynamics(ops, DynamicsState({}, {}, _FModel(), None))
     assert isinstance(out, DynamicsState) and out.k_star == 4 and out.lower_loss == "f_K"
 
@@ -208,26 +292,70 @@ class FO1(FirstOrderSolver):
 
 
 def test_first_order_adapter():
-    op = FO1(None, None, None, None, 1, [], [], {})
-    assert op.step(SolveState({}, {}, 5)) == Result(5, [])
+    assert adapt(FO1)().step(SolveState({}, {}, 5)) == Result(5, [])
+    assert adapt(V2) is None  # not an API-1 class
 
 
-def test_seed_signatures_are_kept():
-    """``jboat.na_ol.cg.CG`` and the other seed operators keep the seed's constructor and
-    ``compute_gradients`` signature (``shared/seed/jboat_na_ol_api.txt``)."""
-    import inspect
+# -- the seed's signatures, positions and defaults included -------------------------------
+def _seed_signatures() -> dict:
+    """``{qualified name: [(parameter, default or None)]}`` from the seed API text: its
+    classes (the constructor), their methods and the module functions."""
+    out, cls = {}, None
+    for line in SEED.read_text().splitlines():
+        m = re.match(r"(class |abstract )?([\w.]+)\((.*)\)\[source\]$", line.strip())
+        if not m:
+            continue
+        prefix, name, params = m.groups()
+        if "." in name:  # a class or a module function, fully qualified
+            cls = name if prefix == "class " else cls
+            out[name] = _params(params)
+        else:  # a method of the last class
+            out[f"{cls}.{name}"] = _params(params)
+    return out
 
-    from jboat.na_ol.cg import CG
-    from jboat_core.contract import HyperGradient
 
-    seed = ["self", "ll_feed_dict", "ul_feed_dict", "auxiliary_model", "max_loss_iter",
-            "hyper_gradient_finished", "next_operation", "kwargs"]
-    assert list(inspect.signature(CG.compute_gradients).parameters) == seed
-    assert list(inspect.signature(CG.__init__).parameters) == [
-        "self", "ll_objective", "ul_objective", "ll_model", "ul_model", "ll_var", "ul_var",
-        "solver_config"]
-    assert list(inspect.signature(HyperGradient.compute_gradients).parameters) == [
-        "self", "kwargs"]
-    assert list(inspect.signature(HyperGradient.__init__).parameters) == [
-        "self", "ll_objective", "ul_objective", "ul_model", "ll_model", "ll_var", "ul_var",
-        "solver_config"]
+def _params(text: str) -> list:
+    params = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, _, default = part.partition("=")
+        params.append((name.strip(), default.strip() or None))
+    return params
+
+
+def _actual(obj) -> list:
+    out = []
+    for p in inspect.signature(obj).parameters.values():
+        if p.name == "self":
+            continue
+        name = {p.VAR_KEYWORD: f"**{p.name}", p.VAR_POSITIONAL: f"*{p.name}"}.get(p.kind,
+                                                                                  p.name)
+        out.append((name, None if p.default is p.empty else repr(p.default)))
+    return out
+
+
+def test_seed_signatures_are_kept_with_positions_and_defaults(builtin_registry):
+    """Every signature of the seed API text (``shared/seed/jboat_na_ol_api.txt``): the
+    names, their positions and their defaults (RAD's ``compute_gradients`` has no
+    ``hyper_gradient_finished``: a positional call binds ``next_operation`` fifth)."""
+    import importlib
+
+    signatures = _seed_signatures()
+    assert len(signatures) >= 24, sorted(signatures)
+    checked = 0
+    for qualname, params in signatures.items():
+        parts = qualname.split(".")
+        for cut in range(len(parts) - 1, 1, -1):
+            try:
+                obj = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr)
+            break
+        target = obj.__init__ if inspect.isclass(obj) else obj
+        assert _actual(target) == params, qualname
+        checked += 1
+    assert checked == len(signatures)
+    from jboat.na_ol.rad import RAD
+
+    assert [n for n, _ in _actual(RAD.compute_gradients)][4] == "next_operation"

@@ -68,17 +68,21 @@ def test_config_model_must_forbid_extra_keys():
 
 
 def test_class_without_a_step_is_refused():
-    from jboat_core import HyperGradientOperator
+    """The registry names the plugin, the class and the missing abstract method."""
+    from jboat_core.contract import HyperGradient
 
-    class Half(HyperGradientOperator):
+    class Half(HyperGradient):
         name, stage, role = "HALF", "implicit", "terminal"
         summary, reference = "half", "ref"
 
     make_module("fake_half", Half)
     reg = Registry.from_entry_points([ep("half", "fake_half")])
     error = reg.failures[0].error
-    assert "'HALF' implements neither step(state) (API 2) nor compute_gradients" in error
-    assert "fake-dist" in error and "implement step" in error
+    assert "operator 'HALF' (test_registry.test_class_without_a_step_is_refused.<locals>.Half)" \
+        in error
+    assert "does not implement step(state), abstract in jboat_core.contract.HyperGradient" \
+        in error
+    assert "fake-dist" in error and "CONTRIBUTING.md" in error
 
 
 def test_duplicate_name_across_distributions_names_both():

@@ -49,17 +49,17 @@ def test_first_iterations_follow_the_paper(builtin_registry, kind, name):
     P = ref.Quadratic() if kind == "quadratic" else ref.Logistic()
     section, formula = CASES[name]
     prob, ll, ul, lf, uf = _problem(P, name, section, builtin_registry)
-    op = prob.composition.operators[0]
     x, y, st = P.x0.copy(), P.y0.copy(), {}
     for t in range(3):
-        g = prob.run_iter(lf, uf, t)["hyper_gradients"][0].numpy()
-        draws = [(label, idx) for label, idx in op.draws]
+        record = prob.run_iter(lf, uf, t)
+        g = record["hyper_gradients"][0].numpy()
+        draws = [(label, idx) for label, idx in record.info["draws"]]
         g_ref, y, st = formula(P, x, y, st, draws, RHO, t=t)
         assert not draws, f"{name}: draws left unused by the reference: {draws}"
         assert _rel(g, g_ref) < TOL, (t, "g_x", g, g_ref)
         assert _rel(ll.w.numpy(), y) < TOL, (t, "y", ll.w.numpy(), y)
         for key, value in st.items():
-            got = op.state[key][0].numpy()
+            got = prob.memories[name][key][0].numpy()
             assert _rel(got, value) < TOL, (t, key, got, value)
 
 
@@ -82,13 +82,12 @@ def test_draws_follow_the_documented_generator(builtin_registry):
     default_rng([seed, t, stream, rank]), B distinct examples each."""
     P = ref.Quadratic()
     prob, _, _, lf, uf = _problem(P, "SOBA", {}, builtin_registry, seed=7)
-    op = prob.composition.operators[0]
     for t in (0, 5):
-        prob.run_iter(lf, uf, t)
+        draws = prob.run_iter(lf, uf, t).info["draws"]
         for stream, (level, n) in enumerate((("lower", 24), ("upper", 20))):
             want = np.sort(np.random.default_rng([7, t, stream, 0]).choice(n, B, replace=False))
-            assert op.draws[stream][0] == level
-            assert np.array_equal(op.draws[stream][1], want)
+            assert draws[stream][0] == level
+            assert np.array_equal(draws[stream][1], want)
 
 
 @pytest.mark.parametrize("name", ["SOBA", "SABA", "AmIGO", "TTSA"])
@@ -107,7 +106,7 @@ def test_resumed_run_draws_the_same_minibatches(builtin_registry, name):
     b, llb, _, _, _ = _problem(P, name, {}, builtin_registry, return_grad=False)
     b.load_state_dict(state)
     ra, rb = a.run_iter(lf, uf, 2), b.run_iter(lf, uf, 2)
-    da, db = a.composition.operators[0].draws, b.composition.operators[0].draws
+    da, db = ra.info["draws"], rb.info["draws"]
     assert [(k, list(v) if v is not None else None) for k, v in da] == \
         [(k, list(v) if v is not None else None) for k, v in db]
     assert ra["upper_loss"] == rb["upper_loss"]
@@ -118,7 +117,7 @@ def test_ranks_draw_from_their_shards_and_average_to_the_global_estimate(builtin
     """What MPI relies on, in one process: rank r draws its own indices (its rank is in the
     seed), and the mean of the two ranks' minibatch gradients on their shards equals the
     gradient on the union of their minibatches."""
-    from jboat_core.numerics import Oracle
+    from jboat_core.numerics import Point
     from jboat_core.contract import SolveState
     P = ref.Quadratic()
     prob, _, _, lf, uf = _problem(P, "SOBA", {}, builtin_registry)
@@ -126,7 +125,7 @@ def test_ranks_draw_from_their_shards_and_average_to_the_global_estimate(builtin
     shards = [{k: v[r * 12:(r + 1) * 12] for k, v in lf.items()} for r in (0, 1)]
     grads, draws = [], []
     for r in (0, 1):
-        orc = Oracle(op, SolveState(shards[r], uf, 4))
+        orc = Point(op, SolveState(shards[r], uf, 4))
         orc.rank = r  # as if this process were rank r (one process: no collective)
         feed = orc.batch("lower")
         grads.append(orc.grad_f(orc.y, feed)[1][0].numpy())

@@ -2,7 +2,7 @@
 GAFFO are BOAT's torch-only ones, here on Jittor too)."""
 
 from jboat._alias import registered
-from jboat_core.contract.operators import FirstOrderSolver
+from jboat_core.compat.seed import FirstOrderSolver
 
 __getattr__, _names = registered("VSO", "VFO", "MESO", "PGDO", "ALTO", "GAFFO")
 __all__ = ["FirstOrderSolver", *_names]

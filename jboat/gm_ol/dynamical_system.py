@@ -1,5 +1,5 @@
-"""JBOAT's ``jboat.gm_ol.dynamical_system``: the base class of dynamics operators."""
+"""JBOAT's ``jboat.gm_ol.dynamical_system``: upstream's base class of dynamics operators."""
 
-from jboat_core.contract.operators import DynamicalSystem
+from jboat_core.compat.seed import DynamicalSystem
 
 __all__ = ["DynamicalSystem"]

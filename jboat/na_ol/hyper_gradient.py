@@ -1,5 +1,6 @@
-"""JBOAT's ``jboat.na_ol.hyper_gradient``: the base class of hyper-gradient operators."""
+"""JBOAT's ``jboat.na_ol.hyper_gradient``: the seed's base class of hyper-gradient
+operators."""
 
-from jboat_core.contract.operators import HyperGradient
+from jboat_core.compat.seed import HyperGradient
 
 __all__ = ["HyperGradient"]

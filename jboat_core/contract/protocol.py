@@ -1,38 +1,77 @@
-"""The step protocol between operators (API version 2): what an operator receives and
-what it returns, as frozen types. Importing this module does not import Jittor.
+"""What an operator receives and returns (API 2), as frozen types. Importing this module
+does not import Jittor.
 
 One outer iteration, as data::
 
-    DynamicsState --dynamics.step--> DynamicsState ... --(core)--> ChainState
+    DynamicsState --dynamics.step--> DynamicsState ... --(solver)--> ChainState
     ChainState --modifier.step--> ChainState ... --terminal.step--> Result
     SolveState --first_order.step--> Result
 
 * A **dynamics** operator (NGD, GDA, DI, DM) receives a ``DynamicsState`` and returns it
-  updated (``state.replace(...)``) for the next dynamics operator or for the chain, or a
+  updated (``state.replace(...)``) for the next dynamics operator or the chain, or a
   ``Result`` when it computes the hyper-gradient itself (``provides_hypergradient``, DM).
 * A **hyper-gradient** operator receives a ``ChainState``. A modifier (PTT, FOA, RGT, IAD
   before CG) returns the next operator's ``ChainState``; a terminal one (RAD, CG...)
-  returns a ``Result`` (build it with ``result(op, ...)``, which checks the shapes).
+  returns a ``Result`` (``result(op, ...)`` checks the shapes).
 * A **first-order** solver receives a ``SolveState`` and returns a ``Result``.
 
-``RESULT_FIELDS`` is the one list of what a result may carry; ``OUTPUT_FIELDS`` are the
-lists of Vars the solver applies. JBOAT's keyword form (``compute_gradients(**kwargs)``,
-``optimize(...)``) is the same data: ``as_kwargs`` / ``from_kwargs`` and ``as_dict`` /
-``Result.from_dict`` translate, for the seed API and for plugins written for API 1.
+Every state carries the feeds (``ll_feed``, ``ul_feed``), the outer iteration
+(``current_iter``) and the operator's **memory**: what it kept from the last iteration it
+ran (a mapping of names to lists of Vars; empty the first time). To keep something for
+the next iteration, an operator returns it in the ``memory`` field of what it returns
+(``result(..., memory={"v": v})`` or ``state.replace(memory={...})``); the solver adopts it
+only when the iteration passed its finiteness checks, and checkpoints save it. An
+operator keeps nothing on ``self``. Finiteness probes of its own (NGD names the first
+diverged inner step) go in ``checks``.
+
+Naming: ``ll_``/``ul_`` for what belongs to a level (feeds, variables, objectives, the
+lower learning rate, the lower update); ``upper_loss``/``lower_loss`` keep JBOAT's keys.
+JBOAT's keyword form of these types (the seed API, API 1) is in ``jboat_core.compat``.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..errors import OperatorRuntimeError
 
+class _NoMemory(Mapping):
+    """The empty, read-only memory (one instance, ``NO_MEMORY``)."""
+
+    def __getitem__(self, key):
+        raise KeyError(key)
+
+    def __iter__(self):
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "NO_MEMORY"
+
+
+#: The empty memory (read-only): what an operator receives the first time.
+NO_MEMORY: Mapping = _NoMemory()
+
+#: Fields renamed in 0.2 (old name -> new name); the old names work until 0.3.
+_RENAMED = {"first_order": "stop_inner_grads", "lower_objective": "ll_objective"}
+
+
 def _replace(obj, changes: dict):
-    """A copy of the frozen dataclass ``obj`` with ``changes`` (fields only): what
-    ``dataclasses.replace`` does, without its per-call field introspection (it runs a few
-    times per hyper-gradient step)."""
+    """A copy of the frozen dataclass ``obj`` with ``changes`` (fields only, old names
+    mapped with a ``DeprecationWarning``)."""
+    for old, new in _RENAMED.items():
+        if old in changes and new in obj.__dataclass_fields__:
+            warnings.warn(f"{type(obj).__name__}.replace({old}=...) is now {new}=...; the old "
+                          "name goes in jboat 0.3", DeprecationWarning, stacklevel=3)
+            changes[new] = changes.pop(old)
     unknown = set(changes) - obj.__dataclass_fields__.keys()
     if unknown:
         raise TypeError(f"{type(obj).__name__} has no field {sorted(unknown)[0]!r}")
@@ -42,14 +81,41 @@ def _replace(obj, changes: dict):
     return new
 
 
+def _renamed(cls_name: str, old: str, new: str):
+    """A read-only property ``old`` returning ``new``, with a ``DeprecationWarning``."""
+    def get(self):
+        warnings.warn(f"{cls_name}.{old} is now {cls_name}.{new}; the old name goes in "
+                      "jboat 0.3", DeprecationWarning, stacklevel=2)
+        return getattr(self, new)
+    return property(get)
+
+
 Objective = Callable[..., Any]
 """``objective(ll_feed_dict, ul_model, ll_model, **kw) -> scalar Var``: f, F, or an
 aggregation such as GDA's phi_alpha (``kw`` carries ``params=[...]``)."""
 
 
 @dataclass(frozen=True)
+class Check:
+    """A finiteness probe an operator adds to what it returns (``checks``).
+
+    Attributes
+    ----------
+    probe : jittor.Var
+        One element, NaN/Inf exactly when what it watches is (e.g. ``vdot(xs, 0 * xs)``);
+        computed with the iteration's results, in the same Jittor execution.
+    explain : callable
+        ``explain() -> Exception``: called only when the probe is not finite, returns the
+        error to raise (it may replay work to name the first bad step).
+    """
+
+    probe: Any
+    explain: Callable[[], Exception]
+
+
+@dataclass(frozen=True)
 class DynamicsPlan:
-    """What the hyper-gradient chain asks of the lower-level dynamics (built by the core
+    """What the hyper-gradient chain asks of the lower-level dynamics (built by the solver
     from every chain operator's ``configure_dynamics``; the dynamics never look for
     operator names).
 
@@ -59,32 +125,31 @@ class DynamicsPlan:
         Keep the differentiable trajectory y_0..y_K (memory O(K)); else O(1).
     pessimistic : bool
         Evaluate F(x, y_k) after every step and report k* = argmax_k F (PTT).
-    first_order : bool
+    stop_inner_grads : bool
         Stop gradients through the inner gradients: y_{k+1} = y_k - eta sg(grad f) (FOA).
     truncate : int
         Number of leading steps taken outside the graph (RGT).
     record_loss : bool
-        Keep the lower objective of the last inner step as ``lower_loss`` (the solver's
-        history asks for it; off otherwise because Jittor computes every live Var).
+        Keep the lower objective of the last inner step as ``lower_loss``.
     checkpoint_every : int
         With ``track``: keep only every s-th inner state and recompute each segment in the
-        reverse pass (memory O(K/s + s)); 0: the whole trajectory (the solver config's
-        ``checkpoint_every``).
+        reverse pass (memory O(K/s + s)); 0: the whole trajectory.
     forward_mode : bool
-        Carry the tangents dy_k/dx alongside the inner loop (FMD; memory independent of K,
-        cost proportional to the number of upper scalars).
+        Carry the tangents dy_k/dx alongside the inner loop (FMD).
     forward_limit : int
         The most upper scalars forward mode accepts (FMD's ``max_scalars``).
     """
 
     track: bool = False
     pessimistic: bool = False
-    first_order: bool = False
+    stop_inner_grads: bool = False
     truncate: int = 0
     record_loss: bool = False
     checkpoint_every: int = 0
     forward_mode: bool = False
     forward_limit: int = 256
+
+    first_order = _renamed("DynamicsPlan", "first_order", "stop_inner_grads")
 
     def replace(self, **changes) -> "DynamicsPlan":
         """A copy with ``changes``."""
@@ -93,7 +158,7 @@ class DynamicsPlan:
     def merge(self, other: "DynamicsPlan") -> "DynamicsPlan":
         """What both ask for: any flag either sets, the longer truncation."""
         return DynamicsPlan(self.track or other.track, self.pessimistic or other.pessimistic,
-                            self.first_order or other.first_order,
+                            self.stop_inner_grads or other.stop_inner_grads,
                             max(self.truncate, other.truncate),
                             self.record_loss or other.record_loss,
                             max(self.checkpoint_every, other.checkpoint_every),
@@ -126,6 +191,8 @@ class DynamicsState:
         What the chain needs (tracking, PTT, FOA, RGT).
     current_iter : int
         The outer iteration.
+    memory : mapping
+        What this operator kept from its last iteration (empty at first).
     aggregate : callable or None
         GDA's aggregated objective ``gda_loss(ll_feed, ul_feed, ul_model, ll_model, **kw)``
         (set by GDA); the inner steps then descend phi_{alpha_k}.
@@ -135,14 +202,15 @@ class DynamicsState:
         Set by the inner loop: k* of PTT (``plan.pessimistic``), else -1 (the last step).
     lower_loss : jittor.Var or None
         Set by the inner loop: f at the last inner step (``plan.record_loss``).
-    lower_objective : callable or None
-        Set by the inner loop: the objective at the point the chain evaluates (GDA's phi
-        at that step's alpha), for implicit operators.
+    ll_objective : callable or None
+        Set by the inner loop: the lower objective at the point the chain evaluates (GDA's
+        phi at that step's alpha); None: the user's f.
     tangents : Tangents or None
-        Set by the inner loop with ``plan.forward_mode``: dy_K/dx per upper scalar
-        (``jboat_core.numerics.forward``), for FMD.
+        Set by the inner loop with ``plan.forward_mode``: dy_K/dx per upper scalar.
     next_operation : str or None
         Name of the next dynamics operator (None: this one is the last).
+    checks : tuple of Check
+        Finiteness probes added by the operators that ran.
     """
 
     ll_feed: Any
@@ -151,13 +219,17 @@ class DynamicsState:
     dopt: Any
     plan: DynamicsPlan = field(default_factory=DynamicsPlan)
     current_iter: int = 0
+    memory: Mapping = NO_MEMORY
     aggregate: Callable | None = None
     alpha_at: Callable[[int], float] | None = None
     k_star: int = -1
     lower_loss: Any = None
-    lower_objective: Objective | None = None
+    ll_objective: Objective | None = None
     tangents: Any = None
     next_operation: str | None = None
+    checks: tuple = ()
+
+    lower_objective = _renamed("DynamicsState", "lower_objective", "ll_objective")
 
     def replace(self, **changes) -> "DynamicsState":
         """A copy with ``changes`` (states are frozen)."""
@@ -168,43 +240,6 @@ class DynamicsState:
         if self.aggregate is None:
             return ll_objective
         return aggregated(self.aggregate, self.alpha_at(k), self.ul_feed)
-
-    def as_kwargs(self) -> dict:
-        """JBOAT's keyword form (``optimize(**kwargs)`` of API-1 dynamics)."""
-        kw = dict(ll_feed_dict=self.ll_feed, ul_feed_dict=self.ul_feed,
-                  auxiliary_model=self.fmodel, auxiliary_opt=self.dopt,
-                  current_iter=self.current_iter, plan=self.plan,
-                  next_operation=self.next_operation)
-        if self.aggregate is not None:
-            kw.update(gda_loss=self.aggregate, alpha=self.alpha_at(0),
-                      alpha_decay=(self.alpha_at(1) / self.alpha_at(0)))
-        return kw
-
-    def updated_from(self, kwargs: Mapping) -> "DynamicsState":
-        """This state updated from an API-1 dynamics operator's pass-through dict."""
-        changes: dict[str, Any] = {}
-        if kwargs.get("gda_loss") is not None:
-            alpha, decay = float(kwargs.get("alpha", 0.5)), float(kwargs.get("alpha_decay", 1.0))
-            changes.update(aggregate=kwargs["gda_loss"], alpha_at=lambda k: alpha * decay ** k)
-        if isinstance(kwargs.get("max_loss_iter"), int):
-            changes["k_star"] = kwargs["max_loss_iter"]
-        return self.replace(**changes)
-
-    def chain_state(self, ll_lr: float | None, init_gradients: bool) -> "ChainState":
-        """The hyper-gradient chain's input after the inner loop."""
-        return ChainState(self.ll_feed, self.ul_feed, self.fmodel, k_star=self.k_star,
-                          lower_objective=self.lower_objective, ll_lr=ll_lr,
-                          init_gradients=init_gradients, current_iter=self.current_iter,
-                          tangents=self.tangents)
-
-
-#: ``ChainState`` fields and their names in JBOAT's keyword protocol.
-_CHAIN_KWARGS = {"ll_feed": "ll_feed_dict", "ul_feed": "ul_feed_dict",
-                 "fmodel": "auxiliary_model", "k_star": "max_loss_iter",
-                 "point": "lower_model_params", "wrt": "hparams",
-                 "lower_objective": "lower_objective", "ll_lr": "ll_lr",
-                 "init_gradients": "init_gradients", "current_iter": "current_iter",
-                 "tangents": "tangents", "next_operation": "next_operation"}
 
 
 @dataclass(frozen=True)
@@ -217,6 +252,11 @@ class ChainState:
     fmodel : FunctionalModel
         The lower model after the dynamics: ``fmodel.parameters()`` is y_K,
         ``parameters(time=k)`` y_k (when tracked), ``parameters(time=0)`` y_0.
+    ll_objective : callable
+        The lower objective to differentiate: the one the dynamics descended (GDA's phi
+        at the evaluated step), else the user's f.
+    ll_lr : float or None
+        eta, the lower learning rate of the inner loop.
     k_star : int
         PTT's k* (>= 1) when the dynamics were pessimistic, else -1.
     point : tuple of jittor.Var or None
@@ -224,35 +264,32 @@ class ChainState:
     wrt : tuple of jittor.Var or None
         The variables to differentiate, set by a modifier (IAD before CG/NS: y_0);
         None: the upper variables.
-    lower_objective : callable or None
-        The objective the dynamics descended (GDA's phi), None: the operator's f.
-    ll_lr : float or None
-        eta, the lower learning rate of the inner loop.
     init_gradients : bool
         DI asks the terminal operator for dF/dy_0 too (``Result.ll_init_gradients``).
     current_iter : int
+    memory : mapping
+        What this operator kept from its last iteration (empty at first).
     tangents : Tangents or None
         dy_K/dx per upper scalar when the dynamics ran in forward mode (FMD).
     next_operation : str or None
         The next operator's name (None: this one ends the chain).
-    extras : mapping
-        Keys of JBOAT's keyword protocol that API 2 does not name, carried between API-1
-        plugins unchanged.
     """
 
     ll_feed: Any
     ul_feed: Any
     fmodel: Any
+    ll_objective: Objective | None = None
+    ll_lr: float | None = None
     k_star: int = -1
     point: tuple | None = None
     wrt: tuple | None = None
-    lower_objective: Objective | None = None
-    ll_lr: float | None = None
     init_gradients: bool = False
     current_iter: int = 0
+    memory: Mapping = NO_MEMORY
     tangents: Any = None
     next_operation: str | None = None
-    extras: Mapping = field(default_factory=dict)
+
+    lower_objective = _renamed("ChainState", "lower_objective", "ll_objective")
 
     def replace(self, **changes) -> "ChainState":
         """A copy with ``changes`` (what a modifier returns)."""
@@ -261,47 +298,28 @@ class ChainState:
                 changes[key] = tuple(changes[key])
         return _replace(self, changes)
 
-    def lower_point(self) -> list:
+    def ll_point(self) -> list:
         """The lower point to evaluate at: ``point``, else y_K."""
         return list(self.point) if self.point is not None else self.fmodel.parameters()
 
+    # -- names of API 2 before 0.2, kept until 0.3 -------------------------------------
+    def lower_point(self) -> list:
+        """Deprecated: ``ll_point()``."""
+        warnings.warn("ChainState.lower_point() is now ll_point(); the old name goes in "
+                      "jboat 0.3", DeprecationWarning, stacklevel=2)
+        return self.ll_point()
+
     def objective(self, op) -> Objective:
-        """The lower objective to differentiate: ``lower_objective``, else ``op``'s f."""
-        return self.lower_objective or op.ll_objective
+        """Deprecated: ``state.ll_objective`` (always set by the solver)."""
+        warnings.warn("ChainState.objective(op) is now the field ll_objective; the method "
+                      "goes in jboat 0.3", DeprecationWarning, stacklevel=2)
+        return self.ll_objective or op.ll_objective
 
     def lower_lr(self, op) -> float:
-        """eta: ``ll_lr``, else the runtime's lower optimizer; names ``op`` if neither."""
-        return lower_lr(op, self.ll_lr)
-
-    def as_kwargs(self) -> dict:
-        """JBOAT's keyword form (``compute_gradients(**kwargs)``)."""
-        kw = {**self.extras, "hyper_gradient_finished": False}
-        for name, key in _CHAIN_KWARGS.items():
-            value = getattr(self, name)
-            if name in ("point", "wrt") and value is not None:
-                value = list(value)
-            if value is not None or name not in ("point", "wrt", "lower_objective", "ll_lr",
-                                                 "tangents"):
-                kw[key] = value
-        return kw
-
-    @classmethod
-    def from_kwargs(cls, kwargs: Mapping) -> "ChainState":
-        """A state from JBOAT's keyword form (a seed call or an API-1 pass-through)."""
-        missing = [k for k in ("ll_feed_dict", "ul_feed_dict", "auxiliary_model")
-                   if k not in kwargs]
-        if missing:
-            raise TypeError(f"compute_gradients() missing keyword arguments: "
-                            f"{', '.join(missing)}")
-        known = set(_CHAIN_KWARGS.values()) | {"hyper_gradient_finished"}
-        values = {name: kwargs.get(key) for name, key in _CHAIN_KWARGS.items()}
-        k_star = values["k_star"]
-        values["k_star"] = k_star if isinstance(k_star, int) else -1
-        values["init_gradients"] = bool(values["init_gradients"])
-        values["current_iter"] = int(values["current_iter"] or 0)
-        for key in ("point", "wrt"):
-            values[key] = tuple(values[key]) if values[key] is not None else None
-        return cls(**values, extras={k: v for k, v in kwargs.items() if k not in known})
+        """Deprecated: ``state.ll_lr`` (always set by the solver)."""
+        warnings.warn("ChainState.lower_lr(op) is now the field ll_lr; the method goes in "
+                      "jboat 0.3", DeprecationWarning, stacklevel=2)
+        return require_ll_lr(op, self.ll_lr)
 
 
 @dataclass(frozen=True)
@@ -312,11 +330,18 @@ class SolveState:
     ----------
     ll_feed, ul_feed : dict
     current_iter : int
+    memory : mapping
+        What this solver kept from its last iteration (empty at first).
     """
 
     ll_feed: Any
     ul_feed: Any
     current_iter: int = 0
+    memory: Mapping = NO_MEMORY
+
+    def replace(self, **changes) -> "SolveState":
+        """A copy with ``changes``."""
+        return _replace(self, changes)
 
 
 @dataclass(frozen=True)
@@ -341,6 +366,13 @@ class Result:
     ul_lr : float or None
         The upper learning rate for this iteration's step (DM's schedule); None: the
         optimizer's own.
+    memory : mapping or None
+        What the operator keeps for its next iteration (None: what it had stays).
+    checks : tuple of Check
+        The operator's own finiteness probes.
+    info : mapping
+        Plain data about the step for the user (a stochastic solver's draws and oracle
+        calls): in the iteration record, not in the history.
     """
 
     upper_loss: Any
@@ -350,9 +382,12 @@ class Result:
     ll_gradients: list | None = None
     lower_loss: Any = None
     ul_lr: float | None = None
+    memory: Mapping | None = None
+    checks: tuple = ()
+    info: Mapping = NO_MEMORY
 
     def get(self, key: str, default=None):
-        """Read a field by name (``None`` for an absent one), as from JBOAT's dict."""
+        """A field by name (``None`` for an absent one), as from JBOAT's dict."""
         value = getattr(self, key, None) if key in RESULT_FIELDS else None
         return default if value is None else value
 
@@ -365,47 +400,29 @@ class Result:
         """A copy with ``changes``."""
         return _replace(self, changes)
 
-    def as_dict(self) -> dict:
-        """JBOAT's terminal dict (``hyper_gradient_finished`` = True, every field)."""
-        return {"hyper_gradient_finished": True,
-                **{name: getattr(self, name) for name in RESULT_FIELDS}}
 
-    @classmethod
-    def from_dict(cls, data: Mapping, producer: str = "operator") -> "Result":
-        """A result from JBOAT's terminal dict (API-1 operators); unknown keys are left."""
-        if "upper_loss" not in data or data.get("hyper_gradients") is None:
-            raise OperatorRuntimeError(producer, "result", "a terminal result needs "
-                                       "upper_loss and hyper_gradients (one per upper "
-                                       f"variable); got keys {sorted(data)}")
-        values = {name: data.get(name) for name in RESULT_FIELDS}
-        for name in OUTPUT_FIELDS:
-            if values[name] is not None:
-                values[name] = list(values[name])
-        return cls(**values)
-
-
-#: Every field a result may carry, in one place.
-RESULT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Result))
+#: The fields of a result that hold values of the iteration (JBOAT's terminal dict keys).
+RESULT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Result)
+                                       if f.name not in ("memory", "checks", "info"))
 #: The result fields that hold lists of Vars the solver applies.
 OUTPUT_FIELDS: tuple[str, ...] = ("hyper_gradients", "ll_init_gradients", "ll_update",
                                   "ll_gradients")
 
 
-def lower_lr(op, ll_lr=None) -> float:
-    """eta, the lower-level learning rate: ``ll_lr`` given by the solver, else the runtime's
-    lower optimizer; ``OperatorRuntimeError`` naming ``op`` if neither."""
+def require_ll_lr(op, ll_lr=None) -> float:
+    """eta, the lower-level learning rate: ``ll_lr``, else the runtime's lower optimizer's;
+    ``OperatorRuntimeError`` naming ``op`` if neither."""
     if ll_lr is not None:
         return float(ll_lr)
     if op.runtime.ll_lr is not None:
         return op.runtime.ll_lr
     raise OperatorRuntimeError(type(op).name, "config", "needs the lower-level learning rate: "
-                               "pass ll_lr=... to compute_gradients or lower_level_opt in "
-                               "solver_config")
+                               "give the problem a lower optimizer (ll_opt)")
 
 
 def result(op, upper_loss, hyper_gradients, ll_init_gradients=None, **more) -> Result:
     """A terminal ``Result`` of a hyper-gradient operator, checked: one gradient per upper
-    variable, each of its shape (``more``: other ``Result`` fields)."""
+    variable, each of its shape (``more``: other ``Result`` fields, e.g. ``memory=``)."""
     grads = list(hyper_gradients)
     name = type(op).name
     if len(grads) != len(op.ul_var):

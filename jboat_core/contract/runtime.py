@@ -1,10 +1,7 @@
-"""The typed runtime context every operator receives: optimizers, variables, the
-aggregated objective and the composition it runs in (never imports Jittor).
-
-``Problem`` builds one ``Runtime`` and hands it to every operator as ``solver_config``.
-Operators built the seed's way, with an upstream ``boat_config``-shaped dict
-(``{"CG": {...}, "lower_level_opt": opt, "gda_loss": fn, ...}``), get the same object
-through ``Runtime.coerce``, so no operator fishes in a dict.
+"""The typed runtime context every operator is built from: optimizers, variables, the
+objectives, the aggregated objective and the composition it runs in (never imports
+Jittor). ``Problem`` builds one ``Runtime``; operators built the seed's way, from an
+upstream ``boat_config``-shaped dict, get one from ``jboat_core.compat``.
 """
 
 from __future__ import annotations
@@ -13,7 +10,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .metadata import split_names
 
 #: Upstream ``boat_config`` keys of runtime objects, and the ``Runtime`` field of each.
 UPSTREAM_KEYS = {"lower_level_opt": "ll_opt", "upper_level_opt": "ul_opt",
@@ -24,10 +20,6 @@ UPSTREAM_KEYS = {"lower_level_opt": "ll_opt", "upper_level_opt": "ul_opt",
 def _one_process():
     from ..platform.parallel import Parallel
     return Parallel()
-
-
-def _names(value) -> tuple[str, ...]:
-    return tuple(split_names(value))
 
 
 @dataclass
@@ -91,37 +83,3 @@ class Runtime:
             value = getattr(self, field_name)
             return default if value is None else value
         return self.operators.get(key, default)
-
-    @classmethod
-    def coerce(cls, solver_config: Any) -> "Runtime":
-        """A ``Runtime`` from what an operator was constructed with: a ``Runtime`` (as
-        is), a ``SolverConfig`` (its sections and composition), an upstream-shaped dict
-        (sections plus runtime objects under upstream or jboat keys) or None."""
-        if isinstance(solver_config, Runtime):
-            return solver_config
-        if solver_config is None:
-            return cls()
-        if isinstance(solver_config, Mapping):
-            return cls._from_mapping(solver_config)
-        return cls(operators=dict(getattr(solver_config, "operators", {}) or {}),
-                   gm_op=_names(getattr(solver_config, "gm_op", None)),
-                   na_op=_names(getattr(solver_config, "na_op", None)),
-                   fo_op=_names(getattr(solver_config, "fo_op", None)),
-                   lower_iters=int(getattr(solver_config, "lower_iters", 10)),
-                   solver=solver_config)
-
-    @classmethod
-    def _from_mapping(cls, data: Mapping) -> "Runtime":
-        kw: dict[str, Any] = {}
-        for key, value in data.items():
-            name = UPSTREAM_KEYS.get(key, key)
-            if name in ("ll_opt", "ul_opt", "ll_model", "ul_model", "gda_loss",
-                        "ll_objective", "ul_objective"):
-                kw[name] = value
-            elif name in ("ll_var", "ul_var"):
-                kw[name] = list(value or [])
-            elif name in ("gm_op", "na_op", "fo_op"):
-                kw[name] = _names(value)
-            elif name == "lower_iters":
-                kw[name] = int(value)
-        return cls(operators=data, **kw)

@@ -3,8 +3,8 @@ into it (array shapes and dtypes, plain values of a kind, values the task file d
 ``Problem.state_schema`` builds one; ``jboat_core.run.checkpoint`` checks a file against
 it before anything is restored.
 
-An operator's state is described by the operator itself: by its live state when it has
-one (``schema_of(op.get_state())``), else by ``op.state_schema(lower, upper)`` (SABA's
+An operator's memory is described by the operator itself: by its live memory when it has
+one (``schema_of`` of its arrays), else by ``cls.memory_schema(lower, upper)`` (SABA's
 SAGA tables: one row per block, ``Rows``), else as lists shaped like the lower or the
 upper variables (``ListsLike``). Numbers are bounded: a count is a whole number from 0
 to ``COUNT_LIMIT`` (2**53, exact in float64), a number a finite float. NumPy is imported

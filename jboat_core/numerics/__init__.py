@@ -16,7 +16,7 @@ _WHERE = {
     # autodiff: gradients as lists, checked objectives
     "axpy": "autodiff", "check_scalar": "autodiff", "constant": "autodiff",
     "detach": "autodiff", "flush": "autodiff",
-    "grads": "autodiff", "init_gradients": "autodiff", "jt": "autodiff",
+    "grads": "autodiff", "init_gradients": "autodiff",
     "linear_operator": "autodiff", "lower_at": "autodiff", "upper_at": "autodiff",
     "terminal_result": "autodiff",
     "vdot": "autodiff", "vjp": "autodiff",
@@ -28,10 +28,10 @@ _WHERE = {
     "Tape": "tape", "trajectory_grads": "autodiff",
     # forward-mode tangents through an inner loop
     "Tangents": "forward",
-    # first-order solvers
-    "Point": "firstorder", "descend": "firstorder",
-    # stochastic solvers: minibatch draws and oracles, SAGA tables
-    "Oracle": "sampling", "minibatch": "sampling", "saga": "sampling",
+    # first-order and stochastic solvers: the objectives at any point, on any minibatch;
+    # the one inner gradient loop; minibatches and SAGA tables
+    "Point": "firstorder", "descend": "firstorder", "minibatch": "sampling",
+    "saga": "sampling",
     # the functional lower model and differentiable optimizers
     "FunctionalModel": "functional", "DifferentiableAdam": "diffopt",
     "DifferentiableOptimizer": "diffopt", "DifferentiableSGD": "diffopt",
@@ -40,7 +40,21 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
+#: Names exported before 0.2, resolved with a ``DeprecationWarning`` until 0.3.
+_DEPRECATED = {"jt": ("autodiff", "jt", "Jittor itself: `import jittor as jt` inside step"),
+               "Oracle": ("firstorder", "Point", "Point(op, state) serves first-order and "
+                          "stochastic solvers alike (grad_f, f_products, hvp, cross, grad_F "
+                          "with a feed)")}
+
+
 def __getattr__(name: str):
+    if name in _DEPRECATED:
+        import warnings
+
+        module, attr, advice = _DEPRECATED[name]
+        warnings.warn(f"jboat_core.numerics.{name} is deprecated: {advice}; it goes in jboat "
+                      "0.3", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
     if name not in _WHERE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)

@@ -153,8 +153,8 @@ class DifferentiableOptimizer:
                 return g.lr if isinstance(g.lr, float) else float(g.lr.item())
         return 0.0
 
-    def step(self, fmodel, loss, *, first_order: bool = False, detach: bool = False,
-             op: str = "dynamics", where: str = "step"):
+    def step(self, fmodel, loss, *, stop_grads: bool = False, detach: bool = False,
+             op: str = "dynamics", where: str = "step", first_order: bool | None = None):
         """One differentiable step on ``fmodel``'s newest snapshot.
 
         Parameters
@@ -162,16 +162,25 @@ class DifferentiableOptimizer:
         fmodel : FunctionalModel
         loss : jittor.Var
             Scalar lower-level objective at the newest snapshot.
-        first_order : bool
+        stop_grads : bool
             Stop gradients through the inner gradient (FOA): dy_{k+1}/dy_k = I.
         detach : bool
             Take the step outside the graph (RGT truncation, untracked loops).
+        first_order : bool, optional
+            Deprecated name of ``stop_grads`` (until 0.3).
 
         Returns
         -------
         list of jittor.Var
             The new snapshot (also recorded in ``fmodel``).
         """
+        if first_order is not None:
+            import warnings
+
+            warnings.warn("DifferentiableOptimizer.step(first_order=...) is now "
+                          "stop_grads=...; the old name goes in jboat 0.3", DeprecationWarning,
+                          stacklevel=2)
+            stop_grads = stop_grads or bool(first_order)
         if loss.numel() != 1:
             raise OperatorRuntimeError(op, where, f"the lower-level objective returned shape "
                                        f"{list(loss.shape)}; it must return a scalar")
@@ -179,7 +188,7 @@ class DifferentiableOptimizer:
         grads = jittor().grad(loss, params)
         if self.reduce is not None:
             grads = self.reduce(list(grads))
-        if first_order or detach:
+        if stop_grads or detach:
             grads = [g.detach() for g in grads]
         self.n_step += 1
         cut = detach or not fmodel.track

@@ -65,7 +65,7 @@ class Tangents:
         j, e = self.dirs[i]
         return values[j].reshape((-1,))[e]
 
-    def advance(self, loss, y, opt, state_before, n_step, *, first_order=False, detach=False):
+    def advance(self, loss, y, opt, state_before, n_step, *, stop_grads=False, detach=False):
         """Carry the tangents through one inner step taken from ``y`` (the iterate before
         it) with ``loss`` = f(x, y) (its graph to y and x), ``opt`` the twin after the step
         and ``state_before`` its state before it (a ``Snapshot``)."""
@@ -80,7 +80,7 @@ class Tangents:
         # the gradient's tangent per direction (zero through stopped gradients: FOA)
         dg = []
         for i, ts in enumerate(self.t):
-            if first_order:
+            if stop_grads:
                 dg.append([jt.zeros(v.shape, v.dtype) for v in y])
                 continue
             s = vdot(gy, ts) + self._e(i, gx).sum()

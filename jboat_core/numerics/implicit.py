@@ -85,22 +85,8 @@ def implicit_step(op, state, solve, damping: float = 0.0):
     """
     from .autodiff import terminal_result
 
-    y = state.lower_point()
+    y = state.ll_point()
     wrt = list(state.wrt) if state.wrt is not None else op.ul_var
     F, g = implicit_hypergradient(op, state.ll_feed, state.ul_feed, state.fmodel, y, wrt,
-                                  solve, state.objective(op), damping)
+                                  solve, state.ll_objective, damping)
     return terminal_result(op, state, F, g, y, wrt)
-
-
-def implicit_result(op, ll_feed_dict, ul_feed_dict, auxiliary_model, next_operation, kwargs,
-                    solve, damping: float = 0.0) -> dict:
-    """API 1's form of ``implicit_step`` (JBOAT's keyword arguments in, the terminal dict
-    out), kept for plugins written against it."""
-    from ..contract.chain import require_last
-    from ..contract.protocol import ChainState
-
-    require_last(op, next_operation)
-    state = ChainState.from_kwargs({**kwargs, "ll_feed_dict": ll_feed_dict,
-                                    "ul_feed_dict": ul_feed_dict,
-                                    "auxiliary_model": auxiliary_model})
-    return implicit_step(op, state, solve, damping).as_dict()

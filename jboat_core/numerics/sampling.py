@@ -1,5 +1,7 @@
-"""Minibatch sampling and stochastic oracles of the single-loop bilevel solvers (SOBA,
-SABA, MA-SOBA, StocBiO, AmIGO, TTSA).
+"""Minibatch sampling of the single-loop bilevel solvers (SOBA, SABA, MA-SOBA, StocBiO,
+AmIGO, TTSA): finite-sum feeds, draws, SAGA tables. The oracles on the draws are
+``jboat_core.numerics.Point``'s (``grad_f``, ``f_products``, ``hvp``, ``cross``,
+``grad_F`` with a ``feed``).
 
 Finite-sum feeds
 ----------------
@@ -20,8 +22,9 @@ the draw within the step (0, 1, ... in the order the solver's docstring gives) a
 ``rank`` the process. Draws of one step are therefore independent, and a run resumed from
 a checkpoint draws the same minibatches as the original (nothing random is kept outside
 the checkpoint). ``batch_size=None`` or ``>= n`` uses the whole feed (no draw: the
-deterministic method). Every draw of the last step is kept in ``Oracle.draws`` (level,
-indices), which the float64 reference tests replay.
+deterministic method). Every draw of a step is kept in ``Point.draws`` (level, indices)
+and returned in the ``Result``'s ``info`` (``info["draws"]``), which the float64 reference
+tests replay.
 
 Many processes
 --------------
@@ -39,8 +42,8 @@ The examples are cut once into m = ceil(n / batch_size) fixed blocks (a permutat
 block, one row per block: m x d floats (4 m d bytes in float32) per table, where d is the
 size of the quantity; with ``batch_size=1`` this is the paper's one gradient per sample,
 n x d floats. Block j is drawn with probability |B_j| / n and the estimate is
-``new_j - T_j + sum_k (|B_k|/n) T_k`` (unbiased). Tables are operator state
-(``self.propose``): adopted after the finiteness checks, saved in checkpoints. Under MPI
+``new_j - T_j + sum_k (|B_k|/n) T_k`` (unbiased). Tables are the operator's memory
+(``Result(memory=...)``): adopted after the finiteness checks, saved in checkpoints. Under MPI
 each rank holds the tables of its shard; a checkpoint holds rank 0's (a resumed MPI run of
 SABA re-initialises the other ranks' tables: see ``SABA``).
 
@@ -49,8 +52,8 @@ Why these solvers are ``first_order`` operators, not a fourth kind
 A kind is a row of ``KINDS``: a base, a hook, a place in the solver config and a state
 type its step receives. The stochastic solvers need nothing a first-order solver does
 not already have. They replace the whole dynamics + hyper-gradient pipeline of an outer
-iteration, they work on the real variables, keep state across iterations (v, SAGA
-tables, averages: ``self.propose``) and return exactly what a ``Result`` carries:
+iteration, they work on the real variables, keep memory across iterations (v, SAGA
+tables, averages: ``Result(memory=...)``) and return exactly what a ``Result`` carries:
 ``ll_gradients`` or ``ll_update`` for y, ``hyper_gradients`` for x. What is new to them,
 drawing minibatches from the feed, needs only the feeds and the outer iteration, which
 ``SolveState`` carries, and the runtime's ``parallel``; it is a numerics helper (this
@@ -70,10 +73,9 @@ from collections import Counter
 
 import numpy as np
 
-from .autodiff import check_scalar, detach, grads, jt, vdot
-from .firstorder import Point
+from .autodiff import jt
 
-__all__ = ["Oracle", "examples", "minibatch", "saga"]
+__all__ = ["examples", "minibatch", "saga"]
 
 
 def examples(feed, op: str, what: str) -> tuple[int, list]:
@@ -153,155 +155,3 @@ class _Level:
             perm = np.random.default_rng(self.block_seed).permutation(self.n)
             self.blocks = np.array_split(perm, -(-self.n // self.size))
         return self.blocks, np.array([len(b) for b in self.blocks], float) / self.n
-
-
-class Oracle:
-    """Minibatch estimates for one outer iteration of a stochastic bilevel solver: draws
-    (module docstring) and the gradients, Hessian-vector and cross-derivative products of
-    f and F on them, each averaged over processes.
-
-    Parameters
-    ----------
-    op : FirstOrderSolver
-        Its config has ``seed`` and ``batch_size``.
-    state : SolveState
-
-    Attributes
-    ----------
-    y, x : list of jittor.Var
-        The real lower and upper variables.
-    draws : list of (str, numpy.ndarray)
-        Every draw of this step, in order: ``("lower" | "upper", indices)``, SABA's
-        ``("lower block" | "upper block", [j])`` and TTSA's ``("p", [p])``.
-    calls : dict
-        Per-example oracle evaluations of this step: ``grad`` (gradients of f or F),
-        ``hvp`` (Hessian-vector and cross-derivative products); a minibatch of b counts b.
-    """
-
-    def __init__(self, op, state):
-        cfg = op.config
-        self.op, self.name = op, type(op).name
-        self.pt = Point(op, state.ll_feed, state.ul_feed)
-        self.y, self.x = self.pt.y, self.pt.x
-        par = op.runtime.parallel
-        self.rank = par.rank if par.active else 0
-        self.seed, self.iter = int(cfg.seed), int(state.current_iter)
-        self.lower = _Level(state.ll_feed, cfg.batch_size, self.name, "ll_feed_dict",
-                            self.seed, self.rank, 0)
-        self.upper = _Level(state.ul_feed, cfg.batch_size, self.name, "ul_feed_dict",
-                            self.seed, self.rank, 1)
-        self.draws: list = []
-        self.calls = {"grad": 0, "hvp": 0}
-
-    # -- draws ------------------------------------------------------------------------
-    def rng(self) -> np.random.Generator:
-        """The generator of the next draw of this step (a new stream each call)."""
-        return np.random.default_rng([self.seed, self.iter, len(self.draws), self.rank])
-
-    def batch(self, level: str):
-        """A fresh minibatch feed of ``level`` (``"lower"`` or ``"upper"``)."""
-        lv = self.lower if level == "lower" else self.upper
-        if lv.full:
-            self.draws.append((level, None))
-            return lv.feed
-        idx = np.sort(self.rng().choice(lv.n, size=lv.size, replace=False))
-        self.draws.append((level, idx))
-        return minibatch(lv.feed, lv.keys, idx)
-
-    def blocks(self, level: str) -> tuple[int, list]:
-        """(number of SAGA blocks, their feeds) of ``level``."""
-        lv = self.lower if level == "lower" else self.upper
-        blocks, _ = lv.partition()
-        return len(blocks), [lv.feed if b is None else minibatch(lv.feed, lv.keys, b)
-                             for b in blocks]
-
-    def block(self, level: str) -> tuple[int, object, np.ndarray]:
-        """(j, feed of block j, the blocks' probabilities): block j drawn with probability
-        |B_j| / n."""
-        lv = self.lower if level == "lower" else self.upper
-        blocks, weights = lv.partition()
-        j = int(self.rng().choice(len(blocks), p=weights))
-        self.draws.append((f"{level} block", np.array([j])))
-        feed = lv.feed if blocks[j] is None else minibatch(lv.feed, lv.keys, blocks[j])
-        return j, feed, weights
-
-    def integer(self, high: int) -> int:
-        """A uniform integer in [0, high) (TTSA's random truncation)."""
-        p = int(self.rng().integers(high))
-        self.draws.append(("p", np.array([p])))
-        return p
-
-    def _count(self, feed, level: str, kind: str, times: int = 1) -> None:
-        lv = self.lower if level == "lower" else self.upper
-        size = int(feed[lv.keys[0]].shape[0]) if lv.keys else 1
-        self.calls[kind] += times * size
-
-    # -- oracles ------------------------------------------------------------------------
-    def _f(self, feed, y, step):
-        op = self.op
-        return check_scalar(op.ll_objective(feed, op.ul_model, self.pt.model,
-                                            params=list(y)), self.name, step)
-
-    def _F(self, feed, y, step):
-        op = self.op
-        return check_scalar(op.ul_objective(feed, op.ul_model, self.pt.model,
-                                            params=list(y)), self.name, step)
-
-    def _mean(self, value, lists):
-        """One collective: the value and the lists, averaged over processes."""
-        flat = [value.reshape((1,))] + [g for gs in lists for g in gs]
-        out = self.pt.mean(flat)
-        value, k, res = out[0], 1, []
-        for gs in lists:
-            res.append(out[k:k + len(gs)])
-            k += len(gs)
-        return (value, *res)
-
-    def grad_f(self, y, feed, step: str = "grad_y f"):
-        """(f_B(y), grad_y f_B(y)), detached."""
-        y = detach(y)
-        f = self._f(feed, y, step)
-        self._count(feed, "lower", "grad")
-        return self._mean(f.detach(), [detach(grads(f, y, self.name, step))])
-
-    def f_products(self, y, v, feed, cross: bool = True, gradient: bool = True,
-                   step: str = "f products"):
-        """(f_B, grad_y f_B, H_B v, J_B v) at y, one backward pass for both products:
-        H = d2f/dy2, J = d2f/dxdy (``cross`` False: J v is None; ``gradient`` False:
-        grad_y f_B is still computed, as the products need it)."""
-        y = detach(y)
-        f = self._f(feed, y, step)
-        g = grads(f, y, self.name, step)
-        s = vdot(g, detach(v))
-        wrt = y + (self.x if cross else [])
-        d = grads(s, wrt, self.name, step + " (second order)")
-        self._count(feed, "lower", "grad", int(gradient))
-        self._count(feed, "lower", "hvp", 1 + int(cross))
-        f, g, hv, jv = self._mean(f.detach(), [detach(g), detach(d[:len(y)]),
-                                               detach(d[len(y):])])
-        return f, g, hv, (jv if cross else None)
-
-    def hvp(self, y, v, feed, step: str = "Hessian-vector product"):
-        """H_B v at y."""
-        return self.f_products(y, v, feed, cross=False, gradient=False, step=step)[2]
-
-    def cross(self, y, v, feed, step: str = "cross-derivative product"):
-        """J_B v = d2 f_B / dx dy . v at y."""
-        y = detach(y)
-        f = self._f(feed, y, step)
-        s = vdot(grads(f, y, self.name, step), detach(v))
-        self._count(feed, "lower", "hvp")
-        return self._mean(f.detach(), [detach(grads(s, self.x, self.name, step))])[1]
-
-    def grad_F(self, y, feed, step: str = "grad F"):
-        """(F_B(y), grad_y F_B, grad_x F_B), detached, one backward pass."""
-        y = detach(y)
-        F = self._F(feed, y, step)
-        g = detach(grads(F, y + self.x, self.name, step))
-        self._count(feed, "upper", "grad")
-        return self._mean(F.detach(), [g[:len(y)], g[len(y):]])
-
-    @property
-    def lr(self) -> float:
-        """The lower optimizer's learning rate (the papers' inner step size)."""
-        return self.pt.lr

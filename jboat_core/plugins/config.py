@@ -199,7 +199,7 @@ def _dynamics_problems(cfg: SolverConfig, reg: Registry) -> list[str]:
     plan = DynamicsPlan()
     for name in cfg.na_op:
         rec = reg.get(name)
-        plan = rec.cls.plan_with(plan, cfg.operators[rec.name])
+        plan = rec.cls.configure_dynamics(plan, cfg.operators[rec.name])
     loops = [reg.get(n) for n in cfg.gm_op]
     names = ", ".join(f"{r.name} ({r.origin.distribution})" for r in loops)
     problems = []

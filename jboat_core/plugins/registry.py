@@ -136,15 +136,30 @@ class PluginFailure:
                 "error": self.error, "detail": self.detail}
 
 
-def check_api(cls: type, origin: str) -> int:
-    """The contract version ``cls`` implements: 2 with ``step(state)``, 1 with only the
-    keyword method of API 1 (``compute_gradients`` / ``optimize``: it then runs through
-    the adapter, whatever version its plugin declares); ``MetadataError`` with neither."""
-    implemented = cls.api_version()
-    if implemented:
-        return implemented
-    raise MetadataError(f"{origin}: {cls.name!r} implements neither step(state) (API 2) nor "
-                        f"{cls._api1_method}(...) (API 1); implement step (CONTRIBUTING.md, "
+#: Set by ``jboat_core.compat`` (installed when ``jboat_core`` is imported): ``adapt(cls)``,
+#: the API-2 class of a class written for API 1 (``compute_gradients`` / ``optimize``
+#: instead of ``step``), or None for a class that is not one.
+API1_ADAPTER = None
+
+
+def check_api(cls: type, origin: str) -> tuple[int, type]:
+    """``(version, class to register)``: ``(2, cls)`` when ``cls`` implements every
+    abstract method of its base (``step``); ``(1, adapted)`` for a class written for API 1
+    (its keyword method runs through the compatibility wing's adapter, whatever version
+    its plugin declares); ``MetadataError`` naming the plugin, the class and the missing
+    methods otherwise."""
+    missing = sorted(getattr(cls, "__abstractmethods__", ()) or ())
+    if not missing:
+        return cls.api_version(), cls
+    adapted = API1_ADAPTER(cls) if API1_ADAPTER is not None and missing == ["step"] else None
+    if adapted is not None:
+        return 1, adapted
+    where = f"{cls.__module__}.{cls.__qualname__}"
+    base = next((c.__name__ for c in cls.__mro__
+                 if c.__module__ == "jboat_core.contract.operators"), "Operator")
+    raise MetadataError(f"{origin}: operator {cls.name!r} ({where}) does not implement "
+                        f"{', '.join(m + '(state)' for m in missing)}, abstract in "
+                        f"jboat_core.contract.{base}; implement it (CONTRIBUTING.md, "
                         "'The step protocol')")
 
 
@@ -308,7 +323,8 @@ class Registry:
 
     def _register(self, kind, origin: Origin, cls: type) -> None:
         validate_metadata(cls, kind, str(origin))
-        record = OperatorRecord(cls, origin, check_api(cls, str(origin)))
+        version, cls = check_api(cls, str(origin))
+        record = OperatorRecord(cls, origin, version)
         key = cls.name.upper()
         held = self.operators.get(key)
         if held is not None and held.origin.builtin != origin.builtin:

@@ -124,7 +124,7 @@ class {name}Config(BaseModel):
 
 _HYPERGRADIENT = '''
 
-class {name}(HyperGradientOperator):
+class {name}(HyperGradient):
     r"""Reverse-mode hyper-gradient through the unrolled inner loop (a starting point).
 
     .. math:: g_x = \\frac{{d}}{{dx}} F\\big(x, y_K(x)\\big)
@@ -149,7 +149,7 @@ class {name}(HyperGradientOperator):
     def step(self, state: ChainState) -> Result:
         from jboat_core.numerics import detach, grads, upper_at  # imports Jittor: only here
 
-        y = state.lower_point()                  # y_K (or y_k* after PTT)
+        y = state.ll_point()                  # y_K (or y_k* after PTT)
         F = upper_at(self, state.ul_feed, state.fmodel, y)
         n = len(self.ul_var)
         wrt = self.ul_var + (state.fmodel.parameters(time=0) if state.init_gradients else [])
@@ -188,16 +188,16 @@ class {name}(DynamicalSystem):
         from jboat_core.numerics import check_scalar  # imports Jittor: only here
 
         plan, fmodel, loss = state.plan, state.fmodel, None
-        for k in range(self.lower_loop):
+        for k in range(self.lower_iters):
             objective = state.objective_at(k, self.ll_objective)   # f, or GDA's phi
             loss = check_scalar(objective(state.ll_feed, self.ul_model, fmodel,
                                           params=fmodel.parameters()),
                                 self.name, f"inner step {{k + 1}}")
-            state.dopt.step(fmodel, loss, first_order=plan.first_order,
+            state.dopt.step(fmodel, loss, stop_grads=plan.stop_inner_grads,
                             detach=k < plan.truncate, op=self.name, where=f"inner step {{k + 1}}")
         return state.replace(
             lower_loss=loss.detach() if plan.record_loss and loss is not None else None,
-            lower_objective=state.objective_at(self.lower_loop - 1, self.ll_objective))
+            lower_objective=state.objective_at(self.lower_iters - 1, self.ll_objective))
 
 
 @hookimpl
@@ -232,8 +232,8 @@ class {name}(FirstOrderSolver):
     def step(self, state: SolveState) -> Result:
         from jboat_core.numerics import Point, descend  # imports Jittor: only here
 
-        pt = Point(self, state.ll_feed, state.ul_feed)
-        z = descend(pt, self.state.get("z") or pt.y, self.config.z_lr, self.lower_loop)
+        pt = Point(self, state)
+        z = descend(pt, state.memory.get("z") or pt.y, self.config.z_lr, self.lower_iters)
         F_y, f_y = pt.F(pt.y), pt.f(pt.y)
         d_y, d_x = pt.grad_yx(F_y + (f_y - pt.f(z)) * self.config.lam, pt.y)
         self.propose(z=z)  # kept across iterations, adopted only if the iteration is finite
@@ -248,7 +248,7 @@ def jboat_register_first_order(register):
 
 #: Per kind: (imports from jboat_core.contract, config fields, body, default summary).
 _KIND_PARTS = {
-    "hypergradient": ("ChainState, HyperGradientOperator, Result, hookimpl, result",
+    "hypergradient": ("ChainState, HyperGradient, Result, hookimpl, result",
                       '    scale: float = Field(1.0, gt=0, description="unused example '
                       'setting: add yours here")', _HYPERGRADIENT,
                       "Reverse-mode hyper-gradient through the inner loop"),

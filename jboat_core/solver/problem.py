@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from ..platform._jittor import jittor
 from ..plugins.config import SolverConfig, parse_solver_config
 from ..contract.protocol import OUTPUT_FIELDS
-from .engine import Composition, sync_and_check, warn_lower_precision
+from .engine import Composition, memory_probe, sync_and_check, warn_lower_precision
+from .records import Evaluation, IterationRecord
 from ..errors import ConfigError, OperatorRuntimeError
 from ..numerics.optimstate import (apply_gradients, load_optimizer_state, optimizer_state, set_lr,
                                    state_vars)
@@ -105,6 +106,8 @@ class Problem:
         self.gda_loss = given["gda_loss"]
         self.callback = callback
         self.history: list[dict] = []
+        #: Operator name -> its adopted memory (``jboat_core.contract.protocol``).
+        self.memories: dict = {}
         self._precision_checked = False
         self.parallel = parallel or Parallel.detect(
             mode="tasks" if config.accumulate_grad else "examples")
@@ -148,7 +151,7 @@ class Problem:
         # the history records the last lower loss (record_loss)
         self.composition = comp = Composition(cfg, self.runtime, reg, record_loss=True)
         self.dynamics, self.chain, self.plan = comp.dynamics, comp.chain, comp.plan
-        self.first_order = comp.first_order
+        self.solver = comp.solver
         learns = [d for d in self.dynamics if type(d).learns_initialisation]
         self.init_opt = (type(self.ul_opt)(self.ll_var, learns[0].config.lr) if learns else None)
         self.copy_last_param = (cfg.copy_last_param and not cfg.accumulate_grad
@@ -168,6 +171,15 @@ class Problem:
         buffers = walk(self.ll_model)[2] + (walk(self.ul_model)[2]
                                             if self.ul_model is not self.ll_model else [])
         par.broadcast(self.ll_var + self.ul_var + buffers)
+
+    @property
+    def first_order(self):
+        """Deprecated: ``solver`` (the first-order solver instance, or None)."""
+        import warnings
+
+        warnings.warn("Problem.first_order is now Problem.solver; the old name goes in jboat "
+                      "0.3", DeprecationWarning, stacklevel=2)
+        return self.solver
 
     @property
     def ll_opt(self):
@@ -208,29 +220,41 @@ class Problem:
         return total
 
     def _evaluate(self, ll_feed_dict, ul_feed_dict, current_iter: int):
+        """The composition on every pair of feeds, combined, computed and checked;
+        returns ``(Evaluation, the last pair's Outcome, the new memories)``."""
         comp, par = self.composition, self.parallel
         if par.active:
             ll_feed_dict, ul_feed_dict = par.shard(ll_feed_dict, ul_feed_dict)
-        evals = [comp.evaluate(ll, ul, current_iter, init_gradients=self.init_opt is not None)
-                 for ll, ul in self._pairs(ll_feed_dict, ul_feed_dict)]
-        last = evals[-1]
-        combined = {key: self._combine([getattr(e.result, key) for e in evals])
+        outs = [comp.evaluate(ll, ul, current_iter, init_gradients=self.init_opt is not None,
+                              memories=self.memories)
+                for ll, ul in self._pairs(ll_feed_dict, ul_feed_dict)]
+        last = outs[-1]
+        combined = {key: self._combine([getattr(o.result, key) for o in outs])
                     for key in OUTPUT_FIELDS}
-        upper = [e.result.upper_loss.reshape((1,)) for e in evals]
+        upper = [o.result.upper_loss.reshape((1,)) for o in outs]
         upper = [sum(upper[1:], upper[0]) / len(upper)]
         lower = [last.lower_loss.reshape((1,))] if last.lower_loss is not None else []
         if par.active:  # the solver's one collective: results and losses, global means
             combined, upper, lower = self._reduce(combined, upper, lower)
         if not self._precision_checked:
             self._precision_checked = True
-            warn_lower_precision(self.ll_var + self.ul_var, upper=evals[-1].result.upper_loss,
+            warn_lower_precision(self.ll_var + self.ul_var, upper=last.result.upper_loss,
                                  lower=last.lower_loss)
-        values = sync_and_check([combined], comp.operators, extra=lower, losses=upper,
+        memory: dict = {}
+        for o in outs:
+            memory.update(o.memory)
+        memory = {name: {k: [v.detach() for v in vs] for k, vs in mem.items()}
+                  for name, mem in memory.items()}
+        checks = [c for o in outs for c in o.checks]
+        checks += [memory_probe(mem, name) for name, mem in memory.items()]
+        result = last.result.replace(**combined)
+        values = sync_and_check([result], checks, extra=lower, losses=upper,
                                 producer=last.producer, current_iter=current_iter,
                                 check=self.config.check_finite)
-        combined["upper_loss"] = values[0]
-        combined["lower_loss"] = float(lower[0].item()) if lower else None
-        return combined, last
+        evaluation = Evaluation(result, values[0],
+                                float(lower[0].item()) if lower else None,
+                                int(current_iter), result.info)
+        return evaluation, last, memory
 
     def _reduce(self, combined, upper, lower):
         keys = [k for k, v in combined.items() if v is not None]
@@ -240,65 +264,66 @@ class Problem:
         upper = [next(means) for _ in upper]
         return out, upper, [next(means) for _ in lower]
 
-    def evaluate(self, ll_feed_dict, ul_feed_dict, current_iter: int = 0) -> dict:
+    def evaluate(self, ll_feed_dict, ul_feed_dict, current_iter: int = 0) -> Evaluation:
         """One outer iteration's results, computed and checked, without updating any
-        variable, optimizer or operator state: ``hyper_gradients`` (one per ``ul_var``),
-        ``ll_init_gradients`` (DI), ``ll_update`` / ``ll_gradients`` (DM, first-order
-        solvers; one per lower variable), ``upper_loss``, ``lower_loss``."""
-        combined, _ = self._evaluate(ll_feed_dict, ul_feed_dict, current_iter)
-        for op in self.composition.operators:
-            op.discard()  # proposals of this evaluation are dropped, not adopted
-        return combined
+        variable, optimizer or operator memory (``Evaluation``: ``hyper_gradients``, one
+        per ``ul_var``; ``ll_init_gradients`` (DI); ``ll_update`` / ``ll_gradients`` (DM,
+        first-order solvers; one per lower variable); ``upper_loss``, ``lower_loss``)."""
+        evaluation, _, _ = self._evaluate(ll_feed_dict, ul_feed_dict, current_iter)
+        return evaluation  # the operators' new memories are dropped, not adopted
 
-    def run_iter(self, ll_feed_dict, ul_feed_dict, current_iter: int = 0) -> dict:
-        """One outer iteration. Returns the iteration record (``iter``, ``upper_loss``,
-        ``lower_loss``, ``time``; plus ``hyper_gradients`` when ``return_grad``)."""
+    def run_iter(self, ll_feed_dict, ul_feed_dict, current_iter: int = 0) -> IterationRecord:
+        """One outer iteration: evaluate, check, then apply (the lower variables, the
+        learned initialisation, the upper step unless ``return_grad``) and adopt the
+        operators' new memories. Returns the ``IterationRecord`` (``iter``,
+        ``upper_loss``, ``lower_loss``, ``time``; ``hyper_gradients`` with
+        ``return_grad``)."""
         start = time.perf_counter()
-        combined, last = self._evaluate(ll_feed_dict, ul_feed_dict, current_iter)
-        self._update_lower(last, combined)
-        record = {"iter": int(current_iter)}
-        grads = combined["hyper_gradients"]
-        if self.config.return_grad:
-            record["hyper_gradients"] = grads
-        else:
-            if last.result.ul_lr is not None:
-                set_lr(self.ul_opt, last.result.ul_lr)
+        evaluation, last, memory = self._evaluate(ll_feed_dict, ul_feed_dict, current_iter)
+        result = evaluation.result
+        self._update_lower(last, result)
+        if not self.config.return_grad:
+            if result.ul_lr is not None:
+                set_lr(self.ul_opt, result.ul_lr)
             with no_optimizer_reduce(self.parallel):  # already averaged: reduce once
-                apply_gradients(self.ul_opt, self.ul_var, grads)
-        for op in self.composition.operators:
-            op.commit()
-        # Materialise every variable and optimizer state now: the next iteration starts
-        # from computed arrays, as a resumed run does (bit-identical resumes).
+                apply_gradients(self.ul_opt, self.ul_var, result.hyper_gradients)
+        self.memories.update(memory)
+        # Materialise every variable, optimizer state and memory now: the next iteration
+        # starts from computed arrays, as a resumed run does (bit-identical resumes).
         jittor().sync([*self.ul_var, *self.ll_var, *state_vars(self.ul_opt),
-                       *state_vars(self.ll_opt), *state_vars(self.init_opt)])
-        record["upper_loss"] = combined["upper_loss"]
-        record["lower_loss"] = combined["lower_loss"]
-        record["time"] = time.perf_counter() - start
-        self.history.append({k: v for k, v in record.items() if k != "hyper_gradients"})
+                       *state_vars(self.ll_opt), *state_vars(self.init_opt),
+                       *(v for mem in memory.values() for vs in mem.values() for v in vs)])
+        record = IterationRecord(int(current_iter), evaluation.upper_loss,
+                                 evaluation.lower_loss, time.perf_counter() - start,
+                                 evaluation, bool(self.config.return_grad))
+        self.history.append(record.history_entry())
         if self.callback is not None:
             self.callback(record, self)
         return record
 
-    def _update_lower(self, last, combined) -> None:
-        """Write the lower-level results, each to the variable it was computed for."""
-        fmodel = last.fmodel
-        variables = fmodel.variables if fmodel is not None else self.ll_var
-        if combined["ll_update"] is not None:
-            for p, q in zip(variables, combined["ll_update"]):
+    def _update_lower(self, last, result) -> None:
+        """Write the lower-level results, each to the variable it was computed for: the
+        operator's ``ll_update``, else the inner loop's y_K (warm start, with the buffers
+        and the twin optimizer's state); then ``ll_gradients`` and DI's
+        ``ll_init_gradients`` through their optimizers."""
+        low = last.lower
+        variables = low.variables if low is not None else self.ll_var
+        if result.ll_update is not None:
+            for p, q in zip(variables, result.ll_update):
                 p.update(q.detach())
-            if fmodel is not None:
-                fmodel.write_back_buffers(last.buffers)
-        elif self.copy_last_param and fmodel is not None:
-            for p, q in zip(variables, fmodel.parameters()):
+            if low is not None:
+                low.fmodel.write_back_buffers(low.buffers)
+        elif self.copy_last_param and low is not None:
+            for p, q in zip(variables, low.values):
                 p.update(q.detach())
-            fmodel.write_back_buffers(last.buffers)
-            if last.dopt is not None:  # the lower optimizer continues from the inner loop
-                last.dopt.write_back(self.ll_opt)
+            low.fmodel.write_back_buffers(low.buffers)
+            if low.twin is not None:  # the lower optimizer continues from the inner loop
+                low.twin.write_back(self.ll_opt)
         with no_optimizer_reduce(self.parallel):
-            if combined["ll_gradients"] is not None:
-                apply_gradients(self.ll_opt, variables, combined["ll_gradients"])
-            if self.init_opt is not None and combined["ll_init_gradients"] is not None:
-                apply_gradients(self.init_opt, variables, combined["ll_init_gradients"])
+            if result.ll_gradients is not None:
+                apply_gradients(self.ll_opt, variables, result.ll_gradients)
+            if self.init_opt is not None and result.ll_init_gradients is not None:
+                apply_gradients(self.init_opt, variables, result.ll_init_gradients)
 
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self, history: bool = True) -> dict:
@@ -312,7 +337,8 @@ class Problem:
                  "ll_opt": optimizer_state(self.ll_opt),
                  "ul_opt": optimizer_state(self.ul_opt),
                  "init_opt": optimizer_state(self.init_opt) if self.init_opt else None,
-                 "operators": {type(op).name: op.get_state() for op in ops}}
+                 "operators": {type(op).name: _arrays(self.memories.get(type(op).name, {}))
+                               for op in ops}}
         if history:
             state["history"] = [dict(h) for h in self.history]
         return state
@@ -353,6 +379,8 @@ class Problem:
         """Restore what ``state_dict`` returned (same problem). The optimizers keep their
         hyper-parameters (the task file's); only step counts and moments are restored,
         and the upper learning rate when an operator schedules it."""
+        import numpy as np
+
         from ..numerics.functional import walk
 
         jt = jittor()
@@ -370,8 +398,15 @@ class Problem:
             load_optimizer_state(self.init_opt, state["init_opt"])
         saved = state.get("operators") or {}
         for op in self.composition.operators:
-            if type(op).name in saved:
-                op.set_state(saved[type(op).name])
+            name = type(op).name
+            if saved.get(name):
+                # not stop_grad: methods differentiate at their memory (MESO's grad f at
+                # theta); each array keeps its dtype (jt.array alone makes float64 float32)
+                self.memories[name] = {
+                    k: [jt.array(a, str(np.asarray(a).dtype)) for a in arrays]
+                    for k, arrays in saved[name].items()}
+            else:
+                self.memories.pop(name, None)
         if "history" in state:
             self.history = [dict(h) for h in state["history"]]
 
@@ -381,16 +416,21 @@ class Problem:
                    for op in self.composition.operators)
 
 
+def _arrays(memory) -> dict:
+    """A memory as NumPy arrays (written to checkpoints)."""
+    return {k: [v.numpy().copy() for v in vs] for k, vs in memory.items()}
+
+
 def _operator_schema(op, live: dict, lower: tuple, upper: tuple):
-    """An operator's state schema from the operator itself: its live state when it holds
-    one (exact shapes), else what it declares (``state_schema``: SABA's tables of rows),
-    else lists shaped like the lower or the upper variables; an empty state (a checkpoint
-    written before it ran) is accepted too."""
+    """An operator's memory schema from the operator itself: its live memory when it holds
+    one (exact shapes), else what it declares (``memory_schema``: SABA's tables of rows),
+    else lists shaped like the lower or the upper variables; an empty memory (a
+    checkpoint written before it ran) is accepted too."""
     from ..contract.stateschema import ListsLike, OrEmpty, schema_of
 
     if live:
         return OrEmpty(schema_of(live))
-    declared = op.state_schema(lower, upper)
+    declared = type(op).memory_schema(lower, upper)
     if declared is None:
         return ListsLike({"lower variables": lower, "upper variables": upper})
     return OrEmpty(declared)

@@ -96,7 +96,7 @@ def checkpointable(gm, na, registry=None) -> bool:
     plan = DynamicsPlan()
     for name in na:
         cls = reg.get(name).cls
-        plan = cls.plan_with(plan, cls.config_model())
+        plan = cls.configure_dynamics(plan, cls.config_model())
     if not plan.track or plan.forward_mode:
         return False
     try:

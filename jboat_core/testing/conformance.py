@@ -182,15 +182,24 @@ def check_returns_hypergradients(cls, chain: list[str] | None = None, registry=N
 
 def check_runs_through_problem(cls, chain: list[str] | None = None, registry=None) -> None:
     """Two outer iterations of ``cls`` through ``Problem.run_iter`` (F with an explicit
-    x-term, so that every method's first step is non-zero): finite results, and the upper
-    variables move."""
+    x-term, so that every method's first step is non-zero): finite results, the upper
+    variables move, and no operator of the composition set an attribute on itself (what
+    it keeps goes in its memory)."""
     import numpy as np
 
     problem, prob, _ = conformance_problem(cls, chain, registry)
     x0 = [v.numpy().copy() for v in problem.ul_var]
+    ops = problem.composition.operators
+    before = [dict(vars(op)) for op in ops]
     for it in range(2):
         record = problem.run_iter(prob.ll_feed, prob.ul_feed, it)
         assert np.isfinite(record["upper_loss"])
+    for op, was in zip(ops, before):  # what an operator keeps goes in its memory
+        changed = sorted(k for k, v in vars(op).items() if k not in was or was[k] is not v)
+        assert not changed, (f"{type(op).name}: step set {', '.join(changed)} on the operator; "
+                             "keep nothing on self between calls: return it in the memory of "
+                             "what step returns (Result(memory=...) / state.replace(memory="
+                             "...)), which the solver adopts after its checks and checkpoints")
     _check_grads(cls, problem, problem.evaluate(prob.ll_feed, prob.ul_feed, 2))
     moved = any(not np.array_equal(a, v.numpy()) for a, v in zip(x0, problem.ul_var))
     assert moved, f"{cls.name}: the upper variables did not move"
@@ -203,18 +212,16 @@ def _snapshot(problem) -> list:
 
     arrays = [v.numpy().copy() for v in problem.ll_var + problem.ul_var]
     arrays += [v.numpy().copy() for v in state_vars(problem.ll_opt) + state_vars(problem.ul_opt)]
-    for op in problem.composition.operators:
-        for value in op.get_state().values():
-            values = value if isinstance(value, list) else [value]
-            arrays += [np.asarray(a).copy() for a in values]
+    for name in sorted(problem.memories):
+        for key in sorted(problem.memories[name]):
+            arrays += [v.numpy().copy() for v in problem.memories[name][key]]
     return arrays
 
 
 def check_finite_guard(cls, chain: list[str] | None = None, registry=None) -> None:
     """NaN injected in F, then in f, at outer iteration 1: ``run_iter`` raises
-    ``DivergedError`` (an operator's own ``check_finite`` should raise it too) naming the
-    operator and the outer iteration, and every variable, optimizer state and operator
-    state is bit-identical to before."""
+    ``DivergedError`` naming the operator and the outer iteration, and every variable,
+    optimizer state and operator memory is bit-identical to before."""
     import numpy as np
 
     from ..errors import DivergedError
@@ -274,8 +281,8 @@ def check_state_survives_resume(cls, chain: list[str] | None = None, registry=No
     """Two outer iterations, then a new problem restored from ``state_dict`` (written
     through NumPy's ``savez`` as a checkpoint is, and checked against the fresh problem's
     ``state_schema`` as ``jboat run --resume`` checks it): the third iteration gives the same
-    variables and upper loss as the original's third iteration (operator state such as
-    dual variables or auxiliary points included; ``get_state`` / ``set_state``)."""
+    variables and upper loss as the original's third iteration (operator memory such as
+    dual variables or auxiliary points included)."""
     import numpy as np
 
     from ..contract.stateschema import mismatch
@@ -288,8 +295,8 @@ def check_state_survives_resume(cls, chain: list[str] | None = None, registry=No
     why = mismatch({k: v for k, v in state.items() if k != "history"},
                    restored.state_schema())
     assert why is None, (f"{cls.name}: jboat run --resume would refuse its checkpoint ({why});"
-                         " an operator whose state is not lists shaped like the lower or the "
-                         "upper variables declares state_schema")
+                         " an operator whose memory is not lists shaped like the lower or the "
+                         "upper variables declares memory_schema")
     restored.load_state_dict(state)
     a = problem.run_iter(prob.ll_feed, prob.ul_feed, 2)
     b = restored.run_iter(prob2.ll_feed, prob2.ul_feed, 2)
@@ -298,8 +305,8 @@ def check_state_survives_resume(cls, chain: list[str] | None = None, registry=No
     for x, y in zip(problem.ll_var + problem.ul_var, restored.ll_var + restored.ul_var):
         assert np.allclose(x.numpy(), y.numpy(), rtol=1e-6, atol=1e-7), (
             f"{cls.name}: a run resumed from a checkpoint diverges from the original "
-            "(state the operator keeps across iterations must go through self.propose; "
-            "get_state/set_state save it)")
+            "(what the operator keeps across iterations goes in the memory of what step "
+            "returns, never on self: checkpoints save the memories)")
 
 
 def _through_npz(state):

@@ -15,10 +15,12 @@ import numpy as np
 
 
 def sigmoid(z):
+    """The logistic function, 1 / (1 + e^-z), computed stably."""
     return 0.5 * (1 + np.tanh(0.5 * z))
 
 
 def softplus(z):
+    """log(1 + e^z), computed stably."""
     return np.logaddexp(0.0, z)
 
 
@@ -31,23 +33,29 @@ class RidgeNP:
         self.rho = rho
 
     def f(self, x, y):
+        """f(x, y)."""
         r = self.A1 @ y - self.b1
         return r @ r / (2 * self.n) + 0.5 * np.sum(np.exp(x) * y * y)
 
     def F(self, x, y):
+        """F(x, y)."""
         r = self.A2 @ y - self.b2
         return r @ r / (2 * self.n) + 0.5 * self.rho * x @ x
 
     def fy(self, x, y):
+        """grad_y f(x, y)."""
         return self.A1.T @ (self.A1 @ y - self.b1) / self.n + np.exp(x) * y
 
     def fx(self, x, y):
+        """grad_x f(x, y)."""
         return 0.5 * np.exp(x) * y * y
 
     def Fy(self, x, y):
+        """grad_y F(x, y)."""
         return self.A2.T @ (self.A2 @ y - self.b2) / self.n
 
     def Fx(self, x, y):
+        """grad_x F(x, y)."""
         return self.rho * x
 
     def penalty_grads(self, x, y):
@@ -67,27 +75,34 @@ class LogisticNP:
         self.n, self.m, self.mu = D["n"], D["m"], D["mu"]
 
     def f(self, x, w):
+        """f(x, y)."""
         return np.sum(sigmoid(x) * softplus(-self.t * (self.A @ w))) / self.n + \
             0.5 * self.mu * w @ w
 
     def F(self, x, w):
+        """F(x, y)."""
         return np.mean(softplus(-self.s * (self.C @ w)))
 
     def fy(self, x, w):
+        """grad_y f(x, y)."""
         sm = sigmoid(-self.t * (self.A @ w))
         return -(self.A.T @ (sigmoid(x) * self.t * sm)) / self.n + self.mu * w
 
     def fx(self, x, w):
+        """grad_x f(x, y)."""
         sx = sigmoid(x)
         return sx * (1 - sx) * softplus(-self.t * (self.A @ w)) / self.n
 
     def Fy(self, x, w):
+        """grad_y F(x, y)."""
         return -(self.C.T @ (self.s * sigmoid(-self.s * (self.C @ w)))) / self.m
 
     def Fx(self, x, w):
+        """grad_x F(x, y)."""
         return np.zeros_like(x)
 
     def penalty_grads(self, x, w):
+        """(d/dy, d/dx) of |grad_y f|^2."""
         g = self.fy(x, w)
         sx, sm = sigmoid(x), sigmoid(-self.t * (self.A @ w))
         H = (self.A.T * (sx * sm * (1 - sm))) @ self.A / self.n + self.mu * np.eye(len(w))
@@ -96,6 +111,7 @@ class LogisticNP:
 
 
 def descend(P, x, v, lr, steps, extra=None):
+    """``steps`` gradient steps v <- v - lr (grad_y f(x, v) + extra(v))."""
     for _ in range(steps):
         v = v - lr * (P.fy(x, v) + (extra(v) if extra else 0))
     return v
@@ -103,6 +119,7 @@ def descend(P, x, v, lr, steps, extra=None):
 
 def vso(P, x, y, t, eta, K, z_loop=5, z_lr=0.01, ll_l2_reg=0.1, ul_l2_reg=0.01,
         ul_ln_reg=10.0, reg_decay=1.0):
+    """VSO's step from its formula: (g_x, z, memory)."""
     c = reg_decay * t + 1.0
     mu, th, tau = ll_l2_reg / c, ul_l2_reg / c, ul_ln_reg / c
     z = descend(P, x, y, eta, z_loop, lambda v: 2 * mu * v)
@@ -114,6 +131,7 @@ def vso(P, x, y, t, eta, K, z_loop=5, z_lr=0.01, ll_l2_reg=0.1, ul_l2_reg=0.01,
 
 
 def vfo(P, x, y, t, eta, K, y_hat_lr=0.1, u1=0.1):
+    """VFO's step from its formula: (g_x, y_new, memory)."""
     yh = descend(P, x, y, y_hat_lr, K)
     q = P.f(x, y) - P.f(x, yh)
     dqy, dqx = P.fy(x, y), P.fx(x, y) - P.fx(x, yh)
@@ -123,6 +141,7 @@ def vfo(P, x, y, t, eta, K, y_hat_lr=0.1, u1=0.1):
 
 
 def meso(P, x, y, t, eta, K, theta, eta_th=0.001, gamma_1=0.01, c0=0.2):
+    """MESO's step from its formula: (g_x, y_new, {"theta"})."""
     c = c0 * (t + 1) ** 0.25
     th = theta - eta_th * (P.fy(x, theta) + gamma_1 * (theta - y))
     d_y = P.Fy(x, y) / c + P.fy(x, y) - gamma_1 * (y - th)
@@ -132,6 +151,7 @@ def meso(P, x, y, t, eta, K, theta, eta_th=0.001, gamma_1=0.01, c0=0.2):
 
 def pgdo(P, x, y, t, eta, K, y_hat, y_hat_lr=0.1, gamma_init=0.0, gamma_max=0.2,
          gamma_argmax_step=5000, update_y_ahead=False, penalty="difference"):
+    """PGDO's step from its formula: (g_x, y_new, {"y_hat"} with the difference penalty)."""
     top = max(gamma_max, gamma_init)
     gam = min(gamma_init + t * (top - gamma_init) / gamma_argmax_step, top)
     s = min(1.0 / (gam + 1e-8), 1.0)
@@ -150,12 +170,14 @@ def pgdo(P, x, y, t, eta, K, y_hat, y_hat_lr=0.1, gamma_init=0.0, gamma_max=0.2,
 
 
 def alto(P, x, y, t, eta, K):
+    """ALTO's step from its formula: (g_x, y_1, memory)."""
     y1 = y - eta * P.fy(x, y)
     return P.Fx(x, y1), y1, {}
 
 
 def gaffo(P, x, y, t, eta, K, lam=1.0, sigma=0.01, lower_step_size=None,
           use_sign_lower_step=False, maximize=True, sync_lower_from_upper=True):
+    """GAFFO's step from its formula: (g_x, y_1, memory)."""
     s = eta if lower_step_size is None else lower_step_size
     y0 = x.copy() if sync_lower_from_upper else y.copy()
     g0 = P.fy(x, y0)

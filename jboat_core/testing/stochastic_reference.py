@@ -4,7 +4,7 @@ Two finite-sum problems whose objectives are means over the examples, written on
 Jittor (for the solvers) and once here in float64 with hand-derived gradients,
 Hessian-vector and cross-derivative products on any subset of the examples; and each
 solver's step (SOBA, SABA, MASOBA, StocBiO, AmIGO, TTSA) computed from these and the
-minibatch indices the solver drew (``op.draws``), independently of jboat's code.
+minibatch indices the solver drew (``record.info["draws"]``), independently of jboat's code.
 """
 
 from __future__ import annotations
@@ -30,12 +30,15 @@ class Quadratic:
         self.x0, self.y0 = 0.3 * rng.randn(p), rng.randn(d)
 
     def lower_feed(self):
+        """The lower feed (NumPy arrays, the whole sum)."""
         return {"A": self.A, "b": self.b, "E": self.E}
 
     def upper_feed(self):
+        """The upper feed (NumPy arrays, the whole sum)."""
         return {"C": self.C, "c": self.c}
 
     def objectives(self, jt):
+        """(f, F) as jboat objectives on the feeds above."""
         from jboat_core.testing.problems import shifted_quadratic
         return shifted_quadratic(self.mu, self.lam)
 
@@ -44,38 +47,47 @@ class Quadratic:
         return self.A[s], self.b[s], self.E[s]
 
     def gf(self, x, y, idx=None):
+        """grad_y f on the examples ``idx`` (None: all)."""
         A, b, E = self._low(idx)
         return A.T @ (A @ y - b - E @ x) / len(b) + self.mu * y
 
     def hv(self, x, y, v, idx=None):
+        """H v = d2f/dy2 . v on the examples ``idx``."""
         A, b, _ = self._low(idx)
         return A.T @ (A @ v) / len(b) + self.mu * v
 
     def jv(self, x, y, v, idx=None):
+        """J v = d2f/dxdy . v on the examples ``idx``."""
         A, b, E = self._low(idx)
         return -E.T @ (A @ v) / len(b)
 
     def gFy(self, x, y, idx=None):
+        """grad_y F on the examples ``idx``."""
         s = slice(None) if idx is None else idx
         C, c = self.C[s], self.c[s]
         return C.T @ (C @ y - c) / len(c)
 
     def gFx(self, x, y, idx=None):
+        """grad_x F."""
         return self.lam * x
 
     # exact bilevel quantities
     def ystar(self, x):
+        """y*(x), the exact lower solution."""
         M = self.A.T @ self.A / self.n + self.mu * np.eye(len(self.y0))
         return np.linalg.solve(M, self.A.T @ (self.b + self.E @ x) / self.n)
 
     def hessian(self, x=None, y=None):
+        """d2f/dy2 (constant: f is quadratic in y)."""
         return self.A.T @ self.A / self.n + self.mu * np.eye(len(self.y0))
 
     def value(self, x):
+        """F(x, y*(x))."""
         r = self.C @ self.ystar(x) - self.c
         return 0.5 * r @ r / self.m + 0.5 * self.lam * x @ x
 
     def hypergradient(self, x):
+        """The exact hyper-gradient at x (the implicit function theorem)."""
         y = self.ystar(x)
         v = np.linalg.solve(self.hessian(), self.gFy(x, y))
         return self.gFx(x, y) - self.jv(x, y, v)
@@ -102,20 +114,25 @@ class Logistic:
         self.x0, self.y0 = 0.3 * rng.randn(d) - 1.0, rng.randn(d)
 
     def lower_feed(self):
+        """The lower feed (NumPy arrays, the whole sum)."""
         return {"A": self.A, "t": self.t}
 
     def upper_feed(self):
+        """The upper feed (NumPy arrays, the whole sum)."""
         return {"A": self.C, "t": self.s}
 
     def objectives(self, jt):
+        """(f, F) as jboat objectives on the feeds above."""
         lam = self.lam
 
         def f(feed, ul, ll, **kw):
+            """f(x, y)."""
             z, _ = ll(feed["A"], **kw)
             y = kw["params"][0] if kw.get("params") is not None else ll.w
             return jt.nn.softplus(-feed["t"] * z).mean() + (jt.exp(ul()) * y * y).sum() * 0.5
 
         def F(feed, ul, ll, **kw):
+            """F(x, y)."""
             z, _ = ll(feed["A"], **kw)
             return jt.nn.softplus(-feed["t"] * z).mean() + (ul() * ul()).sum() * constant(
                 0.5 * lam, z)
@@ -126,23 +143,28 @@ class Logistic:
         return self.A[s], self.t[s]
 
     def gf(self, x, y, idx=None):
+        """grad_y f on the examples ``idx`` (None: all)."""
         A, t = self._low(idx)
         return -A.T @ (t * _sig(-t * (A @ y))) / len(t) + np.exp(x) * y
 
     def hv(self, x, y, v, idx=None):
+        """H v = d2f/dy2 . v on the examples ``idx``."""
         A, t = self._low(idx)
         s = _sig(t * (A @ y))
         return A.T @ (s * (1 - s) * (A @ v)) / len(t) + np.exp(x) * v
 
     def jv(self, x, y, v, idx=None):
+        """J v = d2f/dxdy . v on the examples ``idx``."""
         return np.exp(x) * y * v
 
     def gFy(self, x, y, idx=None):
+        """grad_y F on the examples ``idx``."""
         s_ = slice(None) if idx is None else idx
         C, s = self.C[s_], self.s[s_]
         return -C.T @ (s * _sig(-s * (C @ y))) / len(s)
 
     def gFx(self, x, y, idx=None):
+        """grad_x F."""
         return self.lam * x
 
 
@@ -154,6 +176,7 @@ def _take(draws, label):
 
 
 def soba(P, x, y, st, draws, rho, **cfg):
+    """SOBA's step from the drawn indices: (g_x, y_new, {"v"})."""
     v = st.get("v", np.zeros_like(y))
     j, i = _take(draws, "lower"), _take(draws, "upper")
     d_y = P.gf(x, y, j)
@@ -163,6 +186,7 @@ def soba(P, x, y, st, draws, rho, **cfg):
 
 
 def masoba(P, x, y, st, draws, rho, theta=0.1, v_radius=None, **cfg):
+    """MA-SOBA's step from the drawn indices: (g_x, y_new, {"v", "h"})."""
     d_x, y_new, out = soba(P, x, y, st, draws, rho)
     v = out["v"]
     if v_radius is not None:
@@ -172,12 +196,14 @@ def masoba(P, x, y, st, draws, rho, theta=0.1, v_radius=None, **cfg):
 
 
 def saba_blocks(n, b, seed, stream):
+    """The fixed SAGA blocks of n examples in blocks of b (the solver's permutation)."""
     perm = np.random.default_rng([seed, 0, stream]).permutation(n)
     blocks = np.array_split(perm, -(-n // b))
     return blocks, np.array([len(k) for k in blocks], float) / n
 
 
 def saba(P, x, y, st, draws, rho, batch_size=8, seed=0, **cfg):
+    """SABA's step from the drawn blocks: (g_x, y_new, {"v" and the tables})."""
     v = st.get("v", np.zeros_like(y))
     low, wl = saba_blocks(P.n, batch_size, seed, 0)
     up, wu = saba_blocks(P.m, batch_size, seed, 1)
@@ -205,6 +231,7 @@ def saba(P, x, y, st, draws, rho, batch_size=8, seed=0, **cfg):
 
 
 def stocbio(P, x, y, st, draws, rho, K=2, neumann_iters=3, eta=None, **cfg):
+    """StocBiO's step from the drawn indices: (g_x, y_new, memory)."""
     eta = eta or rho
     for _ in range(K):
         y = y - rho * P.gf(x, y, _take(draws, "lower"))
@@ -219,6 +246,7 @@ def stocbio(P, x, y, st, draws, rho, K=2, neumann_iters=3, eta=None, **cfg):
 
 
 def amigo(P, x, y, st, draws, rho, K=2, v_iters=None, **cfg):
+    """AmIGO's step from the drawn indices: (g_x, y_new, {"v"})."""
     for _ in range(K):
         y = y - rho * P.gf(x, y, _take(draws, "lower"))
     v = st.get("v", np.zeros_like(y))
@@ -230,6 +258,7 @@ def amigo(P, x, y, st, draws, rho, K=2, v_iters=None, **cfg):
 
 
 def ttsa(P, x, y, st, draws, rho, t=0, neumann_iters=4, eta=None, **cfg):
+    """TTSA's step from the drawn indices: (g_x, y_new, memory)."""
     eta = eta or rho
     y = y - rho * (t + 1) ** -0.4 * P.gf(x, y, _take(draws, "lower"))
     i = _take(draws, "upper")
@@ -289,11 +318,11 @@ def follow(kind: str, name: str, dtype: str = "float32", registry=None, iteratio
     P = Quadratic() if kind == "quadratic" else Logistic()
     section, formula = CASES[name]
     prob, ll, ul, lf, uf = problem(P, name, section, registry, dtype=dtype)
-    op = prob.composition.operators[0]
     x, y, st, out = P.x0.copy(), P.y0.copy(), {}, []
     for t in range(iterations):
-        g = prob.run_iter(lf, uf, t)["hyper_gradients"][0].numpy()
-        draws = [(label, idx) for label, idx in op.draws]
+        record = prob.run_iter(lf, uf, t)
+        g = record["hyper_gradients"][0].numpy()
+        draws = [(label, idx) for label, idx in record.info["draws"]]
         g_ref, y, st = formula(P, x, y, st, draws, RHO, t=t)
         if draws:
             raise AssertionError(f"{name}: draws left unused by the reference: {draws}")

@@ -12,7 +12,7 @@ import functools
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jboat_core.contract import ChainState, HyperGradientOperator, Result, hookimpl
+from jboat_core.contract import ChainState, HyperGradient, Result, hookimpl
 
 from .cgnr import solve_cgnr
 
@@ -33,7 +33,7 @@ class CGNConfig(BaseModel):
                            "> 0: regularised v for a singular or ill-conditioned Hessian")
 
 
-class CGN(HyperGradientOperator):
+class CGN(HyperGradient):
     r"""Implicit hyper-gradient, linear system solved by CG on the normal equations [1, 2].
 
     .. math:: g_x = \nabla_x F - \nabla^2_{xy} f\, v,\qquad

@@ -61,15 +61,15 @@ class F2SA(FirstOrderSolver):
     def step(self, state: SolveState) -> Result:
         from jboat_core.numerics import Point, descend  # imports Jittor: only here
 
-        pt = Point(self, state.ll_feed, state.ul_feed)   # pt.f(y), pt.F(y), pt.grad_yx(...)
-        z = descend(pt, self.state.get("z") or pt.y, self.config.z_lr, self.lower_loop)
+        pt = Point(self, state)   # pt.f(y), pt.F(y), pt.grad_yx(...)
+        z = descend(pt, state.memory.get("z") or pt.y, self.config.z_lr, self.lower_iters)
         lam = self.config.lam0 + self.config.lam_growth * state.current_iter
         F_y, f_y = pt.F(pt.y), pt.f(pt.y)
         L = F_y + (f_y - pt.f(z)) * lam                  # z is a constant point
         d_y, d_x = pt.grad_yx(L, pt.y)
-        self.propose(z=z)                  # state: adopted only if the iteration is finite
         return Result(upper_loss=F_y.detach(), lower_loss=f_y.detach(),
-                      hyper_gradients=d_x, ll_gradients=d_y)
+                      hyper_gradients=d_x, ll_gradients=d_y,
+                      memory={"z": z})     # the next step's state.memory, once checked
 
 @hookimpl
 def jboat_register_first_order(register):

@@ -1,9 +1,10 @@
-"""One hyper-gradient evaluation outside ``Problem``: lower-level dynamics, then the
-operator chain, through the same runner ``Problem`` uses (``jboat_core.solver.engine``)."""
+"""One hyper-gradient evaluation outside ``Problem`` on seed-API objects (a
+``SequentialHG`` and dynamics instances): lower-level dynamics, then the chain, through the
+runner ``Problem`` uses (``jboat_core.solver.engine``)."""
 
 from __future__ import annotations
 
-from .engine import evaluate_chain, sync_and_check
+from ..solver.engine import evaluate_chain, sync_and_check
 
 __all__ = ["hypergradient_step", "sync_and_check"]
 
@@ -35,9 +36,9 @@ def hypergradient_step(chain, dynamics, ll_model, ll_opt, ll_feed_dict, ul_feed_
         model holding the trajectory.
     """
     dyn = list(dynamics) if isinstance(dynamics, (list, tuple)) else [dynamics]
-    ev = evaluate_chain(dyn, chain, chain.dynamics_plan(), ll_model, ll_opt, ll_feed_dict,
-                        ul_feed_dict, current_iter, variables=variables,
-                        init_gradients=init_gradients)
-    sync_and_check([ev.result], dyn + chain.gradient_instances, producer=ev.producer,
-                   check=check_finite)
-    return ev.result, ev.fmodel
+    ev = evaluate_chain(dyn, chain.gradient_instances, chain.dynamics_plan(), ll_model, ll_opt,
+                        ll_feed_dict, ul_feed_dict, current_iter, variables=variables,
+                        init_gradients=init_gradients, memories=chain._memories)
+    sync_and_check([ev.result], ev.checks, producer=ev.producer, check=check_finite)
+    chain._memories.update(ev.memory)  # adopted once checked
+    return ev.result, ev.lower.fmodel
