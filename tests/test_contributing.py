@@ -1,4 +1,5 @@
-"""CONTRIBUTING.md's plugin walk-through works as written.
+"""The plugin author's guide's walk-through (docs/plugins.md, once in CONTRIBUTING.md) works
+as written.
 
 Its marked blocks (``<!-- file: PATH -->`` before a code fence) are written into a fresh
 directory; without pip-installing anything, the module is imported from there, registered
@@ -26,14 +27,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-DOC = Path(__file__).resolve().parents[1] / "CONTRIBUTING.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "plugins.md"
 MARKED_BLOCK = re.compile(
     r"<!--\s*(?:file:\s*(?P<path>\S+)|(?P<shell>shell))\s*-->[ \t]*\n"
     r"```[\w-]*\n(?P<body>.*?)^```", re.S | re.M)
 
 
 def marked_blocks() -> tuple[dict[str, str], list[str]]:
-    """``({path: content}, [shell block, ...])`` of CONTRIBUTING.md."""
+    """``({path: content}, [shell block, ...])`` of the walk-through."""
     files, shells = {}, []
     for m in MARKED_BLOCK.finditer(DOC.read_text(encoding="utf-8")):
         if m["shell"]:
@@ -156,11 +158,11 @@ def test_walkthrough_tests_pass(plugin_registry):
 
 
 def test_first_order_snippet_is_the_plugin_example_code():
-    """The first-order solver shown in CONTRIBUTING.md is the tested plugin's code."""
+    """The first-order solver shown in the walk-through is the tested plugin's code."""
     text = DOC.read_text(encoding="utf-8")
     snippet = text[text.index("class F2SA(FirstOrderSolver):"):]
     snippet = snippet[:snippet.index("```")]
-    source = (DOC.parent / "plugins-example" / "jboat_example_plugin" / "f2sa.py").read_text()
+    source = (ROOT / "plugins-example" / "jboat_example_plugin" / "f2sa.py").read_text()
     lines = [ln.split("#")[0].strip() for ln in snippet.splitlines()[1:]]
     code = {ln.split("#")[0].strip() for ln in source.splitlines()}
     missing = [ln for ln in lines if ln and ln not in code]

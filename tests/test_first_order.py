@@ -97,7 +97,7 @@ def test_accumulate_grad_averages_the_tasks(builtin_registry):
 
 # -- convergence on the ridge L2 problem ---------------------------------------------------
 RHO = 0.01
-CONVERGE = {  # settings per method (one problem, tuned once; see the README's table)
+CONVERGE = {  # settings per method (one problem, tuned once; see docs/results.md)
     "VSO": (50, {"z_loop": 30, "z_lr": 0.05, "ll_l2_reg": 0.0, "ul_l2_reg": 0.0,
                  "ul_ln_reg": 3.0, "reg_decay": 0.0}),
     "VFO": (10, {"y_hat_lr": 0.1, "u1": 1.0}),

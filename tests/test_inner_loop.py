@@ -74,7 +74,7 @@ def test_untracked_loop_is_executed_as_it_goes(ridge, monkeypatch, general):
     from jboat_core.platform._jittor import jittor
     from jboat_core.solver import engine
     jt = jittor()
-    assert autodiff.FLUSH_EVERY == 16  # the period README.md and benchmarks/README.md state
+    assert autodiff.FLUSH_EVERY == 16  # the period docs/guide/long-horizons.md states
     pending, sync = [], engine.sync_and_check
 
     def counting(*args, **kwargs):

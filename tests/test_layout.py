@@ -149,7 +149,7 @@ def test_operators_import_only_the_plugin_surface(path):
             public = _surface_names(node.module)
             bad += [f"{node.module}.{a.name}" for a in node.names if a.name not in public]
     assert not bad, (f"{path.name} imports outside the plugin surface {SURFACE}: {bad}; "
-                     "use the public name (CONTRIBUTING.md, 'What a plugin imports')")
+                     "use the public name (docs/plugins.md, 'What a plugin imports')")
 
 
 def test_surface_names_exist():
