@@ -9,9 +9,10 @@ compares them with the committed snapshot ``tests/public_api.json``):
 * ``jboat_core.contract``: what an operator author writes against (CONTRIBUTING.md);
 * ``jboat_core.numerics``: the math helpers operators compute with.
 
-Everything else is internal: the wings ``platform``, ``plugins``, ``solver``, ``run``,
-``testing`` (the conformance kit: run it with ``jboat verify``) and ``compat`` (JBOAT's
-seed API under ``jboat``, API-1 plugins, old import paths, until 0.3). Names this module
+Everything else is internal: the wings ``platform``, ``plugins``, ``solver``, ``run`` and
+``compat`` (JBOAT's seed API under ``jboat``, API-1 plugins, old import paths, until 0.3).
+``jboat_core.testing`` is a tool for tests, not an API to build on: a plugin's tests call
+its conformance kit (``conformance_tests``) and reference problems. Names this module
 exported before 0.2 still resolve, with a ``DeprecationWarning`` naming their new home
 (``CHANGELOG.md``). Importing ``jboat_core`` never imports Jittor.
 """

@@ -13,7 +13,7 @@ def test_list_ops_table(builtin_registry, capsys):
     out = capsys.readouterr().out
     for name in ("CG", "NS", "FD", "IAD", "RAD", "PTT", "FOA", "RGT", "IGA", "NGD"):
         assert f"\n{name} " in out
-    assert "jboat 0.1.0" in out and "DISTRIBUTION" in out
+    assert "jboat 0.2.0" in out and "DISTRIBUTION" in out
 
 
 def test_list_ops_json(builtin_registry, capsys):
@@ -153,7 +153,19 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0
-    assert re.match(r"jboat 0\.1\.0 \(Jittor 1\.3\.11[.0-9]*, Python 3\.", capsys.readouterr().out)
+    assert re.match(r"jboat 0\.2\.0 \(Jittor 1\.3\.11[.0-9]*, Python 3\.", capsys.readouterr().out)
+
+
+def test_the_package_and_the_distribution_have_one_version():
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    import jboat_core
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["version"] == jboat_core.__version__
 
 
 def test_exit_codes_are_documented_in_help_and_docs(capsys):

@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 
 from fakeplugins import FakeDist, FakeEntryPoint
-from jboat_core import Registry
+from jboat_core.plugins.registry import Registry, set_registry
 from jboat_core.run import cli
-from jboat_core.plugins.registry import set_registry
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -167,3 +166,34 @@ def test_first_order_snippet_is_the_plugin_example_code():
     code = {ln.split("#")[0].strip() for ln in source.splitlines()}
     missing = [ln for ln in lines if ln and ln not in code]
     assert not missing, missing
+
+
+def _snippet(name: str) -> str:
+    text = DOC.read_text(encoding="utf-8")
+    m = re.search(rf"<!--\s*snippet:\s*{name}\s*-->[ \t]*\n```python\n(.*?)^```", text,
+                  re.S | re.M)
+    assert m, f"no snippet {name!r} in {DOC.name}"
+    return m.group(1)
+
+
+@pytest.mark.jittor
+def test_own_inner_update_snippet_runs_through_the_kit(builtin_registry):
+    """The hand-written dynamics of step 9 (heavy-ball momentum): registered next to the
+    built-ins, it runs through Problem, keeps nothing on itself, a NaN changes nothing,
+    its checkpoint resumes, and it composes with PTT + RAD."""
+    import types
+
+    from jboat_core.testing import conformance
+
+    module = types.ModuleType("heavyball_snippet")
+    exec(compile(_snippet("dynamics"), "docs/plugins.md", "exec"), module.__dict__)
+    cls = module.HeavyBall
+    reg = builtin_registry.with_classes([cls])
+    conformance.check_metadata(cls)
+    conformance.check_runs_through_problem(cls, registry=reg)
+    conformance.check_finite_guard(cls, registry=reg)
+    conformance.check_state_survives_resume(cls, registry=reg)
+    problem, prob, _ = conformance.conformance_problem(
+        cls, registry=reg, **{"na_op": ["PTT", "RAD"]})
+    record = problem.run_iter(prob.ll_feed, prob.ul_feed, 0)
+    assert record.upper_loss == record.upper_loss  # finite: checked by the solver

@@ -70,9 +70,24 @@ class Operator(OperatorMeta, abc.ABC):
     #: requiring the task file's.
     schedules_ul_lr: ClassVar[bool] = False
 
-    def __init__(self, *, ll_objective=None, ul_objective=None, ll_model=None, ul_model=None,
-                 ll_var=None, ul_var=None, lower_iters: int = 10,
+    #: The 0.1 positional constructor of the kind (deprecated, goes in 0.3): the names
+    #: its positions map to. ``solver_config`` (a mapping of sections) becomes the runtime.
+    _positional_0_1: ClassVar[tuple] = ()
+
+    def __init__(self, *legacy, ll_objective=None, ul_objective=None, ll_model=None,
+                 ul_model=None, ll_var=None, ul_var=None, lower_iters: int = 10,
                  runtime: Runtime | None = None, config: Any = None):
+        if legacy:
+            kw = self._from_positional(legacy)
+            ll_objective, ul_objective = kw.get("ll_objective"), kw.get("ul_objective")
+            ll_model, ul_model = kw.get("ll_model"), kw.get("ul_model")
+            ll_var, ul_var = kw.get("ll_var", ll_var), kw.get("ul_var", ul_var)
+            lower_iters = kw.get("lower_loop", lower_iters)
+            given = kw.get("solver_config")
+            if runtime is None and isinstance(given, Runtime):
+                runtime = given
+            elif runtime is None and given is not None:
+                runtime = Runtime(operators=dict(getattr(given, "operators", given) or {}))
         self.ll_objective = ll_objective
         self.ul_objective = ul_objective
         self.ll_model = ll_model
@@ -84,6 +99,19 @@ class Operator(OperatorMeta, abc.ABC):
         if config is None:
             config = self.runtime.operators.get(self.name)
         self.config = validate_section(type(self), config)
+
+    def _from_positional(self, args: tuple) -> dict:
+        """The 0.1 positional arguments as keywords (with a DeprecationWarning)."""
+        names = self._positional_0_1
+        if not names or len(args) > len(names):
+            raise TypeError(f"{type(self).__name__}() takes keyword arguments only "
+                            f"(ll_objective=, ul_objective=, ll_model=, ul_model=, ll_var=, "
+                            f"ul_var=, lower_iters=, runtime=, config=); got {len(args)} "
+                            "positional")
+        warnings.warn(f"{type(self).__name__}({', '.join(names[:len(args)])}) by position is "
+                      "the 0.1 constructor; pass keywords (ll_objective=, ..., lower_iters=, "
+                      "config=); positions go in jboat 0.3", DeprecationWarning, stacklevel=3)
+        return dict(zip(names, args))
 
     @classmethod
     def build(cls, runtime: Runtime) -> "Operator":
@@ -172,6 +200,8 @@ class HyperGradient(Operator):
     """
 
     kind: ClassVar[str] = "hypergradient"
+    _positional_0_1 = ("ll_objective", "ul_objective", "ul_model", "ll_model", "ll_var",
+                       "ul_var", "solver_config")
 
 
 class DynamicalSystem(Operator):
@@ -185,6 +215,8 @@ class DynamicalSystem(Operator):
     """
 
     kind: ClassVar[str] = "dynamics"
+    _positional_0_1 = ("ll_objective", "ul_objective", "ll_model", "ul_model", "lower_loop",
+                       "solver_config")
     learns_initialisation: ClassVar[bool] = False
     """Declared True by an operator (DI) that makes the solver learn y_0 too."""
     provides_hypergradient: ClassVar[bool] = False
@@ -217,6 +249,8 @@ class FirstOrderSolver(Operator):
     """
 
     kind: ClassVar[str] = "first_order"
+    _positional_0_1 = ("ll_objective", "ul_objective", "ll_model", "ul_model", "lower_loop",
+                       "ll_var", "ul_var", "solver_config")
 
 
 def __getattr__(name: str):

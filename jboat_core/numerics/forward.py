@@ -18,6 +18,8 @@ g_i = dF/dx_i + <grad_y F(y_K), t_K> (``FMD``).
 
 from __future__ import annotations
 
+import warnings
+
 from ..errors import OperatorRuntimeError
 from ..platform._jittor import jittor
 from .autodiff import vdot
@@ -65,10 +67,17 @@ class Tangents:
         j, e = self.dirs[i]
         return values[j].reshape((-1,))[e]
 
-    def advance(self, loss, y, opt, state_before, n_step, *, stop_grads=False, detach=False):
+    def advance(self, loss, y, opt, state_before, n_step, *, stop_grads=False, detach=False,
+                first_order=None):
         """Carry the tangents through one inner step taken from ``y`` (the iterate before
         it) with ``loss`` = f(x, y) (its graph to y and x), ``opt`` the twin after the step
-        and ``state_before`` its state before it (a ``Snapshot``)."""
+        and ``state_before`` its state before it (a ``Snapshot``). ``stop_grads``: the step
+        stopped the gradient's dependence on x and y (FOA); ``first_order`` is its 0.1
+        name (deprecated, goes in jboat 0.3)."""
+        if first_order is not None:
+            warnings.warn("Tangents.advance(first_order=) is now stop_grads=; the old name "
+                          "goes in jboat 0.3", DeprecationWarning, stacklevel=2)
+            stop_grads = bool(first_order)
         jt = jittor()
         if detach:  # a step outside the graph (RGT's truncation): d/dx is cut there
             self.t = [[t * 0.0 for t in ts] for ts in self.t]

@@ -49,7 +49,7 @@ version = "0.1.0"
 description = "{name}: a jboat {label} (plugin API {api})"
 readme = "README.md"
 requires-python = ">=3.10"
-dependencies = ["jboat>=0.1", "pydantic>=2.5"]
+dependencies = ["jboat>=0.2", "pydantic>=2.5"]
 
 [project.optional-dependencies]
 test = ["pytest>=7"]

@@ -9,8 +9,8 @@ max |g - g_exact| / max |g_exact| < 1e-3 (Jittor computes in float32).
 import numpy as np
 import pytest
 
-import jboat_core
-from jboat_core import ChainError, default_gradient_order, validate_and_adjust_order
+from jboat_core import ConfigError, parse_solver_config
+from jboat_core.contract import API_VERSION
 from jboat_core.testing.conformance import check_returns_hypergradients, conformance_tests
 from jboat_example_plugin.cgn import CGN, JBOAT_API_VERSION
 
@@ -32,41 +32,40 @@ def assert_matches(g, exact):
 
 
 def run_chain(prob, chain, registry, config=None, lower_iters=1, lr=0.1):
-    """One hyper-gradient step of ``chain`` after ``lower_iters`` NGD steps."""
-    from jboat_core import makes_functional_na_operation
-    from jboat_core.solver.solve import hypergradient_step
-    from jboat_core.testing.problems import jt  # Jittor, imported honouring JBOAT_CPU_ONLY
-    from jboat_ops.ngd import NGD
+    """The hyper-gradient of ``chain`` after ``lower_iters`` NGD steps, as a user gets it:
+    ``Problem.evaluate`` (nothing is updated)."""
+    from jboat_core import Problem, import_jittor
 
-    cfg = dict(config or {})
-    hg = makes_functional_na_operation(
-        chain, registry=registry, ll_objective=prob.ll_objective,
-        ul_objective=prob.ul_objective, ll_model=prob.ll_model, ul_model=prob.ul_model,
-        ll_var=prob.ll_var, ul_var=prob.ul_var, solver_config=cfg)
-    ngd = NGD(prob.ll_objective, prob.ul_objective, prob.ll_model, prob.ul_model,
-              lower_iters, cfg)
-    result, _ = hypergradient_step(hg, ngd, prob.ll_model, jt.optim.SGD(prob.ll_var, lr),
-                                   prob.ll_feed, prob.ul_feed)
-    return result
+    jt = import_jittor()
+    cfg = {"gm_op": "NGD", "na_op": chain, "lower_iters": lower_iters, **(config or {})}
+    problem = Problem(cfg, ll_objective=prob.ll_objective, ul_objective=prob.ul_objective,
+                      ll_model=prob.ll_model, ul_model=prob.ul_model,
+                      ll_opt=jt.optim.SGD(prob.ll_var, lr),
+                      ul_opt=jt.optim.SGD(prob.ul_var, 0.1), registry=registry)
+    return problem.evaluate(prob.ll_feed, prob.ul_feed)
 
 
 # ------------------------------------------------------------ registration -----------
 def test_registered_from_the_declared_entry_point(plugin_registry):
     (ep,) = [e for e in plugin_entry_points() if e.name == "cgn"]
     assert ep.value == "jboat_example_plugin.cgn" and ep.dist.name == "jboat-example-plugin"
-    assert JBOAT_API_VERSION == jboat_core.API_VERSION
+    assert JBOAT_API_VERSION == API_VERSION
     rec = plugin_registry.get("cgn", kind="hypergradient")
     assert rec.cls is CGN
     assert rec.origin.distribution == "jboat-example-plugin"
 
 
 def test_slots_in_between_cg_and_ns(plugin_registry):
-    assert default_gradient_order(registry=plugin_registry)[-1] == ["CG", "CGN", "NS"]
-    assert validate_and_adjust_order(["cgn", "ptt"], registry=plugin_registry) == ["PTT", "CGN"]
-    assert validate_and_adjust_order(["cgn", "iad"], registry=plugin_registry) == ["IAD", "CGN"]
-    with pytest.raises(ChainError) as info:
-        validate_and_adjust_order(["CG", "CGN"], registry=plugin_registry)
-    assert info.value.rule == "terminal-not-last"
+    order = {n: plugin_registry.get(n).cls.order for n in ("CG", "CGN", "NS")}
+    assert order["CG"] < order["CGN"] < order["NS"]
+
+    def na_op(names):
+        return parse_solver_config({"gm_op": "NGD", "na_op": names}, plugin_registry).na_op
+
+    assert na_op(["cgn", "ptt"]) == ["PTT", "CGN"]   # ordered by metadata, not by hand
+    assert na_op(["cgn", "iad"]) == ["IAD", "CGN"]
+    with pytest.raises(ConfigError, match="rule terminal-not-last"):
+        na_op(["CG", "CGN"])
 
 
 def test_config_defaults_and_errors():

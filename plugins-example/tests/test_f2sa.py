@@ -5,8 +5,8 @@ formula on the ridge problem (relative error 1e-4)."""
 import numpy as np
 import pytest
 
-import jboat_core
 from jboat_core import ConfigError, parse_solver_config
+from jboat_core.contract import API_VERSION
 from jboat_core.testing.conformance import conformance_tests
 from jboat_example_plugin.f2sa import F2SA, JBOAT_API_VERSION
 
@@ -17,7 +17,7 @@ TestConformanceF2SA = conformance_tests(F2SA, module="jboat_example_plugin.f2sa"
 
 def test_registered_from_the_declared_entry_point(plugin_registry):
     (ep,) = [e for e in plugin_entry_points() if e.name == "f2sa"]
-    assert ep.value == "jboat_example_plugin.f2sa" and JBOAT_API_VERSION == jboat_core.API_VERSION
+    assert ep.value == "jboat_example_plugin.f2sa" and JBOAT_API_VERSION == API_VERSION
     rec = plugin_registry.get("f2sa", kind="first_order")
     assert rec.cls is F2SA and rec.origin.distribution == "jboat-example-plugin"
 
