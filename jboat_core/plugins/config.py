@@ -14,6 +14,7 @@ import json
 import os
 import stat
 import sys
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -125,9 +126,18 @@ class SolverConfig(BaseModel):
         return _name_list(value)
 
     @property
-    def first_order(self) -> bool:
-        """True when a first-order solver replaces the dynamics and hyper-gradient chains."""
+    def uses_solver(self) -> bool:
+        """True when a first-order (or stochastic) solver, ``fo_op``, replaces the dynamics
+        and hyper-gradient chains."""
         return bool(self.fo_op)
+
+    @property
+    def first_order(self) -> bool:
+        """Deprecated name of ``uses_solver`` (``first_order`` names a kind and FOA's
+        flag); goes in jboat 0.3."""
+        warnings.warn("SolverConfig.first_order is now SolverConfig.uses_solver; the old name "
+                      "goes in jboat 0.3", DeprecationWarning, stacklevel=2)
+        return self.uses_solver
 
     def composition(self) -> list[str]:
         """Every chosen operator, dynamics first."""
