@@ -25,12 +25,15 @@ random_state=0)`` as generated (no intercept, unit-variance features). Rows are 
 (:func:`load`); :func:`load_three_way` cuts the same permutation 50/25/25 into train,
 validation and test for the selection benchmark (``benchmarks.lasso_selection``).
 
-Protocol of a side's script (one JSON line on stdout, see :data:`SCHEMA`):
-``time_hypergrad_s``: one hyper-gradient from a cold start (w = 0): the lower solve to
-:data:`TOL` and dF/dx, ended when the result is on the host. ``time_outer_iter_s``: one
-outer iteration of hyper-gradient descent: the lower solve warm-started at the previous
-w*, dF/dx, and :func:`outer_update`; :data:`OUTER_ITERS` of them per round, starting at x0,
-the round's value their median. Compilation / warm-up calls are excluded and said so.
+Protocol of a side's script (one process = one round; one JSON line on stdout with the
+keys of :data:`SCHEMA`, more keys allowed): ``hypergrad``: dF/dx at x0 (a list, length 1 or
+d). ``time_hypergrad_s``: a list, the seconds of each timed hyper-gradient from a cold start
+(w = 0): the lower solve to :data:`TOL` (proximal gradient with the fixed step 1 /
+:func:`lipschitz`) and dF/dx, ended when the result is on the host. ``time_outer_iter_s``: a
+list, the seconds of each of :data:`OUTER_ITERS` outer iterations of hyper-gradient descent
+from x0: the lower solve warm-started at the previous w*, dF/dx, and :func:`outer_update`.
+The harness takes each list's median as the round's value. Compilation / warm-up calls
+are run untimed before. ``lower_loss``: :func:`lower_loss` at x0 of the returned w*.
 """
 
 from __future__ import annotations
@@ -95,6 +98,15 @@ def x0(X_tr: np.ndarray, y_tr: np.ndarray, weighted: bool) -> np.ndarray:
     """The start x0 = log(0.1 lambda_max): shape (d,) if ``weighted`` else (1,)."""
     size = X_tr.shape[1] if weighted else 1
     return np.full(size, np.log(LAMBDA_FRACTION * lambda_max(X_tr, y_tr)))
+
+
+def lipschitz(X_tr: np.ndarray) -> float:
+    """L = ||X_tr||_2^2 / n_tr, the Lipschitz constant of the smooth part's gradient
+    (Lanczos, ``scipy.sparse.linalg.svds`` from a fixed start; the step is 1/L)."""
+    from scipy.sparse.linalg import svds
+    v0 = np.ones(min(X_tr.shape)) / np.sqrt(min(X_tr.shape))
+    sigma = svds(X_tr, k=1, v0=v0, tol=1e-12, return_singular_vectors=False)[0]
+    return float(sigma**2 / len(X_tr))
 
 
 def penalties(x: np.ndarray, d: int) -> np.ndarray:
