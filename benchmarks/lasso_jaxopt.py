@@ -36,8 +36,8 @@ from benchmarks import lasso_data
 MAXITER = 100_000
 
 
-def build(data: str, weighted: bool, linsolve_tol: float):
-    """The jitted ``grad(x, w0) -> ((F, (w*, iterations)), dF/dx)``, x0 and the train set."""
+def make_grad(X_tr, y_tr, X_val, y_val, weighted: bool, linsolve_tol: float = lasso_data.TOL):
+    """The jitted ``grad(x, w0) -> ((F, (w*, iterations)), dF/dx)`` on these arrays."""
     import jax
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
@@ -45,7 +45,6 @@ def build(data: str, weighted: bool, linsolve_tol: float):
     from jaxopt.linear_solve import solve_normal_cg
     from jaxopt.prox import prox_lasso
 
-    X_tr, y_tr, X_val, y_val = lasso_data.load(data)
     step = 1.0 / lasso_data.lipschitz(X_tr)
     Xt, yt, Xv, yv = (jnp.asarray(a) for a in (X_tr, y_tr, X_val, y_val))
 
@@ -63,9 +62,14 @@ def build(data: str, weighted: bool, linsolve_tol: float):
         r = Xv @ w - yv
         return 0.5 * jnp.dot(r, r) / yv.shape[0], (w, state.iter_num)
 
-    grad = jax.jit(jax.value_and_grad(outer, has_aux=True))
-    x0 = lasso_data.x0(X_tr, y_tr, weighted)
-    return grad, x0, (X_tr, y_tr)
+    return jax.jit(jax.value_and_grad(outer, has_aux=True))
+
+
+def build(data: str, weighted: bool, linsolve_tol: float):
+    """:func:`make_grad` on data set ``data`` (50/50 split), x0 and the train set."""
+    X_tr, y_tr, X_val, y_val = lasso_data.load(data)
+    grad = make_grad(X_tr, y_tr, X_val, y_val, weighted, linsolve_tol)
+    return grad, lasso_data.x0(X_tr, y_tr, weighted), (X_tr, y_tr)
 
 
 def timed(fn, *args):
