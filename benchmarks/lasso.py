@@ -112,11 +112,18 @@ def rel_err(g, ref) -> float:
     return float(np.linalg.norm(g - ref) / np.linalg.norm(ref))
 
 
-def _spread(values: list, scale: float = 1.0, fmt: str = "{:.2f}") -> str:
+def _ms(v: float) -> str:
+    """Three significant digits, no exponent (0.446, 12.3, 1234)."""
+    return f"{v:.0f}" if v >= 100 else f"{v:.3g}"
+
+
+def _spread(values: list, scale: float = 1.0, fmt=None) -> str:
+    """``median (min-max)`` of ``values`` times ``scale`` (ratios: 2 decimals)."""
     if not values:
         return "-"
+    fmt = fmt or "{:.2f}".format
     v = [x * scale for x in values]
-    return f"{fmt.format(statistics.median(v))} ({fmt.format(min(v))}-{fmt.format(max(v))})"
+    return f"{fmt(statistics.median(v))} ({fmt(min(v))}-{fmt(max(v))})"
 
 
 def summarize(records: list, references: dict) -> list:
@@ -162,8 +169,8 @@ def table(rows: list, info: dict) -> str:
             lines.append("| {} | {} | {} | {} | - | - | - | - |".format(*case, r["error"]))
             continue
         lines.append("| {} | {} | {} | {:.1e} | {} | {} | {} | {} |".format(
-            *case, max(r["err"]), _spread(list(r["hyper"].values()), 1e3, "{:.3g}"),
-            _spread(list(r["outer"].values()), 1e3, "{:.3g}"), _spread(r["ratio_hyper"]),
+            *case, max(r["err"]), _spread(list(r["hyper"].values()), 1e3, _ms),
+            _spread(list(r["outer"].values()), 1e3, _ms), _spread(r["ratio_hyper"]),
             _spread(r["ratio_outer"])))
     foot = (f"\nSource: `benchmarks/results/{info['name']}.json` · {info['machine']['date']} · "
             f"{info['machine']['nproc']} cores ({info['machine']['cpu']}) · threads "
