@@ -25,8 +25,12 @@ random_state=0)`` as generated (no intercept, unit-variance features). Rows are 
 (:func:`load`); :func:`load_three_way` cuts the same permutation 50/25/25 into train,
 validation and test for the selection benchmark (``benchmarks.lasso_selection``).
 
-Protocol of a side's script (one process = one round; one JSON line on stdout with the
-keys of :data:`SCHEMA`, more keys allowed): ``hypergrad``: dF/dx at x0 (a list, length 1 or
+Protocol of a side's script ``benchmarks.lasso_SIDE`` (run by ``benchmarks.lasso`` as
+``python -m benchmarks.lasso_SIDE --data D --weighted 0|1`` from the repository root with
+the threads set in its environment; one process = one round; one JSON line on stdout with
+the keys of :data:`SCHEMA`, more keys allowed; the selection benchmark also imports
+``make_provider(X_tr, y_tr, X_val, y_val) -> new()`` from it, see
+``benchmarks.lasso_selection``): ``hypergrad``: dF/dx at x0 (a list, length 1 or
 d). ``time_hypergrad_s``: a list, the seconds of each timed hyper-gradient from a cold start
 (w = 0): the lower solve to :data:`TOL` (proximal gradient with the fixed step 1 /
 :func:`lipschitz`) and dF/dx, ended when the result is on the host. ``time_outer_iter_s``: a
