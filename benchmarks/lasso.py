@@ -158,7 +158,8 @@ def _ratios(mine: dict, anchor: dict) -> list:
 
 def table(rows: list, info: dict) -> str:
     """The Markdown table of :func:`summarize`'s rows and the provenance line."""
-    head = ("| data | x | framework | rel. err vs exact (max over rounds) | ms / hyper-gradient (min-max) | "
+    head = ("| data | x | framework | rel. err vs exact (max over rounds) | "
+            "ms / hyper-gradient (min-max) | "
             "ms / outer it. (min-max) | / JAXopt, hyper-gradient | / JAXopt, outer it. |\n"
             "|---|---|---|---|---|---|---|---|\n")
     lines = []

@@ -1,7 +1,8 @@
 """The anchor side of the Lasso benchmark: JAXopt's proximal gradient with implicit
 differentiation (``jaxopt==0.8.5`` on JAX CPU, its own venv ``/opt/bench-jaxopt``).
 
-    PYTHONPATH=. /opt/bench-jaxopt/bin/python -m benchmarks.lasso_jaxopt --data diabetes --weighted 1
+    PYTHONPATH=. /opt/bench-jaxopt/bin/python -m benchmarks.lasso_jaxopt --data diabetes \
+        --weighted 1
 
 Problem: :mod:`benchmarks.lasso_data` (float64, ``jax_enable_x64``). The lower level is
 ``ProximalGradient(fun, prox=prox_lasso, implicit_diff=True, tol=TOL, stepsize=1/L,

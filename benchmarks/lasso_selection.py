@@ -16,9 +16,11 @@ default ``synthetic``, 10,000 x 2,000). Errors are 1/(2 n) ||X w - y||^2 on a sp
   ``--single-iters`` iterations on one penalty shared by every feature, then ``--iters``
   on one log-penalty per feature. (Per feature from the start it stalls: a feature off
   the support has dF/dx_i = 0, so an informative feature left out at x0 never comes back;
-  on ``synthetic`` 9 of 50 are out at x0 and F stalls at ~20 x LassoCV's error.) The
-  lower solve is warm-started at the previous w* inside the provider. Reported: the time (provider calls and Adam steps only) until F
-  first reaches LassoCV's validation error, the test error there and at the end. Test
+  on ``synthetic`` the support at x0 has 41 features, 50 are informative, and F stalled at
+  123, 19 x LassoCV's validation error, after 100 iterations.) The lower solve is
+  warm-started at the previous w* inside the provider. Reported: the time (provider calls
+  and Adam steps only) until F first reaches LassoCV's validation error, the test error
+  there, and the best iterate's. Test
   errors are evaluated outside the timed part with the exact w*(x) of
   :mod:`benchmarks.lasso_reference`.
 
