@@ -373,3 +373,59 @@ def conformance_tests(cls, module: str | None = None, chain: list[str] | None = 
 
     _Conformance.__name__ = f"TestConformance{cls.__name__}"
     return _Conformance
+
+
+def _with_preset(preset, registry=None):
+    """``registry`` (default: the installed one) with ``preset`` registered too, as its
+    plugin would register it (validated the same way)."""
+    from ..plugins.registry import Origin, Registry, get_registry
+
+    base = registry or get_registry()
+    held = base.get_preset(preset.name)
+    if held is not None and held.preset is preset:
+        return base
+    reg = Registry(dict(base.operators), list(base.failures), dict(base.conflicts),
+                   base.strict, dict(base.presets))
+    reg._register_preset(Origin(f"{preset.name}", "local", "local", "local"), preset)
+    return reg
+
+
+def check_preset(preset, registry=None) -> None:
+    """A preset's declaration is valid, its config validates in ``registry`` (default:
+    the installed operators plus the preset), and its composition runs through
+    ``Problem.evaluate`` on the conformance ridge problem: one finite hyper-gradient per
+    upper variable. The math of its operators is their own kit's check."""
+    from ..platform._jittor import jittor
+    from ..solver.problem import Problem
+    from .problems import ridge_problem
+
+    problems = preset.problems()
+    assert not problems, f"preset {preset.name}: " + "; ".join(problems)
+    reg = _with_preset(preset, registry)
+    jt = jittor()
+    prob = ridge_problem()
+    sw = _Switch(prob, explicit_x=True)
+    problem = Problem({"preset": preset.name}, ll_objective=sw.f, ul_objective=sw.F,
+                      ll_model=prob.ll_model, ul_model=prob.ul_model,
+                      ll_opt=jt.optim.SGD(prob.ll_var, 0.1),
+                      ul_opt=jt.optim.Adam(prob.ul_var, 0.01), gda_loss=sw.gda,
+                      registry=reg)
+    _check_grads(type("P", (), {"name": preset.name}), problem,
+                 problem.evaluate(prob.ll_feed, prob.ul_feed, 0))
+
+
+def preset_tests(preset, module: str | None = None, registry=None):
+    """A pytest test class for a plugin's preset: the module imports without Jittor and
+    ``check_preset`` passes."""
+
+    class _PresetConformance:
+        def test_import_without_jittor(self):
+            if module:
+                check_import_without_jittor(module)
+
+        @pytest.mark.jittor
+        def test_runs_through_problem(self):
+            check_preset(preset, registry)
+
+    _PresetConformance.__name__ = f"TestPreset{preset.name}"
+    return _PresetConformance
