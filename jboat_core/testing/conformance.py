@@ -37,6 +37,7 @@ from pydantic import ValidationError
 
 from ..contract.kinds import KINDS
 from ..contract.metadata import metadata_problems
+from .compose import _registry, _Switch, default_chain, default_composition  # noqa: F401
 
 
 def check_metadata(cls) -> None:
@@ -65,59 +66,6 @@ def check_import_without_jittor(module: str) -> None:
     assert proc.returncode == 0, f"importing {module} failed:\n{proc.stderr}"
 
 
-def default_composition(cls, chain: list[str] | None = None) -> dict:
-    """A solver config in which ``cls`` runs, whatever its kind: a hyper-gradient
-    operator after NGD (plus a required partner, or RAD to finish a modifier), a dynamics
-    operator before or as NGD with RAD (or its required partner), a first-order solver
-    alone. ``chain`` overrides the operator list of ``cls``'s kind."""
-    name = cls.name
-    if cls.kind == "first_order":
-        return {"fo_op": [name]}
-    own = list(chain) if chain else [name]
-    partner = [cls.requires_any[0]] if cls.requires_any else []
-    if cls.kind == "hypergradient":
-        if not chain and cls.role == "modifier" and not partner:
-            own.append("RAD")
-        return {"gm_op": ["NGD"], "na_op": own + [p for p in partner if p not in own]}
-    if not chain and cls.role == "modifier":
-        own.append("NGD")
-    return {"gm_op": own, "na_op": partner or ["RAD"]}
-
-
-def default_chain(cls) -> list[str]:
-    """The operators of ``default_composition`` that are of ``cls``'s kind."""
-    cfg = default_composition(cls)
-    return cfg.get({"hypergradient": "na_op", "dynamics": "gm_op"}.get(cls.kind, "fo_op"))
-
-
-class _Switch:
-    """Objectives of the conformance problem that turn NaN on demand. F gets a small
-    explicit term 0.05 |x|^2 (the ridge F alone does not depend on x), so that every
-    method's first upper step is non-zero: ALTO's grad_x F, DM's first step with v = 0,
-    PGDO at gamma_0 = 0."""
-
-    def __init__(self, prob, explicit_x: bool = True):
-        self.prob, self.nan_F, self.nan_f = prob, False, False
-        self.rho = 0.05 if explicit_x else 0.0
-
-    def f(self, feed, ul, ll, **kw):
-        """The problem's f, NaN when ``nan_f``."""
-        v = self.prob.ll_objective(feed, ul, ll, **kw)
-        return v * float("nan") if self.nan_f else v
-
-    def F(self, feed, ul, ll, **kw):
-        """The problem's F (+ rho |x|^2), NaN when ``nan_F``."""
-        v = self.prob.ul_objective(feed, ul, ll, **kw)
-        if self.rho:
-            v = v + (ul() * ul()).sum() * self.rho
-        return v * float("nan") if self.nan_F else v
-
-    def gda(self, ll_feed, ul_feed, ul, ll, **kw):
-        """GDA's aggregation alpha F + (1 - alpha) f, alpha from the lower feed."""
-        a = ll_feed["alpha"]
-        return self.F(ul_feed, ul, ll, **kw) * a + self.f(ll_feed, ul, ll, **kw) * (1 - a)
-
-
 def conformance_problem(cls, chain=None, registry=None, lr: float = 0.1, lower_iters: int = 3,
                         explicit_x: bool = True, **solver):
     """``(Problem, ridge problem, switch)``: ``cls`` composed as by ``default_composition``
@@ -138,20 +86,6 @@ def conformance_problem(cls, chain=None, registry=None, lr: float = 0.1, lower_i
                       ul_opt=jt.optim.Adam(prob.ul_var, 0.01), gda_loss=sw.gda,
                       registry=_registry(cls, registry))
     return problem, prob, sw
-
-
-def _registry(cls, registry):
-    """The registry to compose ``cls`` in: ``registry``, or the installed operators with
-    ``cls`` added when it is not installed (an operator under development)."""
-    from ..plugins.registry import get_registry
-
-    reg = registry or get_registry()
-    try:
-        if reg.get(cls.name).cls is cls:
-            return reg
-    except Exception:  # noqa: BLE001 - not registered (or a conflict): add it
-        pass
-    return reg.with_classes([cls])
 
 
 def _check_grads(cls, problem, result) -> None:

@@ -73,7 +73,7 @@ def float64():
 def _problem(cfg, registry, y0=None, rho: float = 0.0, ul_lr: float = 0.01, lr: float = 0.1):
     """``(Problem, ridge)`` in float64 for solver config ``cfg``."""
     from ..solver.problem import Problem
-    from .conformance import _Switch
+    from .compose import _Switch
     from .problems import jt, ridge_problem
 
     prob = ridge_problem(y0=y0, dtype="float64")
@@ -119,7 +119,7 @@ def hypergradient_candidates(cls) -> tuple[tuple[str, ...], bool]:
 
 def hypergradient_error(cls, target: str, registry, lr: float = 0.1) -> tuple[float, str]:
     """Relative error of ``cls``'s hyper-gradient against ``target`` and a description."""
-    from .conformance import default_composition
+    from .compose import default_composition
 
     K, _, _, section = _settings(cls)
     y0 = None
@@ -295,7 +295,7 @@ def check(cls, registry) -> str:
     reason = getattr(cls, "unchecked", "")
     if reason:
         pytest.skip(f"{cls.name} is unchecked: {reason}")
-    from .conformance import _registry
+    from .compose import _registry
 
     registry = _registry(cls, registry)
     with float64():
