@@ -26,11 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from jboat_core.platform._jittor import jittor
-from jboat_core.run.runner import Task
+from jboat_core import Task, import_jittor
 from jboat_core.testing.networks import PRIMITIVES, SuperNet
 
-jt = jittor()
+jt = import_jittor()
 
 
 def load(n_train: int, n_val: int, seed: int):

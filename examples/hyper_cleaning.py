@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from jboat_core.platform._jittor import jittor
-from jboat_core.run.runner import Task
+from jboat_core import Task, import_jittor
 
-jt = jittor()
+jt = import_jittor()
 
 
 def load_data(n_train: int, n_val: int, corruption: float, seed: int):

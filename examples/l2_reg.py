@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from jboat_core.platform._jittor import jittor
-from jboat_core.run.runner import Task
+from jboat_core import Task, import_jittor
 
-jt = jittor()
+jt = import_jittor()
 
 
 def make_data(seed: int, d: int, informative: int, n: int, m: int, n_test: int, noise: float):

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from jboat_core import FunctionalModel
-from jboat_core.platform._jittor import jittor
-from jboat_core.run.runner import Task
+from jboat_core.numerics import FunctionalModel
+from jboat_core import Task, import_jittor
 
-jt = jittor()
+jt = import_jittor()
 
 
 def sample_tasks(rng, n_tasks: int, shots: int, queries: int):

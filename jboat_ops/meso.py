@@ -48,6 +48,9 @@ class MESO(FirstOrderSolver):
     """
 
     name = "MESO"
+    #: the kit's correctness check: the convergence run's settings (cosine 0.997; a
+    #: penalty method, so its magnitude is not the hyper-gradient's).
+    exact_settings = {"lower_iters": 1, "eta": 0.1, "gamma_1": 1.0, "c0": 1.0}
     stage = "solve"
     role = "terminal"
     config_model = MESOConfig

@@ -63,6 +63,9 @@ class PGDO(FirstOrderSolver):
     """
 
     name = "PGDO"
+    #: the kit's correctness check: the convergence run's settings (cosine 0.999; a
+    #: penalty method, so its magnitude is not the hyper-gradient's).
+    exact_settings = {"lower_iters": 10, "gamma_init": 3.0, "gamma_max": 3.0}
     stage = "solve"
     role = "terminal"
     config_model = PGDOConfig

@@ -62,6 +62,8 @@ class TTSA(FirstOrderSolver):
     """
 
     name = "TTSA"
+    #: the kit's correctness check: 200 iterations (its steps decay; cosine 0.997).
+    exact_settings = {"lower_iters": 1, "neumann_iters": 20, "eta": 0.25, "iterations": 200}
     stage = "solve"
     role = "terminal"
     config_model = TTSAConfig

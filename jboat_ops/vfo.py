@@ -46,6 +46,8 @@ class VFO(FirstOrderSolver):
     """
 
     name = "VFO"
+    #: the kit's correctness check: the convergence run's settings (cosine 0.996).
+    exact_settings = {"lower_iters": 10, "y_hat_lr": 0.1, "u1": 1.0}
     stage = "solve"
     role = "terminal"
     config_model = VFOConfig

@@ -18,6 +18,18 @@ from jboat_core.run.scaffold import new_plugin
 from jboat_core.testing import conformance
 
 KINDS = ("hypergradient", "dynamics", "first_order")
+#: Every template family (``--kind``), and the kind of operator it writes.
+FAMILIES = {"hypergradient": "hypergradient", "unrolled": "hypergradient",
+            "implicit": "hypergradient", "dynamics": "dynamics",
+            "first_order": "first_order", "stochastic": "first_order"}
+
+
+def _env(root):
+    """The environment of a distribution's own test run: it and this jboat importable."""
+    import os
+    from pathlib import Path
+    repo = str(Path(__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), repo])}
 
 
 def _generate(tmp_path, name, kind):
@@ -55,18 +67,78 @@ def test_writes_a_distribution_with_its_entry_point(tmp_path, kind, on_path, mon
     conformance.check_import_without_jittor(f"jboat_{lower}.{lower}")
 
 
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f not in KINDS])
+def test_every_family_writes_its_kind(tmp_path, family, on_path):
+    name = f"Kit{family.title().replace('_', '')}"
+    root = _generate(tmp_path, name, family)
+    lower = name.lower()
+    cls = getattr(importlib.import_module(f"jboat_{lower}.{lower}"), name)
+    assert cls.kind == FAMILIES[family] and cls.api_version() == 2
+    conformance.check_metadata(cls)
+    conformance.check_config_roundtrip(cls)
+
+
+def test_templates_use_the_current_contract(tmp_path):
+    """No deprecated road in any template: no self.propose, self.state, lower_loop."""
+    for family in [*FAMILIES, "preset"]:
+        root = new_plugin(f"Con{family.title().replace('_', '')}", family, tmp_path)
+        for path in root.rglob("*.py"):
+            text = path.read_text()
+            for old in ("self.propose", "self.state", "lower_loop", "lower_objective"):
+                assert old not in text, f"{family}: {path.name} uses {old}"
+
+
 @pytest.mark.jittor
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", [*[f for f in FAMILIES if f != "unrolled"], "preset"])
 def test_generated_tests_pass_as_generated(tmp_path, kind):
-    """The distribution's own tests (the conformance kit, the operator not installed)."""
+    """The distribution's own tests (the conformance kit, correctness included, the
+    operator not installed)."""
     name = f"Gen{kind.title().replace('_', '')}"
     root = new_plugin(name, kind, tmp_path)
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "-x", str(root / "tests")], capture_output=True, text=True,
                           cwd=root, timeout=900,
-                          env={**__import__("os").environ, "PYTHONPATH": str(root)})
+                          env=_env(root))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and "failed" not in proc.stdout
+    assert "skipped" not in proc.stdout, proc.stdout[-2000:]
+
+
+@pytest.mark.jittor
+def test_add_to_adds_an_operator_to_a_distribution(tmp_path, capsys):
+    """``--add-to DIR``: a second operator (module, entry point, test) in the same
+    distribution, the files written listed; both distributions' tests pass."""
+    assert main(["new-plugin", "KitOne", "--kind", "implicit", "--out", str(tmp_path)]) == 0
+    root = tmp_path / "jboat-kitone"
+    capsys.readouterr()
+    assert main(["new-plugin", "KitTwo", "--kind", "dynamics", "--add-to", str(root)]) == 0
+    out = capsys.readouterr().out
+    for rel in ("jboat_kitone/kittwo.py", "tests/test_kittwo.py", "pyproject.toml"):
+        assert f"wrote {root / rel}" in out
+    meta = tomllib.loads((root / "pyproject.toml").read_text())
+    assert meta["project"]["entry-points"]["jboat"] == {
+        "kitone": "jboat_kitone.kitone", "kittwo": "jboat_kitone.kittwo"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(root / "tests")], capture_output=True, text=True, cwd=root,
+                          timeout=900, env=_env(root))
+    assert proc.returncode == 0 and "16 passed" in proc.stdout, proc.stdout[-3000:]
+
+
+def test_add_to_refuses_in_one_line(tmp_path, capsys):
+    assert main(["new-plugin", "KitOne", "--kind", "dynamics", "--out", str(tmp_path)]) == 0
+    root = tmp_path / "jboat-kitone"
+    capsys.readouterr()
+    assert main(["new-plugin", "KitTwo", "--kind", "dynamics", "--add-to",
+                 str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "--add-to" in err and "no readable pyproject.toml" in err and err.count("\n") == 1
+    (root / "jboat_kitone" / "kitthree.py").write_text("mine")
+    before = (root / "pyproject.toml").read_text()
+    assert main(["new-plugin", "KitThree", "--kind", "dynamics", "--add-to", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "jboat_kitone/kitthree.py exists" in err and err.count("\n") == 1
+    assert (root / "pyproject.toml").read_text() == before
+    assert (root / "jboat_kitone" / "kitthree.py").read_text() == "mine"
 
 
 def test_bad_input_is_one_line_and_nothing_is_overwritten(tmp_path, capsys):

@@ -72,7 +72,13 @@ class OperatorMeta:
         the exact reference (a sign-flipped or scaled hyper-gradient fails).
     exact_settings : dict
         Solver settings (``lower_iters``...) and settings of the operator's own section
-        under which the claim holds to the kit's tolerance (NS: enough terms).
+        under which the conformance kit's correctness check holds (NS: enough terms);
+        the kit also reads ``rtol`` (its tolerance, for a method approximate by design)
+        and, for solvers, ``iterations`` (outer iterations before the check).
+    unchecked : str
+        Why the conformance kit cannot check the operator's math ("" by default: it is
+        checked, every kind; see ``jboat_core.testing.correctness``). Non-empty, the
+        correctness check is a pytest skip showing this reason.
     state_per_rank : bool
         True when the state kept across iterations differs per MPI process (SABA's tables
         of its shard): checkpoints under ``mpirun`` are then refused (they hold rank 0's).
@@ -99,6 +105,7 @@ class OperatorMeta:
     config_model: ClassVar[type[BaseModel]] = EmptyConfig
     approximates: ClassVar[str] = ""
     exact_settings: ClassVar[dict] = {}
+    unchecked: ClassVar[str] = ""
     state_per_rank: ClassVar[bool] = False
     summary: ClassVar[str] = ""
     formula: ClassVar[str] = ""
@@ -148,6 +155,9 @@ def metadata_problems(cls: type, kind) -> list[str]:
                         f"{', '.join(APPROXIMATIONS)} (or leave it empty: no claim)")
     if not isinstance(cls.exact_settings, dict):
         problems.append(f"exact_settings={cls.exact_settings!r}: declare a dict of settings")
+    if not isinstance(cls.unchecked, str):
+        problems.append(f"unchecked={cls.unchecked!r}: declare a string (why the kit "
+                        "cannot check the operator's math), or leave it empty")
     problems += _config_model_problems(cls.config_model)
     for attr in ("summary", "reference"):
         if not (isinstance(getattr(cls, attr), str) and getattr(cls, attr).strip()):

@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import traceback
+from pathlib import Path
 
 from ..errors import ChainError, ConfigError, JboatError, PluginError, UnknownOperatorError
 from ..contract.kinds import KINDS
@@ -241,10 +242,21 @@ def cmd_compare(args, reg: Registry) -> int:
     return 0
 
 
+def _plugin_families() -> list[str]:
+    from .scaffold import families
+    return families()
+
+
 def cmd_new_plugin(args, reg: Registry) -> int:
-    from .scaffold import new_plugin
-    root = new_plugin(args.name, args.kind, args.out, registry=reg)
-    print(f"wrote {root}: pip install -e {root} (then `jboat list-ops` shows {args.name}); "
+    from .scaffold import add_to, write_plugin
+    if args.add_to:
+        root, files = Path(args.add_to), add_to(args.name, args.kind, args.add_to,
+                                                 registry=reg)
+    else:
+        root, files = write_plugin(args.name, args.kind, args.out, registry=reg)
+    for path in files:
+        print(f"wrote {path}")
+    print(f"{root}: pip install -e {root} (then `jboat list-ops` shows {args.name}); "
           f"cd {root} && python -m pytest runs the conformance kit on it")
     return 0
 
@@ -357,8 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("new-plugin", help="write a new plugin distribution (API 2): package, "
                        "entry point, config model, operator, tests")
     p.add_argument("name", help="operator name (letters, digits, _), e.g. MyOp")
-    p.add_argument("--kind", required=True, choices=list(KINDS), help="the operator's kind")
+    p.add_argument("--kind", required=True, choices=_plugin_families(),
+                   help="the template family: hypergradient (alias unrolled), implicit, "
+                        "dynamics, first_order, stochastic, preset")
     p.add_argument("--out", default=".", help="folder to write the distribution in (default .)")
+    p.add_argument("--add-to", metavar="DIR", help="add the operator (module, entry point, "
+                   "test) to the distribution in DIR written before, instead")
     p.set_defaults(func=cmd_new_plugin)
     p = sub.add_parser("show-op", help="formula, config fields, reference and chain rules")
     p.add_argument("name")

@@ -10,11 +10,18 @@ What it writes (``NAME`` = ``MyOp``, distribution ``jboat-myop``, package ``jboa
         jboat_myop/myop.py      config model, operator (a working method of the kind), hook
         tests/test_myop.py      the conformance kit on the operator, installed or not
 
-The operator is a real method to start from: for ``hypergradient``, reverse-mode
-differentiation through the inner loop (it declares ``approximates = "unrolled"`` and the
-kit checks it against the exact reference); for ``dynamics``, plain gradient descent on
-the lower level; for ``first_order``, a penalised-Lagrangian first-order solver with a
-persistent auxiliary point. Nothing existing is overwritten. No Jittor import.
+``KIND`` is the family of the operator, one template each
+(``jboat_core.run.templates``), every one a working method on the current contract
+(keyword-only constructor, ``step(state)``, memory in ``state.memory`` /
+``Result(memory=...)``) written with public names only, whose math the conformance kit
+checks as generated: ``hypergradient`` (alias ``unrolled``: reverse mode through the inner
+loop), ``implicit`` (the IFT with its own ``solve(matvec, b)`` conjugate gradient),
+``dynamics`` (its own inner update: Nesterov's accelerated gradient), ``first_order`` (a
+penalised solver with a persistent auxiliary point), ``stochastic`` (a single-loop
+minibatch solver), ``preset`` (a named solver config; its test runs it through
+``Problem``). ``--add-to DIR`` adds an operator module, its entry point and its test to a
+distribution written before. Nothing existing is overwritten; the files written are
+returned (and printed by the CLI). No Jittor import.
 
 The name must make code that compiles and a plugin jboat loads: a one-line Python
 identifier, no keyword (``class``, ``None``), not the name of a registered operator or
@@ -33,6 +40,7 @@ from typing import Any
 
 from ..contract.kinds import KINDS
 from ..contract.spec import API_VERSION
+from . import templates as T
 from ..errors import ConfigError
 from ..plugins.registry import get_registry
 from .outdir import OutputError
@@ -74,11 +82,20 @@ _README = '''# {dist}
 ```sh
 pip install -e .          # then `jboat list-ops` shows {name}
 python -m pytest          # the conformance kit: metadata, config, runs, NaN guard,
-                          # checkpoint/resume and (if declared) correctness
+                          # checkpoint/resume and correctness (float64, by default)
 ```
 
 Edit `{package}/{module}.py`: the method's math goes in `step`, its settings in
-`{name}Config`. CONTRIBUTING.md of jboat describes the step protocol.
+`{name}Config`. jboat's docs/plugins.md describes the step protocol; if the kit cannot
+check your method's math, say why in the class (`unchecked = "why"`).
+'''
+
+_INIT_PRESET = '''"""{name}: a jboat preset. The plugin module is ``{package}.{module}`` (its entry
+point); importing this package does not import Jittor."""
+
+from .{module} import {name}
+
+__all__ = ["{name}"]
 '''
 
 _INIT = '''"""{name}: a jboat {label}. The plugin module is ``{package}.{module}`` (its entry
@@ -88,180 +105,6 @@ from .{module} import {name}, {name}Config
 
 __all__ = ["{name}", "{name}Config"]
 '''
-
-_TEST = '''"""{name} through jboat's conformance kit (installed or not: the kit adds it to the
-registry it composes in)."""
-
-from jboat_core.testing.conformance import conformance_tests
-
-from {package}.{module} import {name}
-
-Test{name} = conformance_tests({name}, module="{package}.{module}")
-'''
-
-_HEAD = '''"""{name}: {summary}.
-
-This module is the plugin: the entry point ``{module} = "{package}.{module}"`` names it,
-it declares the contract version it is written for (``JBOAT_API_VERSION``) and registers
-``{name}`` through ``{hook}``. Importing it does not import Jittor.
-"""
-
-from __future__ import annotations
-
-from pydantic import BaseModel, ConfigDict, Field
-
-from jboat_core.contract import {imports}
-
-JBOAT_API_VERSION = {api}
-
-
-class {name}Config(BaseModel):
-    """Settings of {name} (the ``"{name}"`` section of a solver config)."""
-
-    model_config = ConfigDict(extra="forbid")
-{fields}
-'''
-
-_HYPERGRADIENT = '''
-
-class {name}(HyperGradient):
-    r"""Reverse-mode hyper-gradient through the unrolled inner loop (a starting point).
-
-    .. math:: g_x = \\frac{{d}}{{dx}} F\\big(x, y_K(x)\\big)
-
-    References
-    ----------
-    [1] Franceschi L. et al., "Forward and reverse gradient-based hyperparameter
-    optimization", ICML 2017.
-    """
-
-    name = "{name}"
-    stage = "gradient"
-    order = 50
-    role = "terminal"
-    needs_trajectory = True     # the dynamics keep y_0..y_K in the graph
-    approximates = "unrolled"   # the conformance kit checks it against the exact value
-    config_model = {name}Config
-    summary = "{summary}"
-    formula = "g_x = dF(x, y_K(x))/dx through the K inner steps"
-    reference = "Franceschi et al., Forward and reverse gradient-based hyperparameter optimization, ICML 2017"
-
-    def step(self, state: ChainState) -> Result:
-        from jboat_core.numerics import detach, grads, upper_at  # imports Jittor: only here
-
-        y = state.ll_point()                  # y_K (or y_k* after PTT)
-        F = upper_at(self, state.ul_feed, state.fmodel, y)
-        n = len(self.ul_var)
-        wrt = self.ul_var + (state.fmodel.parameters(time=0) if state.init_gradients else [])
-        g = detach(grads(F, wrt, self.name, "dF/dx through the trajectory"))
-        return result(self, F.detach(), g[:n], g[n:] or None)
-
-
-@hookimpl
-def jboat_register_hypergradients(register):
-    register({name})
-'''
-
-_DYNAMICS = '''
-
-class {name}(DynamicalSystem):
-    r"""Plain gradient descent on the lower level (a starting point).
-
-    .. math:: y_{{k+1}} = y_k - \\eta \\nabla_y f(x, y_k),\\quad k = 0..K-1
-
-    References
-    ----------
-    [1] Franceschi L. et al., "Bilevel programming for hyperparameter optimization and
-    meta-learning", ICML 2018.
-    """
-
-    name = "{name}"
-    stage = "solve"
-    order = 50
-    role = "terminal"
-    config_model = {name}Config
-    summary = "{summary}"
-    formula = "y_{{k+1}} = y_k - eta grad_y f(x, y_k)"
-    reference = "Franceschi et al., Bilevel programming for hyperparameter optimization and meta-learning, ICML 2018"
-
-    def step(self, state: DynamicsState) -> DynamicsState:
-        from jboat_core.numerics import check_scalar  # imports Jittor: only here
-
-        plan, fmodel, loss = state.plan, state.fmodel, None
-        for k in range(self.lower_iters):
-            objective = state.objective_at(k, self.ll_objective)   # f, or GDA's phi
-            loss = check_scalar(objective(state.ll_feed, self.ul_model, fmodel,
-                                          params=fmodel.parameters()),
-                                self.name, f"inner step {{k + 1}}")
-            state.dopt.step(fmodel, loss, stop_grads=plan.stop_inner_grads,
-                            detach=k < plan.truncate, op=self.name, where=f"inner step {{k + 1}}")
-        return state.replace(
-            lower_loss=loss.detach() if plan.record_loss and loss is not None else None,
-            lower_objective=state.objective_at(self.lower_iters - 1, self.ll_objective))
-
-
-@hookimpl
-def jboat_register_dynamics(register):
-    register({name})
-'''
-
-_FIRST_ORDER = '''
-
-class {name}(FirstOrderSolver):
-    r"""A penalised-Lagrangian first-order solver (a starting point), with a persistent
-    auxiliary point z:
-
-    .. math::
-        z \\leftarrow z - \\alpha_z \\nabla_z f(x, z)\\ (K \\text{{ times}}),\\qquad
-        d = \\nabla \\big[F(x, y) + \\lambda (f(x, y) - f(x, z))\\big]
-
-    References
-    ----------
-    [1] Kwon J. et al., "A fully first-order method for stochastic bilevel optimization",
-    ICML 2023.
-    """
-
-    name = "{name}"
-    stage = "solve"
-    role = "terminal"
-    config_model = {name}Config
-    summary = "{summary}"
-    formula = "z: K steps on f; d = grad [F(x, y) + lam (f(x, y) - f(x, z))]"
-    reference = "Kwon et al., A fully first-order method for stochastic bilevel optimization, ICML 2023"
-
-    def step(self, state: SolveState) -> Result:
-        from jboat_core.numerics import Point, descend  # imports Jittor: only here
-
-        pt = Point(self, state)
-        z = descend(pt, state.memory.get("z") or pt.y, self.config.z_lr, self.lower_iters)
-        F_y, f_y = pt.F(pt.y), pt.f(pt.y)
-        d_y, d_x = pt.grad_yx(F_y + (f_y - pt.f(z)) * self.config.lam, pt.y)
-        self.propose(z=z)  # kept across iterations, adopted only if the iteration is finite
-        return Result(upper_loss=F_y.detach(), lower_loss=f_y.detach(),
-                      hyper_gradients=d_x, ll_gradients=d_y)
-
-
-@hookimpl
-def jboat_register_first_order(register):
-    register({name})
-'''
-
-#: Per kind: (imports from jboat_core.contract, config fields, body, default summary).
-_KIND_PARTS = {
-    "hypergradient": ("ChainState, HyperGradient, Result, hookimpl, result",
-                      '    scale: float = Field(1.0, gt=0, description="unused example '
-                      'setting: add yours here")', _HYPERGRADIENT,
-                      "Reverse-mode hyper-gradient through the inner loop"),
-    "dynamics": ("DynamicalSystem, DynamicsState, hookimpl",
-                 '    scale: float = Field(1.0, gt=0, description="unused example setting: '
-                 'add yours here")', _DYNAMICS, "Gradient descent on the lower level"),
-    "first_order": ("FirstOrderSolver, Result, SolveState, hookimpl",
-                    '    lam: float = Field(1.0, gt=0, description="penalty multiplier '
-                    'lambda")\n    z_lr: float = Field(0.1, gt=0, description="step size of '
-                    'the K gradient steps on z")', _FIRST_ORDER,
-                    "Penalised-Lagrangian first-order bilevel solver"),
-}
-
 
 def name_problems(name: Any, registry=None) -> list[str]:
     """Why ``name`` cannot name a new operator (empty: it can): it must be a Python
@@ -325,14 +168,38 @@ def _check_out(out: Path) -> None:
                           "write to")
 
 
-def new_plugin(name: str, kind: str, out: str | Path = ".", registry=None) -> Path:
-    """Write the distribution of a new operator ``name`` of ``kind`` under ``out``;
-    returns its folder. ``ConfigError`` (one line each) for a bad or used name (see
-    ``name_problems``) or kind, or a folder that exists (nothing is overwritten);
-    ``OutputError`` (one line) for an ``--out`` that cannot take it."""
+def families() -> list[str]:
+    """The ``--kind`` values: one per template family, and their aliases."""
+    return [*T.FAMILIES, *T.ALIASES]
+
+
+def _family(kind: str, problems: list) -> str:
+    family = T.ALIASES.get(kind, kind)
+    if family not in T.FAMILIES:
+        problems.append(f"--kind: {kind!r} is not one of {', '.join(families())}")
+    return family
+
+
+def _files(name: str, family: str, package: str, module: str) -> dict:
+    """``{relative path: text}`` of the operator (or preset) module and its test."""
+    kind, imports, fields, body, summary = T.FAMILIES[family]
+    label = "preset" if kind == "preset" else KINDS[kind].label
+    hook = "jboat_register_presets" if kind == "preset" else KINDS[kind].hook
+    values = dict(name=name, package=package, module=module, api=API_VERSION, label=label,
+                  hook=hook, summary=summary, imports=imports, fields=fields)
+    source = T.PRESET_MODULE if kind == "preset" else T.HEAD + body
+    test = T.PRESET_TEST if kind == "preset" else T.OPERATOR_TEST
+    return {f"{package}/{module}.py": source.format(**values),
+            f"tests/test_{module}.py": test.format(**values)}, values
+
+
+def write_plugin(name: str, kind: str, out: str | Path = ".", registry=None):
+    """Write the distribution of a new operator ``name`` of family ``kind`` under
+    ``out``; returns ``(folder, [files written])``. ``ConfigError`` (one line each) for a
+    bad or used name (see ``name_problems``) or kind, or a folder that exists (nothing is
+    overwritten); ``OutputError`` (one line) for an ``--out`` that cannot take it."""
     problems = name_problems(name, registry)
-    if kind not in KINDS:
-        problems.append(f"--kind: {kind!r} is not one of {', '.join(KINDS)}")
+    family = _family(kind, problems)
     if problems:
         raise ConfigError(problems)
     lower = name.lower()
@@ -343,21 +210,68 @@ def new_plugin(name: str, kind: str, out: str | Path = ".", registry=None) -> Pa
     if root.exists() or root.is_symlink():
         raise ConfigError([f"{root}: exists; choose another --out or NAME (nothing was "
                            "written)"])
-    imports, fields, body, summary = _KIND_PARTS[kind]
-    values = dict(name=name, dist=dist, package=package, module=module, api=API_VERSION,
-                  label=KINDS[kind].label, hook=KINDS[kind].hook, summary=summary,
-                  imports=imports, fields=fields)
-    files = {
-        "pyproject.toml": _PYPROJECT, "README.md": _README,
-        f"{package}/__init__.py": _INIT, f"tests/test_{module}.py": _TEST,
-        f"{package}/{module}.py": _HEAD + body,
-    }
+    own, values = _files(name, family, package, module)
+    values["dist"] = dist
+    shared = {"pyproject.toml": _PYPROJECT, "README.md": _README,
+              f"{package}/__init__.py": _INIT if family != "preset" else _INIT_PRESET}
+    files = {rel: text.format(**values) for rel, text in shared.items()} | own
     try:
-        _write(root, {rel: template.format(**values) for rel, template in files.items()})
+        _write(root, files)
     except OSError as exc:
         raise OutputError(f"--out {out}: cannot write {root} ({exc.strerror or exc}); "
                           "choose a folder you can write to") from None
-    return root
+    return root, [root / rel for rel in files]
+
+
+def new_plugin(name: str, kind: str, out: str | Path = ".", registry=None) -> Path:
+    """``write_plugin``'s folder (the 0.1 function)."""
+    return write_plugin(name, kind, out, registry)[0]
+
+
+_ENTRY_HEADER = "[project.entry-points.jboat]"
+
+
+def add_to(name: str, kind: str, dist: str | Path, registry=None) -> list[Path]:
+    """Add operator ``name`` of family ``kind`` to the distribution in ``dist`` (one
+    written by ``jboat new-plugin``): its module in the distribution's package, its entry
+    point in ``pyproject.toml``, its test; returns the files written or changed.
+    ``ConfigError`` (one line each) for a bad name or kind, a folder that is not such a
+    distribution, or a module or test that exists (nothing is written then)."""
+    import tomllib
+
+    problems = name_problems(name, registry)
+    family = _family(kind, problems)
+    root = Path(dist)
+    pyproject = root / "pyproject.toml"
+    text, package = "", None
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+        meta = tomllib.loads(text)
+        package = (meta.get("tool", {}).get("setuptools", {}).get("packages") or [None])[0]
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        problems.append(f"--add-to {root}: no readable pyproject.toml ({exc}); give the "
+                        "folder of a distribution written by jboat new-plugin")
+    else:
+        if not package or _ENTRY_HEADER not in text or not (root / package).is_dir():
+            problems.append(f"--add-to {root}: pyproject.toml declares no package folder "
+                            "([tool.setuptools] packages) or no [project.entry-points.jboat] "
+                            "table; give the folder of a distribution written by jboat "
+                            "new-plugin")
+    if problems:
+        raise ConfigError(problems)
+    module = name.lower()
+    own, _ = _files(name, family, package, module)
+    for rel in own:
+        if (root / rel).exists():
+            raise ConfigError([f"--add-to {root}: {rel} exists; choose another NAME "
+                               "(nothing was written)"])
+    for rel, body in own.items():
+        with open(root / rel, "x", encoding="utf-8") as fh:
+            fh.write(body)
+    line = f'{module} = "{package}.{module}"'
+    pyproject.write_text(text.replace(_ENTRY_HEADER, f"{_ENTRY_HEADER}\n{line}", 1),
+                         encoding="utf-8")
+    return [root / rel for rel in own] + [pyproject]
 
 
 def _write(root: Path, files: dict) -> None:

@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:
 import pytest  # noqa: E402
 
 from _entrypoints import builtin_entry_points, plugin_entry_points  # noqa: E402
-from jboat_core.plugins.registry import Registry, set_registry  # noqa: E402
+from jboat_core.testing.registry import Registry, set_registry  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)

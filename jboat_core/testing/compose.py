@@ -1,0 +1,71 @@
+"""How the conformance kit composes an operator of any kind, and the objectives of its
+problem (shared by ``conformance`` and ``correctness``)."""
+
+from __future__ import annotations
+
+
+def default_composition(cls, chain: list[str] | None = None) -> dict:
+    """A solver config in which ``cls`` runs, whatever its kind: a hyper-gradient
+    operator after NGD (plus a required partner, or RAD to finish a modifier), a dynamics
+    operator before or as NGD with RAD (or its required partner), a first-order solver
+    alone. ``chain`` overrides the operator list of ``cls``'s kind."""
+    name = cls.name
+    if cls.kind == "first_order":
+        return {"fo_op": [name]}
+    own = list(chain) if chain else [name]
+    partner = [cls.requires_any[0]] if cls.requires_any else []
+    if cls.kind == "hypergradient":
+        if not chain and cls.role == "modifier" and not partner:
+            own.append("RAD")
+        return {"gm_op": ["NGD"], "na_op": own + [p for p in partner if p not in own]}
+    if not chain and cls.role == "modifier":
+        own.append("NGD")
+    return {"gm_op": own, "na_op": partner or ["RAD"]}
+
+
+def default_chain(cls) -> list[str]:
+    """The operators of ``default_composition`` that are of ``cls``'s kind."""
+    cfg = default_composition(cls)
+    return cfg.get({"hypergradient": "na_op", "dynamics": "gm_op"}.get(cls.kind, "fo_op"))
+
+
+class _Switch:
+    """Objectives of the conformance problem that turn NaN on demand. F gets a small
+    explicit term 0.05 |x|^2 (the ridge F alone does not depend on x), so that every
+    method's first upper step is non-zero: ALTO's grad_x F, DM's first step with v = 0,
+    PGDO at gamma_0 = 0."""
+
+    def __init__(self, prob, explicit_x: bool = True):
+        self.prob, self.nan_F, self.nan_f = prob, False, False
+        self.rho = 0.05 if explicit_x else 0.0
+
+    def f(self, feed, ul, ll, **kw):
+        """The problem's f, NaN when ``nan_f``."""
+        v = self.prob.ll_objective(feed, ul, ll, **kw)
+        return v * float("nan") if self.nan_f else v
+
+    def F(self, feed, ul, ll, **kw):
+        """The problem's F (+ rho |x|^2), NaN when ``nan_F``."""
+        v = self.prob.ul_objective(feed, ul, ll, **kw)
+        if self.rho:
+            v = v + (ul() * ul()).sum() * self.rho
+        return v * float("nan") if self.nan_F else v
+
+    def gda(self, ll_feed, ul_feed, ul, ll, **kw):
+        """GDA's aggregation alpha F + (1 - alpha) f, alpha from the lower feed."""
+        a = ll_feed["alpha"]
+        return self.F(ul_feed, ul, ll, **kw) * a + self.f(ll_feed, ul, ll, **kw) * (1 - a)
+
+
+def _registry(cls, registry):
+    """The registry to compose ``cls`` in: ``registry``, or the installed operators with
+    ``cls`` added when it is not installed (an operator under development)."""
+    from ..plugins.registry import get_registry
+
+    reg = registry or get_registry()
+    try:
+        if reg.get(cls.name).cls is cls:
+            return reg
+    except Exception:  # noqa: BLE001 - not registered (or a conflict): add it
+        pass
+    return reg.with_classes([cls])
