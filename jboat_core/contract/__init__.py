@@ -14,7 +14,9 @@ import warnings
 
 from ..errors import (ChainError, ConfigError, DivergedError, JboatError, MetadataError,
                       OperatorRuntimeError)
+from .components import COMPONENTS, LinearSolver, ProxMap
 from .kinds import KINDS, Kind
+from .optimality import Optimality
 from .metadata import EmptyConfig
 from .preset import Preset
 from .operators import DynamicalSystem, FirstOrderSolver, HyperGradient, Operator
@@ -26,7 +28,7 @@ from .spec import API_VERSION, hookimpl, hookspec
 from .stateschema import ArraySpec, Rows
 
 __all__ = [
-    "API_VERSION", "ArraySpec", "ChainError", "ChainState", "Check", "ConfigError",
+    "API_VERSION", "ArraySpec", "COMPONENTS", "LinearSolver", "Optimality", "ProxMap", "ChainError", "ChainState", "Check", "ConfigError",
     "DivergedError", "DynamicalSystem", "DynamicsPlan", "DynamicsState", "EmptyConfig",
     "FirstOrderSolver", "HyperGradient", "JboatError", "KINDS", "Kind", "MetadataError",
     "NO_MEMORY", "OUTPUT_FIELDS", "Operator", "OperatorRuntimeError", "Preset",

@@ -47,6 +47,9 @@ class Runtime:
         The validated solver config, when built by ``Problem``.
     parallel : Parallel
         Where to reduce across processes (``jboat_core.platform.parallel``; one process: nothing).
+    registry : Registry or None
+        Where operators find components by name (linear solvers, prox maps:
+        ``jboat_core.contract.components``); None: the process-wide registry.
     """
 
     operators: Mapping[str, Any] = field(default_factory=dict)
@@ -65,6 +68,7 @@ class Runtime:
     ul_objective: Callable | None = None
     solver: Any = None
     parallel: Any = field(default_factory=lambda: _one_process())
+    registry: Any = None
 
     @property
     def ll_lr(self) -> float | None:

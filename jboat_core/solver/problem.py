@@ -142,7 +142,7 @@ class Problem:
             gm_op=tuple(cfg.gm_op), na_op=tuple(cfg.na_op), fo_op=tuple(cfg.fo_op),
             lower_iters=cfg.lower_iters, ll_model=self.ll_model, ul_model=self.ul_model,
             ll_objective=self.ll_objective, ul_objective=self.ul_objective,
-            solver=cfg, parallel=self.parallel)
+            solver=cfg, parallel=self.parallel, registry=reg)
         missing = [f"{key}: {c.name} needs it but none was given (pass it to Problem)"
                    for c in classes for key in c.requires_runtime
                    if self.runtime.get(key) is None]
