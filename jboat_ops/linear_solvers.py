@@ -24,19 +24,6 @@ def neumann(matvec, b, *, rmatvec=None, maxiter: int = 10, tol: float = 0.0,
                          check_every=check_every)
 
 
-def _krylov(name):
-    def solve(matvec, b, **kw):
-        import jboat_core.numerics as numerics
-        return getattr(numerics, name)(matvec, b, **kw)
-    solve.__name__ = solve.__qualname__ = name
-    solve.__doc__ = f"``jboat_core.numerics.{name}``."
-    return solve
-
-
-gmres, bicgstab = _krylov("solve_gmres"), _krylov("solve_bicgstab")
-minres, normal_cg, dense = (_krylov("solve_minres"), _krylov("solve_normal_cg"),
-                            _krylov("solve_dense"))
-
 _HERE = __name__
 
 SOLVERS = (
@@ -50,25 +37,25 @@ SOLVERS = (
                  formula="x = alpha sum_{i<=k} (I - alpha A)^i b",
                  reference="Lorraine et al., Optimizing millions of hyperparameters by "
                            "implicit differentiation, AISTATS 2020"),
-    LinearSolver(name="normal_cg", function=f"{_HERE}:normal_cg", uses_transpose=True,
+    LinearSolver(name="normal_cg", function="jboat_core.numerics:solve_normal_cg", uses_transpose=True,
                  summary="CG on the normal equations A^T A x = A^T b: any A, squared "
                          "condition number, two products per iteration",
                  formula="CGLS on A^T A x = A^T b",
                  reference="Hestenes & Stiefel, 1952; JAXopt solve_normal_cg"),
-    LinearSolver(name="gmres", function=f"{_HERE}:gmres",
+    LinearSolver(name="gmres", function="jboat_core.numerics:solve_gmres",
                  summary="Restarted GMRES(m): any square A, minimal residual per cycle",
                  formula="x = argmin_{x in K_m} ||b - A x||, restart every m",
                  reference="Saad & Schultz, GMRES, SIAM J. Sci. Stat. Comput. 1986"),
-    LinearSolver(name="bicgstab", function=f"{_HERE}:bicgstab",
+    LinearSolver(name="bicgstab", function="jboat_core.numerics:solve_bicgstab",
                  summary="BiCGSTAB: any square A, short recurrences, two products per "
                          "iteration",
                  formula="Bi-CG with a stabilising minimal-residual step",
                  reference="van der Vorst, Bi-CGSTAB, SIAM J. Sci. Stat. Comput. 1992"),
-    LinearSolver(name="minres", function=f"{_HERE}:minres", requires_symmetric=True,
+    LinearSolver(name="minres", function="jboat_core.numerics:solve_minres", requires_symmetric=True,
                  summary="MINRES: symmetric A, indefinite allowed (nonconvex lower levels)",
                  formula="x = argmin_{x in K_k} ||b - A x||, Lanczos + Givens",
                  reference="Paige & Saunders, SIAM J. Numer. Anal. 1975"),
-    LinearSolver(name="dense", function=f"{_HERE}:dense",
+    LinearSolver(name="dense", function="jboat_core.numerics:solve_dense",
                  summary="Direct solve: A assembled (n products), LU in float64; small y "
                          "only (n <= 4096)",
                  formula="x = numpy.linalg.solve(A, b)",

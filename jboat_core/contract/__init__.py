@@ -14,7 +14,7 @@ import warnings
 
 from ..errors import (ChainError, ConfigError, DivergedError, JboatError, MetadataError,
                       OperatorRuntimeError)
-from .components import COMPONENTS, LinearSolver, ProxMap
+from .components import COMPONENTS, LinearSolver, ProxMap, find_component
 from .kinds import KINDS, Kind
 from .optimality import Optimality
 from .metadata import EmptyConfig
@@ -33,7 +33,7 @@ __all__ = [
     "FirstOrderSolver", "HyperGradient", "JboatError", "KINDS", "Kind", "MetadataError",
     "NO_MEMORY", "OUTPUT_FIELDS", "Operator", "OperatorRuntimeError", "Preset",
     "RESULT_FIELDS", "Result", "Rows",
-    "Runtime", "SolveState", "aggregated", "hookimpl", "hookspec", "result", "to_upper",
+    "Runtime", "SolveState", "aggregated", "find_component", "hookimpl", "hookspec", "result", "to_upper",
 ]
 
 

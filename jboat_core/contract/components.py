@@ -36,7 +36,7 @@ from typing import Any
 
 from ..errors import MetadataError, UnknownOperatorError
 
-__all__ = ["COMPONENTS", "LinearSolver", "ProxMap", "component", "load_function"]
+__all__ = ["COMPONENTS", "LinearSolver", "ProxMap", "find_component", "load_function"]
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -171,7 +171,7 @@ def validate_component(obj, kind: ComponentKind, origin: str) -> None:
 DEFAULT_REGISTRY: Callable | None = None
 
 
-def component(runtime, kind: str, name: str):
+def find_component(runtime, kind: str, name: str):
     """The declaration of component ``name`` of ``kind`` (``"linear_solver"``,
     ``"prox_map"``) in the runtime's registry (else the process-wide one)."""
     registry = getattr(runtime, "registry", None)

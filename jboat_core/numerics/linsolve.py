@@ -169,7 +169,7 @@ def linear_solver(op, name: str, **options) -> BoundSolver:
 
     Example: ``implicit_step(self, state, linear_solver(self, "gmres", maxiter=50, tol=1e-10))``.
     """
-    from ..contract.components import component
+    from ..contract.components import find_component
 
-    spec = component(op.runtime, "linear_solver", name)
+    spec = find_component(op.runtime, "linear_solver", name)
     return BoundSolver(spec, spec.load(), options)
