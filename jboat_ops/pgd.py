@@ -27,7 +27,7 @@ class PGDConfig(BaseModel):
                               "lambda comes from (one element: one lambda; the lower "
                               "variable's shape: one weight per coordinate)")
     value: float = Field(1.0, ge=0, description="lambda when strength = `constant`")
-    options: dict[str, float] = Field(default_factory=dict, description="options of the "
+    options: dict[str, float] = Field({}, description="options of the "
                                       "prox map (e.g. l1_ratio, group_size, lower, upper, "
                                       "radius); `jboat show-op <prox>` lists them")
 

@@ -206,4 +206,4 @@ def pgd_config(kind: str, rho: float = 1.0) -> dict:
         return {"prox": "l1"}
     if kind == "enet":
         return {"prox": "elastic_net", "options": {"l1_ratio": rho}}
-    return {"prox": kind, "strength": "constant"}
+    return {"prox": {"nnls": "nonneg"}.get(kind, kind), "strength": "constant"}
