@@ -16,7 +16,7 @@ from ..errors import (ChainError, ConfigError, DivergedError, JboatError, Metada
                       OperatorRuntimeError)
 from .components import COMPONENTS, LinearSolver, ProxMap, find_component
 from .kinds import KINDS, Kind
-from .optimality import Optimality
+from .optimality import LowerSolver, Optimality, custom_fixed_point, custom_root
 from .metadata import EmptyConfig
 from .preset import Preset
 from .operators import DynamicalSystem, FirstOrderSolver, HyperGradient, Operator
@@ -28,12 +28,14 @@ from .spec import API_VERSION, hookimpl, hookspec
 from .stateschema import ArraySpec, Rows
 
 __all__ = [
-    "API_VERSION", "ArraySpec", "COMPONENTS", "LinearSolver", "Optimality", "ProxMap", "ChainError", "ChainState", "Check", "ConfigError",
-    "DivergedError", "DynamicalSystem", "DynamicsPlan", "DynamicsState", "EmptyConfig",
-    "FirstOrderSolver", "HyperGradient", "JboatError", "KINDS", "Kind", "MetadataError",
-    "NO_MEMORY", "OUTPUT_FIELDS", "Operator", "OperatorRuntimeError", "Preset",
-    "RESULT_FIELDS", "Result", "Rows",
-    "Runtime", "SolveState", "aggregated", "find_component", "hookimpl", "hookspec", "result", "to_upper",
+    "API_VERSION", "ArraySpec", "COMPONENTS", "ChainError", "ChainState", "Check",
+    "ConfigError", "DivergedError", "DynamicalSystem", "DynamicsPlan", "DynamicsState",
+    "EmptyConfig", "FirstOrderSolver", "HyperGradient", "JboatError", "KINDS", "Kind",
+    "LinearSolver", "LowerSolver", "MetadataError", "NO_MEMORY", "OUTPUT_FIELDS",
+    "Operator", "OperatorRuntimeError", "Optimality", "Preset", "ProxMap",
+    "RESULT_FIELDS", "Result", "Rows", "Runtime", "SolveState", "aggregated",
+    "custom_fixed_point", "custom_root", "find_component", "hookimpl", "hookspec",
+    "result", "to_upper",
 ]
 
 

@@ -41,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["FORMS", "Optimality"]
+__all__ = ["FORMS", "LowerSolver", "Optimality", "custom_fixed_point", "custom_root"]
 
 #: The forms an optimality condition takes.
 FORMS: tuple[str, ...] = ("gradient", "fixed_point", "root")
@@ -94,3 +94,65 @@ class Optimality:
              name: str = "G(x, y) = 0") -> "Optimality":
         """G(x, y*) = 0."""
         return cls("root", G, symmetric, name)
+
+
+@dataclass(frozen=True)
+class LowerSolver:
+    """A user's own lower-level solver and its optimality condition (what the dynamics
+    operator ``SOLVED`` runs; made by ``custom_root`` / ``custom_fixed_point``).
+
+    Attributes
+    ----------
+    solve : callable
+        ``solve(x, y0, ll_feed) -> y``: ``x`` the upper variables and ``y0`` the lower
+        start, as lists of float64 NumPy arrays; returns y*(x) as a list of arrays (one
+        per lower variable) computed by any means (NumPy, scikit-learn, a closed form).
+        jboat never differentiates through it.
+    form : str
+        ``"gradient"`` (grad_y f = 0 for the user's f), ``"fixed_point"`` or ``"root"``.
+    condition : callable or None
+        ``condition(ll_feed, ul_model, ll_model, params=y) -> list of Vars``: T(x, y) or
+        G(x, y) in Jittor (objective signature; x through ``ul_model``), differentiable.
+    symmetric : bool
+        Its system is symmetric (lets CG and MINRES be used).
+    """
+
+    solve: Callable
+    form: str = "gradient"
+    condition: Callable | None = None
+    symmetric: bool = False
+
+    def __call__(self, x, y0, ll_feed):
+        return self.solve(x, y0, ll_feed)
+
+
+def custom_root(G: Callable | None = None, symmetric: bool = False):
+    """Decorate ``solve(x, y0, ll_feed) -> y`` whose result satisfies G(x, y) = 0
+    (JAXopt's ``custom_root``); ``G(ll_feed, ul_model, ll_model, params=y) -> list of
+    Vars``. ``G=None``: the stationarity of the problem's own lower objective,
+    grad_y f = 0 (symmetric). Pass the result as ``Problem(..., ll_solver=...)`` (or
+    ``Task(ll_solver=...)``) with ``gm_op = ["SOLVED"]``.
+
+    Example::
+
+        @custom_root()                      # y = argmin f: grad_y f(x, y) = 0
+        def ridge(x, y0, feed):
+            A, b = feed_np["A"], feed_np["b"]
+            return [np.linalg.solve(A.T @ A / n + np.diag(np.exp(x[0])), A.T @ b / n)]
+    """
+    def wrap(solve):
+        if G is None:
+            return LowerSolver(solve, "gradient", None, True)
+        return LowerSolver(solve, "root", G, symmetric)
+    return wrap
+
+
+def custom_fixed_point(T: Callable, symmetric: bool = False):
+    """Decorate ``solve(x, y0, ll_feed) -> y`` whose result satisfies y = T(x, y)
+    (JAXopt's ``custom_fixed_point``); ``T(ll_feed, ul_model, ll_model, params=y) ->
+    list of Vars`` (e.g. the Lasso's proximal step, with scikit-learn's Lasso as the
+    solver: ``docs/guide/choosing.md``). The system I - d_y T is not symmetric unless
+    said: use ``linear_solver = "gmres"`` (or bicgstab, normal_cg, dense, neumann)."""
+    def wrap(solve):
+        return LowerSolver(solve, "fixed_point", T, symmetric)
+    return wrap

@@ -64,10 +64,12 @@ class SparseProblem(BilevelProblem):
         return D["X"], D["t"], D["Xv"], D["tv"], D["X"].shape[0]
 
     def lam(self, x=None):
+        """lambda = exp(x) at x (default the current upper variable)."""
         x = self.x() if x is None else np.asarray(x, float)
         return np.exp(x)
 
     def lipschitz(self, x=None) -> float:
+        """L, the Lipschitz constant of grad_y f (eta = 1/L is PGD's safe step)."""
         X, _, _, _, n = self._d()
         L = np.linalg.eigvalsh(X.T @ X / n).max()
         if self.kind in ("nnls", "simplex"):
@@ -77,10 +79,12 @@ class SparseProblem(BilevelProblem):
         return float(L)
 
     def grad_F(self, w):
+        """grad_w F = 2 X_v'(X_v w - t_v) / n_v."""
         _, _, Xv, tv, _ = self._d()
         return 2 * Xv.T @ (Xv @ w - tv) / len(tv)
 
     def F(self, w):
+        """F(w) = ||X_v w - t_v||^2 / n_v, the validation mean squared error."""
         _, _, Xv, tv, _ = self._d()
         return float(np.mean((Xv @ w - tv) ** 2))
 
