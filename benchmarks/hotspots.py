@@ -27,7 +27,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     from .envsetup import prepare
     prepare("jboat")
-    from jboat_core import get_registry, makes_functional_na_operation
+    from jboat_core.compat.seed import makes_functional_na_operation
+    from jboat_core.plugins.registry import get_registry
     from jboat_core.platform._jittor import jittor
     from jboat_core.numerics.diffopt import DifferentiableOptimizer
     from jboat_core.numerics.functional import FunctionalModel

@@ -57,8 +57,9 @@ class PGD(DynamicalSystem):
     Design: one operator with a ``prox`` field (rather than one operator per prox) because
     the dynamics are the same loop and the same fixed point whatever the prox; the prox
     maps are components found through entry points (``jboat_register_prox_maps``), so a
-    third party adds one without writing dynamics. PTT (pessimistic trajectories) is not
-    supported.
+    third party adds one without writing dynamics. With PTT (``plan.pessimistic``) F is
+    evaluated after each differentiable step and k* = argmax_k F(x, y_k) is returned, as
+    NGD does.
 
     References
     ----------
@@ -141,12 +142,11 @@ class PGD(DynamicalSystem):
     def step(self, state: DynamicsState) -> DynamicsState:
         from jboat_core.numerics import Tangents, Tape, flush
 
+        import jittor as jt
+
         plan, fmodel = state.plan, state.fmodel
-        if plan.pessimistic:
-            raise OperatorRuntimeError(self.name, "plan", "PTT is not supported with PGD; "
-                                       "use RAD, FMD or an implicit operator")
         eta = float(state.dopt.lr)
-        last = []
+        last, upper = [], []
 
         def inner_step(k, model, twin, detach):
             T, _ = self._map(state, eta, k)
@@ -170,19 +170,28 @@ class PGD(DynamicalSystem):
                 T, _ = self._map(state, eta, k)
                 tangents.advance_map(lambda y: T(fmodel, y, plan.stop_inner_grads)[0],
                                      fmodel.parameters(), detach=k < plan.truncate)
-            inner_step(k, fmodel, state.dopt, k < plan.truncate)
+            new = inner_step(k, fmodel, state.dopt, k < plan.truncate)
             if tape is None:
                 flush(k, self.lower_iters, carried)
+            if plan.pessimistic and k >= plan.truncate:  # k* among differentiable steps
+                with fmodel.frozen_buffers():  # F evaluations are not lower steps
+                    upper.append(self.ul_objective(state.ul_feed, self.ul_model, fmodel,
+                                                   params=new).detach().reshape(1))
         if tape is not None:
             tape.finish(self.lower_iters)
         loss = last[0] if last else None
-        T_final, spec = self._map(state, eta, max(self.lower_iters - 1, 0))
+        k_star = -1
+        if plan.pessimistic and upper:  # PTT: the worst iterate, F averaged over processes
+            values = self.runtime.parallel.data_mean1(jt.concat(upper))
+            k_star = plan.truncate + 1 + int(values.argmax(0)[0].item())
+        at = (k_star if k_star > 0 else self.lower_iters) - 1
+        T_final, spec = self._map(state, eta, max(at, 0))
         optimality = Optimality.fixed_point(
             lambda y: T_final(fmodel, y)[0], symmetric=False,
             name=f"PGD prox {spec.name}")
         return state.replace(
-            optimality=optimality, tangents=tangents,
-            ll_objective=state.objective_at(max(self.lower_iters - 1, 0), self.ll_objective),
+            k_star=k_star, optimality=optimality, tangents=tangents,
+            ll_objective=state.objective_at(max(at, 0), self.ll_objective),
             lower_loss=loss.detach() if plan.record_loss and loss is not None else None)
 
 

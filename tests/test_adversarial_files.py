@@ -278,7 +278,7 @@ def test_compare_waits_for_its_worker_not_for_a_process_the_task_left(tmp_path):
 def test_list_ops_survives_a_summary_that_raises_and_a_plugin_that_prints(capsys):
     from fakeplugins import ep, make_module, op_class
 
-    from jboat_core import Registry
+    from jboat_core.plugins.registry import Registry
     from jboat_core.plugins import registry as registry_module
     from jboat_core.run.cli import main
 
@@ -322,7 +322,7 @@ def test_list_ops_survives_a_summary_that_raises_and_a_plugin_that_prints(capsys
 def test_a_plugin_printing_at_import_writes_to_stderr(capsys):
     from fakeplugins import ep, make_module, op_class
 
-    from jboat_core import Registry
+    from jboat_core.plugins.registry import Registry
     make_module("fake_loud2", op_class("LOUD2"))
 
     class Loud(type(ep("x", "y"))):

@@ -120,7 +120,7 @@ def test_resume_and_overwrite_exclude_each_other(tmp_path):
 
 # -- plugins ------------------------------------------------------------------------------
 def test_plugin_calling_sys_exit_is_isolated():
-    from jboat_core import Registry
+    from jboat_core.plugins.registry import Registry
 
     make_module("fake_exits_ok", op_class("EXITOK"))
 
@@ -136,7 +136,7 @@ def test_plugin_calling_sys_exit_is_isolated():
 
 
 def test_plugin_reusing_a_builtin_name_is_refused_and_the_builtin_stays(builtin_registry):
-    from jboat_core import Registry
+    from jboat_core.plugins.registry import Registry
     from importlib import metadata
     make_module("fake_cg_clash", op_class("CG"))
     builtin = [e for e in metadata.entry_points(group="jboat") if e.name == "cg"]
@@ -150,7 +150,7 @@ def test_plugin_reusing_a_builtin_name_is_refused_and_the_builtin_stays(builtin_
 
 
 def test_requires_any_naming_an_unknown_operator_is_a_registration_error():
-    from jboat_core import Registry
+    from jboat_core.plugins.registry import Registry
     make_module("fake_needs", op_class("NEEDY", requires_any=("NOSUCHOP",)))
     reg = Registry.from_entry_points([ep("needy", "fake_needs", "jboat-needy")])
     assert "NEEDY" not in reg.names()
@@ -159,7 +159,7 @@ def test_requires_any_naming_an_unknown_operator_is_a_registration_error():
 
 
 def test_followed_by_naming_an_unknown_stage_is_a_registration_error():
-    from jboat_core import Registry
+    from jboat_core.plugins.registry import Registry
     make_module("fake_follow", op_class("FOLLOW", role="either", followed_by=("nowhere",)))
     reg = Registry.from_entry_points([ep("follow", "fake_follow", "jboat-follow")])
     assert "unknown stage(s) ['nowhere']" in reg.failures[0].error

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from jboat_core import ConfigError, get_registry
+from jboat_core import ConfigError
+from jboat_core.plugins.registry import get_registry
 from jboat_core.run.compare import ROW_KEYS, compositions, method_config, resolve_methods
 
 HERE = Path(__file__).resolve().parent

@@ -3,7 +3,7 @@ authors run the same checks from ``jboat_core.testing.conformance``)."""
 
 import pytest
 
-from jboat_core import Registry
+from jboat_core.plugins.registry import Registry
 from jboat_core.testing import conformance
 
 RECORDS = Registry.load().records()  # conftest restricted loading to the built-ins

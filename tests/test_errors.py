@@ -49,7 +49,7 @@ def test_finite_check_can_be_switched_off(ridge):
 
 
 def test_mismatched_parameter_list(ridge):
-    from jboat_core import FunctionalModel
+    from jboat_core.numerics import FunctionalModel
     from jboat_core.platform._jittor import jittor
     jt = jittor()
     fm = FunctionalModel(ridge.ll_model)

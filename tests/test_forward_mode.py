@@ -103,7 +103,8 @@ def test_refused_above_max_scalars():
 
 
 def test_refused_with_ptt_and_without_tangent_dynamics(builtin_registry):
-    from jboat_core import ChainError, ConfigError, DynamicalSystem, parse_solver_config
+    from jboat_core import ChainError, ConfigError, parse_solver_config
+    from jboat_core.contract import DynamicalSystem
 
     with pytest.raises((ChainError, ConfigError), match="PTT"):
         parse_solver_config({"na_op": ["PTT", "FMD"]})

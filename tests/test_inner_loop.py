@@ -129,7 +129,7 @@ def test_plain_sgd_loop_equals_the_general_twin_step(ridge, monkeypatch, chain):
 
 
 def test_functional_call_restores_and_handles_tied_parameters(builtin_registry):
-    from jboat_core import FunctionalModel
+    from jboat_core.numerics import FunctionalModel
     from jboat_core.platform._jittor import jittor
     jt = jittor()
 
@@ -151,7 +151,7 @@ def test_functional_call_restores_and_handles_tied_parameters(builtin_registry):
 
 
 def test_functional_parameters_follow_module_parameters_order(builtin_registry):
-    from jboat_core import FunctionalModel
+    from jboat_core.numerics import FunctionalModel
     from jboat_core.platform._jittor import jittor
     from jboat_core.numerics.functional import trainable_parameters
     jt = jittor()
@@ -174,7 +174,7 @@ def test_functional_parameters_follow_module_parameters_order(builtin_registry):
 
 
 def test_buffers_are_copied_not_written_back(builtin_registry):
-    from jboat_core import FunctionalModel
+    from jboat_core.numerics import FunctionalModel
     from jboat_core.platform._jittor import jittor
     jt = jittor()
     net = jt.nn.Sequential(jt.nn.Linear(3, 4), jt.nn.BatchNorm1d(4))

@@ -28,7 +28,7 @@ DTYPES = ("float32", "float64")
 
 
 def _solvers():
-    from jboat_core import get_registry
+    from jboat_core.plugins.registry import get_registry
     return [r.name for r in get_registry().records("first_order")]
 
 

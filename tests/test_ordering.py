@@ -2,7 +2,9 @@
 
 import pytest
 
-from jboat_core import ChainError, Registry, default_gradient_order, validate_and_adjust_order
+from jboat_core import ChainError
+from jboat_core.plugins.ordering import default_gradient_order, validate_and_adjust_order
+from jboat_core.plugins.registry import Registry
 from jboat_core.plugins.ordering import validate_composition
 
 from fakeplugins import ep, make_module, op_class

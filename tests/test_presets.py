@@ -5,7 +5,9 @@ import json
 
 import pytest
 
-from jboat_core import ConfigError, Preset, Registry, hookimpl, parse_solver_config
+from jboat_core import ConfigError, Preset, parse_solver_config
+from jboat_core.contract import hookimpl
+from jboat_core.plugins.registry import Registry
 from jboat_core.run.cli import main
 
 from fakeplugins import ep, make_module, op_class

@@ -2,7 +2,9 @@
 
 import pytest
 
-from jboat_core import API_VERSION, PluginError, Registry, UnknownOperatorError
+from jboat_core import PluginError, UnknownOperatorError
+from jboat_core.contract import API_VERSION
+from jboat_core.plugins.registry import Registry
 
 from fakeplugins import ep, make_module, op_class
 
@@ -104,7 +106,7 @@ def test_incompatible_api_version_is_reported():
 
 
 def test_misspelt_hook_argument_is_reported():
-    from jboat_core import hookimpl
+    from jboat_core.contract import hookimpl
 
     def body(mod):
         @hookimpl
@@ -119,7 +121,7 @@ def test_misspelt_hook_argument_is_reported():
 
 def test_hook_raising_is_reported():
     def body(mod):
-        from jboat_core import hookimpl
+        from jboat_core.contract import hookimpl
 
         @hookimpl
         def jboat_register_hypergradients(register):

@@ -212,7 +212,7 @@ def test_modules_in_plain_lists_are_reported(jt):
 def test_objectives_see_the_user_module(jt):
     """Private attributes, sub-modules and methods of the lower model, through the
     functional view: sub-modules and methods run with the substituted weights."""
-    from jboat_core import FunctionalModel
+    from jboat_core.numerics import FunctionalModel
 
     class Net(jt.nn.Module):
         def __init__(self):
