@@ -67,7 +67,8 @@ def elastic_net(z, t, l1_ratio: float = 0.5):
 
 def group_l1(z, t, group_size: int = 1):
     """Block soft threshold: prox of t sum_g ||z_g||_2 over consecutive groups of
-    ``group_size`` entries of the flattened ``z``: z_g max(1 - t / ||z_g||, 0)."""
+    ``group_size`` entries of the flattened ``z``: z_g max(1 - t_g / ||z_g||, 0), ``t`` a
+    number or one weight per group (the weighted group Lasso)."""
     jt = _jt()
     g = int(group_size)
     flat = z.reshape((-1,))
@@ -76,6 +77,11 @@ def group_l1(z, t, group_size: int = 1):
     blocks = flat.reshape((-1, g))
     norms = jt.sqrt((blocks * blocks).sum(1, keepdims=True))
     t = _c(t, z)
+    if hasattr(t, "shape") and t.numel() > 1:
+        if t.numel() != blocks.shape[0]:
+            raise ValueError(f"group_l1: {t.numel()} weights for {blocks.shape[0]} groups of "
+                             f"{g}: give one weight per group (or one number)")
+        t = t.reshape((-1, 1))
     m = _mask(norms > t, z)
     safe = norms * m + (1.0 - m)
     return (blocks * m * (1.0 - t / safe)).reshape(z.shape)
@@ -159,7 +165,8 @@ PROX_MAPS = (
             formula="z_g max(1 - t / ||z_g||, 0)",
             reference="Yuan & Lin, Model selection and estimation in regression with grouped "
                       "variables, JRSS-B 2006",
-            options={"group_size": (1, "entries per group (consecutive, flattened)")}),
+            options={"group_size": (1, "entries per group (consecutive, flattened)")},
+            weights="group"),
     ProxMap(name="nonneg", function=f"{_HERE}:nonneg", projection=True,
             summary="Projection onto y >= 0 (non-negative least squares)",
             formula="max(z, 0)", reference=_PARIKH),

@@ -129,12 +129,23 @@ class ProxMap(_Component):
         the fixed point's system I - d_y T is still not symmetric in general.
     options : mapping
         Option name -> (default, description), e.g. ``{"radius": (1.0, "...")}``.
+    weights : str
+        What a non-scalar ``t`` may be: ``"coordinate"`` (one weight per entry of z, the
+        default), ``"group"`` (one per group, e.g. the group Lasso's) or ``"scalar"`` (a
+        number only). The conformance kit differentiates through t in that shape.
     """
 
     projection: bool = False
     symmetric_jacobian: bool = True
     options: Mapping = field(default_factory=dict)
+    weights: str = "coordinate"
     kind = "prox_map"
+
+    def problems(self) -> list[str]:
+        out = super().problems()
+        if self.weights not in ("coordinate", "group", "scalar"):
+            out.append(f"weights={self.weights!r}: 'coordinate', 'group' or 'scalar'")
+        return out
 
 
 @dataclass(frozen=True)
