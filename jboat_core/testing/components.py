@@ -78,6 +78,7 @@ def _operator(A: np.ndarray):
     Aj, ATj = jt.array(A, "float64"), jt.array(A.T.copy(), "float64")
 
     def apply(M, vs):
+        """M v on the two blocks, detached (as ``linear_operator`` returns it)."""
         y = (M * jt.concat([vs[0].reshape(-1), vs[1].reshape(-1)]).reshape(1, -1)).sum(1)
         return [y[:3].detach(), y[3:].reshape(2, 2).detach()]
 
@@ -162,6 +163,7 @@ def _check_jacobian(decl, prox, z: np.ndarray, rng) -> None:
     got = [g.numpy().astype(np.float64) for g in jt.grad(out, wrt)]
 
     def value(zz, tt):
+        """<w, prox(z, t)> in NumPy float64."""
         return float(np.dot(_value(prox, zz, None if decl.projection else tt), w))
 
     h = 1e-6
@@ -196,6 +198,8 @@ def component_tests(decl):
     """A pytest class checking component ``decl`` (declaration problems and math)."""
 
     class TestComponent:
+        """The declaration is valid and the math of its kind holds."""
+
         def test_declaration(self):
             assert not decl.problems(), decl.problems()
 
