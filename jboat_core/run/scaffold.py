@@ -78,7 +78,7 @@ python -m pytest          # the conformance kit: metadata, config, runs, NaN gua
 ```
 
 Edit `{package}/{module}.py`: the method's math goes in `step`, its settings in
-`{name}Config`. CONTRIBUTING.md of jboat describes the step protocol.
+`{name}Config`. jboat's plugin author's guide (docs/plugins.md) describes `step`.
 '''
 
 _INIT = '''"""{name}: a jboat {label}. The plugin module is ``{package}.{module}`` (its entry
