@@ -297,10 +297,10 @@ class Composition:
 
 
 def _outputs(result) -> list:
-    out = []
-    for key in OUTPUT_FIELDS:
-        out.extend(result.get(key) or ())
-    return out
+    """The Vars of ``result``'s ``OUTPUT_FIELDS`` lists, in order (a ``Result``, whose
+    fields are read directly, or JBOAT's dict)."""
+    get = result.__dict__.get if isinstance(result, Result) else result.get
+    return [v for key in OUTPUT_FIELDS for v in (get(key) or ())]
 
 
 def memory_probe(memory: Mapping, producer: str) -> Check | None:
