@@ -27,7 +27,7 @@ Vars = list  # a list of jittor.Var, one per variable
 
 def check_scalar(value, op: str, step: str):
     """Raise ``OperatorRuntimeError`` unless ``value`` is a one-element Var."""
-    if not isinstance(value, jt.Var):
+    if value.__class__ is not jt.Var and not isinstance(value, jt.Var):  # once per step
         raise OperatorRuntimeError(op, step, f"the objective returned {type(value).__name__}; "
                                    "it must return a scalar jittor.Var")
     if value.numel() != 1:

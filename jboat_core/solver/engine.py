@@ -109,9 +109,10 @@ def step_operator(op, state, memories: Mapping, pending: dict):
     new = getattr(out, "memory", None)
     if new is not None and new is not mem and new is not NO_MEMORY:
         pending[name] = new
-    proposed = legacy.pop("_legacy_proposed", None)
-    if proposed:
-        pending[name] = {**pending.get(name, mem), **proposed}
+    if "_legacy_proposed" in legacy:  # the deprecated self.propose (rare): read only then
+        proposed = legacy.pop("_legacy_proposed")
+        if proposed:
+            pending[name] = {**pending.get(name, mem), **proposed}
     return out
 
 
