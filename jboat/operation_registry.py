@@ -4,7 +4,7 @@
 (any kind, case-insensitive), in its seed form (JBOAT's constructor and keyword method,
 ``jboat_core.compat.seed.seed_class``); ``register_class`` is kept for scripts that decorate their
 own classes, which are found by ``get_registered_operation`` too. To make an operator
-usable by name in configs, ship it as a plugin (see CONTRIBUTING.md).
+usable by name in configs, ship it as a plugin (see docs/plugins.md).
 """
 
 from __future__ import annotations

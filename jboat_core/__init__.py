@@ -6,7 +6,7 @@ compares them with the committed snapshot ``tests/public_api.json``):
 * ``jboat_core``: what a user writes against: ``Problem`` and what it returns
   (``Evaluation``, ``IterationRecord``), ``Task`` (what a task file's ``build`` returns),
   the solver configs and presets, ``import_jittor``, ``constant``, the errors and warnings;
-* ``jboat_core.contract``: what an operator author writes against (CONTRIBUTING.md);
+* ``jboat_core.contract``: what an operator author writes against (docs/plugins.md);
 * ``jboat_core.numerics``: the math helpers operators compute with.
 
 Everything else is internal: the wings ``platform``, ``plugins``, ``solver``, ``run`` and
@@ -93,7 +93,7 @@ _DEPRECATED = {
     "HyperGradientOperator": ("jboat_core.compat.api1", "HyperGradientOperator",
                               "write step (API 2) on jboat_core.contract.HyperGradient"),
     **{n: ("jboat_core.compat.api1", n, "API 1's helper; write step (API 2) instead "
-           "(CONTRIBUTING.md)")
+           "(docs/plugins.md)")
        for n in ("finished", "lower_point", "passthrough", "require_last", "require_next")},
 }
 

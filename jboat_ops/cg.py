@@ -41,10 +41,9 @@ class CG(HyperGradient):
     (the implicit-function-theorem hyper-gradient) when y = y*(x) and CG has converged;
     k CG iterations cost about k + 2 Hessian-vector products, memory independent of K.
 
-    Fixes to upstream: the cotangent of every vector-Jacobian product is a constant
-    (upstream Jittor differentiated through it: ~90x off, memory growing per iteration);
-    the last CG iterate is returned (upstream returned the previous one on convergence);
-    CG stops on non-positive curvature instead of dividing by it.
+    The cotangent of every vector-Jacobian product is a constant (so the products are
+    exact and memory does not grow across iterations), the last CG iterate is returned,
+    and CG stops on non-positive curvature instead of dividing by it.
 
     References
     ----------

@@ -24,8 +24,7 @@ class DI(DynamicalSystem):
     The terminal hyper-gradient operator also returns :math:`g_{y_0} = dF(x, y)/dy_0`
     through the trajectory, and after the upper step the solver applies
     :math:`y_0 \leftarrow y_0 - \mathrm{lr}_{DI}\, g_{y_0}` with an optimizer of the
-    upper-level optimizer's class (upstream Jittor used plain SGD and, through its snapshot
-    aliasing, the first-order :math:`\partial F/\partial y_K`). With untracked
+    upper-level optimizer's class, so y_0 is learned as the upper variables are. With untracked
     (implicit) operators y does not depend on y_0 and the gradient is zero. Not combinable
     with IAD, which already learns the initialisation.
 

@@ -31,7 +31,7 @@ class FD(HyperGradient):
     (3 gradient evaluations). With K = 1 and xi = eta this is exactly the one-step unrolled
     hyper-gradient up to O(epsilon^2) (exact when grad_x f is quadratic in y, as in ridge).
     The perturbed points are evaluated functionally: the real lower model is never
-    modified (upstream perturbed it in place) and nothing is printed.
+    modified and nothing is printed.
 
     References
     ----------

@@ -14,8 +14,7 @@ class FOA(HyperGradient):
               \quad \frac{dy_K}{dy_0} = I,
 
     so FOA followed by IAD gives first-order MAML, :math:`\nabla_y F(y_K)`. FOA computes
-    nothing itself and must be followed (upstream Jittor asserted the opposite, so FOA+IAD
-    could not run and FOA alone computed no gradient).
+    nothing itself and must be followed (FOA alone would give no hyper-gradient).
 
     References
     ----------

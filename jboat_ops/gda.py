@@ -26,11 +26,11 @@ class GDA(DynamicalSystem):
     :math:`\alpha F + (1-\alpha) f`) with :math:`\alpha_k = \alpha_0 \cdot
     \mathrm{decay}^k`, k = 0..K-1, restarting at alpha_0 every outer iteration. Implicit
     operators then use :math:`\varphi` at the alpha of the point they evaluate (the last
-    step, or step k* after PTT); upstream used alpha_0 * decay^-1 > alpha_0 there.
+    step, or step k* after PTT), the objective that point is stationary for.
 
     ``gda_loss(ll_feed_dict, ul_feed_dict, ul_model, ll_model, **kw)`` reads alpha from
-    ``ll_feed_dict["alpha"]`` as upstream, but receives a copy: the user's dict is never
-    modified.
+    ``ll_feed_dict["alpha"]`` (JBOAT's convention) and receives a copy: the user's dict is
+    never modified.
 
     References
     ----------

@@ -21,8 +21,8 @@ class IAD(HyperGradient):
     with respect to the initialisation (iMAML when f has a proximal term
     :math:`\frac{\lambda}{2}\|y - y_0\|^2`).
 
-    Upstream Jittor computed first-order MAML silently (its snapshots aliased y_K); here
-    snapshots are distinct and the second-order terms are kept.
+    The snapshots y_0..y_K are distinct Vars, so the second-order terms are kept (the
+    full MAML meta-gradient, not first-order MAML unless FOA asks for it).
 
     References
     ----------

@@ -17,7 +17,7 @@ class IGA(HyperGradient):
     at y held constant and lambda a constant. Exact (equal to the IFT hyper-gradient) when
     y is scalar and f is quadratic in y - phi(x), e.g. f = s/2 (y - phi(x))^2 at any
     y != phi(x); otherwise a rank-one approximation. When grad_y f = 0 (the lower level is
-    solved exactly) lambda is 0 instead of upstream's division by zero. Cost: 2 gradients.
+    solved exactly) lambda is 0 (nothing to project on). Cost: 2 gradients.
 
     References
     ----------

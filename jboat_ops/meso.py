@@ -18,8 +18,8 @@ class MESOConfig(BaseModel):
     gamma_1: float = Field(0.01, ge=0, description="gamma_1 = 1/gamma: proximal weight of "
                            "the Moreau envelope")
     c0: float = Field(0.2, gt=0, description="penalty schedule c_t = c0 (t+1)^(1/4)")
-    y_hat_lr: float = Field(0.1, description="accepted for upstream configs; unused (it "
-                            "built an optimizer upstream never stepped)")
+    y_hat_lr: float = Field(0.1, description="accepted for upstream configs; unused (MEHA "
+                            "has no y-hat step)")
 
 
 class MESO(FirstOrderSolver):
@@ -37,9 +37,8 @@ class MESO(FirstOrderSolver):
     paper's y step uses x_{k+1}; here the two are simultaneous). One step per outer
     iteration: ``lower_iters`` is not used.
 
-    Fixes to upstream (Jittor and torch alike): c_0 was hard-coded to 0.2 whatever c0; theta+
-    was not held constant in the y step (scaling the proximal term by
-    1 - eta_theta gamma_1); d_x was taken after the y step.
+    c_0 is the configured ``c0``, theta+ is a constant in the y step and d_x is taken
+    before the y step, as the paper writes the updates.
 
     References
     ----------

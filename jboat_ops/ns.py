@@ -10,7 +10,7 @@ JBOAT_API_VERSION = API_VERSION
 
 
 class NSConfig(BaseModel):
-    """Settings of NS (upstream read them from the ``CG`` section; jboat gives NS its own)."""
+    """Settings of NS (its own section ``"NS"``, independent of CG's)."""
 
     model_config = ConfigDict(extra="forbid")
     k: int = Field(10, ge=1, description="number of Neumann terms after the first")
@@ -42,8 +42,8 @@ class NS(HyperGradient):
     = 1 by default) and g_x = grad_x F + (d_x T)^T v; with ``damping`` lambda the series inverts
     H + lambda I. Converges to the IFT hyper-gradient when
     :math:`\|I - \alpha H\| < 1` and k grows (error :math:`\|I-\alpha H\|^{k+1}`); cost
-    k + 2 Hessian-vector products. Upstream Jittor's version differentiated through the
-    cotangents (80-200 % off); this one keeps them constant.
+    k + 2 Hessian-vector products. The cotangents of the vector-Jacobian products are
+    constants, so each product is exact.
 
     References
     ----------

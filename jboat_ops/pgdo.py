@@ -52,10 +52,8 @@ class PGDO(FirstOrderSolver):
     :math:`\nabla_y L`, the upper one along :math:`\nabla_x L`. The gradient penalty is
     differentiated through :math:`\nabla_y f` (Hessian-vector products).
 
-    Fixes to upstream: JBOAT's PGDO took a second ``jt.grad`` of the same loss with
-    ``retain_graph=False``, so its upper gradient was always zero and the gradient penalty
-    contributed nothing; BOAT's torch version built the gradient penalty without a graph
-    (ignored). Both incremented gamma per call.
+    Both gradients of L come from one differentiation of one graph, so the upper gradient
+    and the gradient penalty both contribute.
 
     References
     ----------

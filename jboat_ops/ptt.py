@@ -18,8 +18,8 @@ class PTT(HyperGradient):
     argmax runs over the differentiable steps T+1..K only (an earlier iterate would be a
     constant with zero hyper-gradient).
 
-    Upstream Jittor's snapshot aliasing made PTT a no-op (always y_K); here
-    ``parameters(time=k*)`` is the real k*-th iterate.
+    ``parameters(time=k*)`` is the real k*-th iterate (each step's snapshot is its own
+    Var, never an alias of y_K).
 
     References
     ----------

@@ -24,8 +24,8 @@ class RGT(HyperGradient):
     .. math:: y_T = \mathrm{GD}^T(y_0)\ \text{(no graph)},\qquad
               g_x = \frac{d}{dx} F(x, y_K)\ \text{through steps } T+1..K \text{ only.}
 
-    Each truncated step is evaluated at the current iterate (upstream torch repeated
-    grad f(y_0); upstream Jittor froze the inner loop and returned a zero gradient).
+    Each truncated step is evaluated at the current iterate, so y_T is the point T
+    gradient steps reach, and the remaining steps carry the gradient.
 
     References
     ----------

@@ -16,8 +16,7 @@ class VFOConfig(BaseModel):
     y_hat_lr: float = Field(0.1, gt=0, description="step size of the K gradient steps that "
                             "approximate y*(x) by y-hat")
     u1: float = Field(0.1, ge=0, description="phi = u1 q: the control barrier's strength")
-    eta: float = Field(0.5, description="accepted for upstream configs; unused (upstream "
-                       "read it and ignored it too)")
+    eta: float = Field(0.5, description="accepted for upstream configs; unused")
 
 
 class VFO(FirstOrderSolver):
@@ -34,10 +33,8 @@ class VFO(FirstOrderSolver):
     the lower variables take a step of the lower optimizer along d_y and the upper
     optimizer one along d_x, both evaluated at (x_k, y_k).
 
-    Fixes to upstream: JBOAT's VFO wrote its direction into slices of a vector with
-    ``v[a:b].update(...)``, which leaves the vector unchanged, so it did nothing (y never
-    moved, g_x = 0); BOAT's torch VFO took K extra lower steps first and added a stale
-    gradient to the y step. Both cited BVFIM; VFO is BOME.
+    The directions are computed per variable (no slices of a stacked vector), and y takes
+    exactly one step per outer iteration, as BOME writes it.
 
     References
     ----------

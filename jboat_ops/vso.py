@@ -48,9 +48,8 @@ class VSO(FirstOrderSolver):
     - f(x,u))` (the authors' shifted log barrier, whose argument is always
     :math:`\ell_z > 0`: f must be positive, as losses are). The lower variables end at z.
 
-    Fixes to upstream: JBOAT's VSO took ``.item()`` of every term inside the log, so the
-    barrier had zero gradient (its g_x was grad_x F(u) and the u steps ignored f); BOAT's
-    torch VSO took one extra u step. Both cited BOME; VSO is BVFIM/BVFSM.
+    Every term of the barrier stays in the graph, so the barrier contributes to g_x and to
+    the u steps; u takes exactly K steps.
 
     References
     ----------

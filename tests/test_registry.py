@@ -84,7 +84,7 @@ def test_class_without_a_step_is_refused():
         in error
     assert "does not implement step(state), abstract in jboat_core.contract.HyperGradient" \
         in error
-    assert "fake-dist" in error and "CONTRIBUTING.md" in error
+    assert "fake-dist" in error and "docs/plugins.md" in error
 
 
 def test_duplicate_name_across_distributions_names_both():

@@ -4,7 +4,7 @@ One of the three public surfaces of jboat (with ``jboat_core`` for users and
 ``jboat_core.numerics`` for the math helpers): the operator bases of the three kinds
 (``step`` abstract), the states an operator receives and the ``Result`` it returns, its
 memory (``NO_MEMORY`` the first time), the finiteness ``Check``, presets, metadata, the
-hook markers and the errors. CONTRIBUTING.md teaches
+hook markers and the errors. The plugin author's guide, docs/plugins.md, teaches
 it; ``tests/test_layout.py`` checks that the built-in operators and the example plugin
 import nothing else of jboat, and ``tests/test_public_api.py`` that its names and
 signatures change only with a CHANGELOG entry. Importing it does not import Jittor.

@@ -56,6 +56,10 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("first_order", FirstOrderSolver, "jboat_register_first_order", "fo_op",
          ("solve",), "first-order solver", chain=False, state=SolveState),
 )}
+"""The operator kinds by name, as one table of data: each kind's base class, registration
+hook, config key (``gm_op``/``na_op``/``fo_op``), stages in execution order, label and
+state type. Every layer (hook spec, registry, ordering, config, solver) iterates over it
+instead of naming the kinds, so the three kinds are treated alike."""
 
 #: Stages per kind, in execution order (a view of ``KINDS``).
 STAGES: dict[str, tuple[str, ...]] = {k.name: k.stages for k in KINDS.values()}

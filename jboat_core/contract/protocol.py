@@ -410,12 +410,15 @@ class Result:
         return _replace(self, changes)
 
 
-#: The fields of a result that hold values of the iteration (JBOAT's terminal dict keys).
 RESULT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Result)
                                        if f.name not in ("memory", "checks", "info"))
-#: The result fields that hold lists of Vars the solver applies.
+"""The fields of a ``Result`` that hold values of the iteration (JBOAT's terminal dict
+keys): every field but the operator's ``memory``, its ``checks`` and its ``info``."""
 OUTPUT_FIELDS: tuple[str, ...] = ("hyper_gradients", "ll_init_gradients", "ll_update",
                                   "ll_gradients")
+"""The ``Result`` fields that hold lists of Vars the solver applies (the upper gradients,
+DI's initial-point gradients, a lower update or lower gradients); they are checked for
+finiteness before any update."""
 
 
 def require_ll_lr(op, ll_lr=None) -> float:

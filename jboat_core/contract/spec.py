@@ -38,7 +38,11 @@ SUPPORTED_API_VERSIONS = (1, 2)
 operator bases and is marked in ``jboat list-ops --verbose``."""
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+"""The marker of jboat's hook specifications (``JboatHookSpec``); the core's own."""
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+"""The marker a plugin puts on its registration hooks, e.g. ``@hookimpl def
+jboat_register_hypergradients(register): register(MyOp)``: pluggy collects them once at
+load, and the core then calls the registered classes directly."""
 
 
 class JboatHookSpec:

@@ -27,7 +27,7 @@ Vars = list  # a list of jittor.Var, one per variable
 
 def check_scalar(value, op: str, step: str):
     """Raise ``OperatorRuntimeError`` unless ``value`` is a one-element Var."""
-    if not isinstance(value, jt.Var):
+    if value.__class__ is not jt.Var and not isinstance(value, jt.Var):  # once per step
         raise OperatorRuntimeError(op, step, f"the objective returned {type(value).__name__}; "
                                    "it must return a scalar jittor.Var")
     if value.numel() != 1:
@@ -44,6 +44,11 @@ def grads(value, targets: Sequence, op: str = "", step: str = "") -> Vars:
 
 
 def detach(xs: Sequence) -> Vars:
+    """The Vars ``xs`` as constants: each ``x.detach()``, same values, no graph.
+
+    Hold a point fixed while differentiating elsewhere (the lower point y in an implicit
+    hyper-gradient, a cotangent of a vector-Jacobian product), or end a loop's graph so
+    its memory is freed."""
     return [x.detach() for x in xs]
 
 
@@ -59,7 +64,8 @@ def flush(k: int, steps: int, values) -> None:
     Jittor is lazy: otherwise every step waits for that one sync. A loop of detached
     values then holds every step's graph at once (O(steps) memory for O(1) values); a
     differentiable loop keeps its graph for the reverse pass either way, but one huge
-    pending graph is slow to run (measured: benchmarks/README.md, long inner horizons)."""
+    pending graph is slow to run (measured: benchmarks/results/HISTORY.md, "Long inner
+    horizons")."""
     if (k + 1) % FLUSH_EVERY == 0 and k + 1 < steps:
         jt.sync(list(values() if callable(values) else values))
 

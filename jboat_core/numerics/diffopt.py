@@ -21,8 +21,9 @@ from ..errors import OperatorRuntimeError
 def _scalar(value):
     """A hyper-parameter as the update uses it: a float, or a ``jittor.Var`` kept as is
     (a learned learning rate or momentum: an upper variable the steps depend on)."""
-    jt = jittor()
-    return value if isinstance(value, jt.Var) else float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    return value if isinstance(value, jittor().Var) else float(value)
 
 
 def _safe_sqrt(jt, v):
@@ -72,6 +73,7 @@ class DifferentiableOptimizer:
         self.places = list(places) if places is not None else [None] * len(self.groups)
         self.n_step = self.start_step = int(n_step)
         self._consts: dict = {}  # float64 copies of the hyper-parameters (``_c``)
+        self._plain_consts: list | None = None  # plain_update's learning rates (``_c``)
 
     @classmethod
     def from_optimizer(cls, optimizer, params, reduce=None) -> "DifferentiableOptimizer":
@@ -87,20 +89,23 @@ class DifferentiableOptimizer:
         for pg in optimizer.param_groups:
             for j, p in enumerate(pg["params"]):
                 where[id(p)] = (pg, j)
-        groups, places = [], []
+        groups, places, made = [], [], {}
         for p in params:
             pg, j = where.get(id(p), (None, None))
             places.append((pg, j) if pg is not None else None)
             if pg is None:
                 groups.append(None)
                 continue
-            get = lambda k, default=None: pg.get(k, getattr(optimizer, k, default))  # noqa: E731
-            groups.append(_Group(lr=_scalar(get("lr")), momentum=_scalar(get("momentum", 0.0)),
-                                 weight_decay=float(get("weight_decay", 0.0)),
-                                 dampening=float(get("dampening", 0.0)),
-                                 nesterov=bool(get("nesterov", False)),
-                                 betas=tuple(get("betas", (0.9, 0.999))),
-                                 eps=float(get("eps", 1e-8))))
+            grp = made.get(id(pg))  # one _Group per param group, shared by its parameters
+            if grp is None:
+                def get(k, default=None, pg=pg):
+                    return pg.get(k, getattr(optimizer, k, default))
+                grp = made[id(pg)] = _Group(
+                    lr=_scalar(get("lr")), momentum=_scalar(get("momentum", 0.0)),
+                    weight_decay=float(get("weight_decay", 0.0)),
+                    dampening=float(get("dampening", 0.0)), nesterov=bool(get("nesterov", False)),
+                    betas=tuple(get("betas", (0.9, 0.999))), eps=float(get("eps", 1e-8)))
+            groups.append(grp)
         twin = impl(groups, places, int(getattr(optimizer, "n_step", 0)), reduce)
         twin._read_state()
         return twin
@@ -238,8 +243,13 @@ class DifferentiableOptimizer:
 
     def plain_update(self, params, grads, cut: bool) -> list:
         """``y - lr g`` for every parameter, detached when ``cut``: the whole step when
-        ``plain_lrs()`` is not None (the caller counts ``n_step``)."""
-        lrs = [self._c(lr, p) for lr, p in zip(self.plain_lrs(), params)]
+        ``plain_lrs()`` is not None (the caller counts ``n_step``). The learning rates as
+        constants in the parameters' dtypes are made at the first call of this twin (its
+        iterates keep the dtypes of y_0)."""
+        lrs = self._plain_consts
+        if lrs is None:
+            lrs = self._plain_consts = [self._c(lr, p) for lr, p in zip(self.plain_lrs(),
+                                                                         params)]
         if cut:
             return [(p - g * lr).detach() for p, g, lr in zip(params, grads, lrs)]
         return [p - g * lr for p, g, lr in zip(params, grads, lrs)]

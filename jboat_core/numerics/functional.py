@@ -65,8 +65,9 @@ def walk(module) -> tuple[list, dict, list]:
                 places.append((store, k))
 
     module.dfs([], None, visit, None)
-    params = [p for p in every if not is_buffer(p, module)]
-    buffers = [p for p in every if is_buffer(p, module)]
+    params, buffers = [], []
+    for p in every:
+        (buffers if is_buffer(p, module) else params).append(p)
     return params, slots, buffers
 
 
@@ -112,6 +113,7 @@ class FunctionalModel:
         self._places = [(store, key, i) for i, places in enumerate(self._all_slots)
                         for store, key in places]
         self._heads = [places[0] for places in self._all_slots]
+        self._n = len(params)
         self._history = [list(self._initial)]
         self._steps = 0
         self.tape = None  # checkpointed reverse mode (numerics.tape) when set
@@ -151,10 +153,10 @@ class FunctionalModel:
     def update_params(self, new_params) -> None:
         """Record a new snapshot (appended when tracking, else replacing the newest)."""
         new_params = list(new_params)
-        if len(new_params) != len(self._initial):
+        if len(new_params) != self._n:
             raise OperatorRuntimeError(
                 "FunctionalModel", "update_params",
-                f"got {len(new_params)} parameters, the lower model has {len(self._initial)}")
+                f"got {len(new_params)} parameters, the lower model has {self._n}")
         if self.track:
             self._history.append(new_params)
         else:
@@ -206,7 +208,7 @@ class FunctionalModel:
             return self._history[-1]
         if not isinstance(params, (list, tuple)):
             params = list(params)
-        if len(params) != len(self._slots):
+        if len(params) != self._n:
             raise OperatorRuntimeError(
                 "FunctionalModel", "call",
                 f"params has {len(params)} entries but {type(self.module).__name__} has "
@@ -216,7 +218,8 @@ class FunctionalModel:
     def _swap_in(self, params) -> list:
         """Put ``params`` (checked; default the newest snapshot) and the buffer copies in
         the module's places; returns what they held, for ``_swap_out``."""
-        params = self._check(params)
+        if params.__class__ is not list or len(params) != self._n:  # else: checked already
+            params = self._check(params)
         values = [*params, *self._buffers] if self._buffers else params
         saved = [store[key] for store, key in self._heads]
         for store, key, i in self._places:
@@ -238,12 +241,20 @@ class FunctionalModel:
             self._swap_out(saved)
 
     def __call__(self, *args, params=None, **kwargs):
-        # substituted() without the generator: this runs once per objective evaluation.
-        saved = self._swap_in(params)
+        # _swap_in / _swap_out inlined (no generator, no helper calls): this runs once per
+        # objective evaluation, i.e. once per inner step.
+        if params.__class__ is not list or len(params) != self._n:
+            params = self._check(params)
+        places = self._places
+        values = [*params, *self._buffers] if self._buffers else params
+        saved = [store[key] for store, key in self._heads]
+        for store, key, i in places:
+            store[key] = values[i]
         try:
             return self.module(*args, **kwargs)
         finally:
-            self._swap_out(saved)
+            for store, key, i in places:
+                store[key] = saved[i]
 
     def view(self, value):
         """``value`` (an attribute of the module or of a sub-module) as seen through

@@ -30,8 +30,10 @@ why. Where the wheels are there but the folder cannot be used (a lock held too l
 link, an unwritable or damaged folder), oneDNN is switched off with one warning line
 (``use_mkl=0`` unless the user set it) and ``jboat doctor`` says why. A
 ``~/.cache/jittor/config.json`` that would make Jittor's import fail (a non-text
-``JITTOR_HOME``...) is one line (``JittorHomeError``). Measured (benchmarks/README.md): an MLP
-784-256-10 hyper-iteration 31x faster, 2-D ``jt.matmul`` 30x.
+``JITTOR_HOME``...) is one line (``JittorHomeError``). Measured
+(benchmarks/results/HISTORY.md, "oneDNN: on by default"): a 2-D ``jt.matmul`` of a
+1000 x 5000 matrix 10x faster (19.5 to 1.96 ms), whole ridge-large hyper-iterations
+3.8-4.0x.
 """
 
 from __future__ import annotations

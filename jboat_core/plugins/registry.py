@@ -84,7 +84,7 @@ class OperatorRecord:
         if self.api_version == API_VERSION:
             return ""
         return (f"written for API {self.api_version}: runs through the adapter; move it to "
-                f"API {API_VERSION} (CONTRIBUTING.md)")
+                f"API {API_VERSION} (docs/plugins.md)")
 
     @property
     def kind(self) -> str:
@@ -181,8 +181,8 @@ def check_api(cls: type, origin: str) -> tuple[int, type]:
                  if c.__module__ == "jboat_core.contract.operators"), "Operator")
     raise MetadataError(f"{origin}: operator {cls.name!r} ({where}) does not implement "
                         f"{', '.join(m + '(state)' for m in missing)}, abstract in "
-                        f"jboat_core.contract.{base}; implement it (CONTRIBUTING.md, "
-                        "'The step protocol')")
+                        f"jboat_core.contract.{base}; implement it (docs/plugins.md, "
+                        "'A walk-through')")
 
 
 def _csv_env(name: str) -> set[str] | None:

@@ -1,9 +1,10 @@
 """What every part of a checkpoint shares: its error, one-line failures naming the file
-and the key, and opening a file only when it is a regular one (never a FIFO, a device
-or a link). No Jittor, no NumPy."""
+and the key (with values shown short), and opening a file only when it is a regular one
+(never a FIFO, a device or a link). No Jittor, no NumPy."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -22,6 +23,24 @@ class CheckpointError(JboatError):
 def fail(path, key: str, what: str, todo: str = AFRESH) -> CheckpointError:
     """``checkpoint PATH: KEY: WHAT; TODO`` as a ``CheckpointError``."""
     return CheckpointError(f"checkpoint {path}: {key}: {what}; {todo}")
+
+
+class _Absent:
+    """The value of a key one of two compared tables lacks."""
+
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+ABSENT = _Absent()
+
+
+def short(value) -> str:
+    """``value`` as compact JSON for a one-line message, cut at 120 characters."""
+    if isinstance(value, _Absent):
+        return "(absent)"
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 _KIND_NAMES = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),

@@ -109,9 +109,10 @@ def step_operator(op, state, memories: Mapping, pending: dict):
     new = getattr(out, "memory", None)
     if new is not None and new is not mem and new is not NO_MEMORY:
         pending[name] = new
-    proposed = legacy.pop("_legacy_proposed", None)
-    if proposed:
-        pending[name] = {**pending.get(name, mem), **proposed}
+    if "_legacy_proposed" in legacy:  # the deprecated self.propose (rare): read only then
+        proposed = legacy.pop("_legacy_proposed")
+        if proposed:
+            pending[name] = {**pending.get(name, mem), **proposed}
     return out
 
 
@@ -297,10 +298,10 @@ class Composition:
 
 
 def _outputs(result) -> list:
-    out = []
-    for key in OUTPUT_FIELDS:
-        out.extend(result.get(key) or ())
-    return out
+    """The Vars of ``result``'s ``OUTPUT_FIELDS`` lists, in order (a ``Result``, whose
+    fields are read directly, or JBOAT's dict)."""
+    get = result.__dict__.get if isinstance(result, Result) else result.get
+    return [v for key in OUTPUT_FIELDS for v in (get(key) or ())]
 
 
 def memory_probe(memory: Mapping, producer: str) -> Check | None:

@@ -233,10 +233,14 @@ class Problem:
                               memories=self.memories)
                 for ll, ul in self._pairs(ll_feed_dict, ul_feed_dict)]
         last = outs[-1]
-        combined = {key: self._combine([getattr(o.result, key) for o in outs])
-                    for key in OUTPUT_FIELDS}
-        upper = [o.result.upper_loss.reshape((1,)) for o in outs]
-        upper = [sum(upper[1:], upper[0]) / len(upper)]
+        single = len(outs) == 1 and not par.active  # the result as it is: nothing to combine
+        if single:
+            combined, upper = None, [last.result.upper_loss.reshape((1,))]
+        else:
+            combined = {key: self._combine([getattr(o.result, key) for o in outs])
+                        for key in OUTPUT_FIELDS}
+            upper = [o.result.upper_loss.reshape((1,)) for o in outs]
+            upper = [sum(upper[1:], upper[0]) / len(upper)]
         lower = [last.lower_loss.reshape((1,))] if last.lower_loss is not None else []
         if par.active:  # the solver's one collective: results and losses, global means
             combined, upper, lower = self._reduce(combined, upper, lower)
@@ -251,7 +255,7 @@ class Problem:
                   for name, mem in memory.items()}
         checks = [c for o in outs for c in o.checks]
         checks += [memory_probe(mem, name) for name, mem in memory.items()]
-        result = last.result.replace(**combined)
+        result = last.result if single else last.result.replace(**combined)
         values = sync_and_check([result], checks, extra=lower, losses=upper,
                                 producer=last.producer, current_iter=current_iter,
                                 check=self.config.check_finite)
@@ -289,7 +293,10 @@ class Problem:
         if not self.config.return_grad:
             if result.ul_lr is not None:
                 set_lr(self.ul_opt, result.ul_lr)
-            with no_optimizer_reduce(self.parallel):  # already averaged: reduce once
+            if self.parallel.active:
+                with no_optimizer_reduce(self.parallel):  # already averaged: reduce once
+                    apply_gradients(self.ul_opt, self.ul_var, result.hyper_gradients)
+            else:
                 apply_gradients(self.ul_opt, self.ul_var, result.hyper_gradients)
         self.memories.update(memory)
         # Materialise every variable, optimizer state and memory now: the next iteration
