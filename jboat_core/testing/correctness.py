@@ -38,6 +38,8 @@ import contextlib
 import numpy as np
 import pytest
 
+from .cases import claim
+
 #: Relative tolerance of a hyper-gradient operator against its target (float64 against
 #: float64: rounding, and an iterative solver's own stopping rule).
 RTOL = 1e-5
@@ -138,7 +140,10 @@ def hypergradient_error(cls, target: str, registry, lr: float = 0.1) -> tuple[fl
 
 def check_hypergradient(cls, registry, lr: float = 0.1) -> str:
     """Check a hyper-gradient operator against its (declared or inferred) target; return
-    the target that matched."""
+    the target that matched. A modifier, or a variant of a built-in with a closed form
+    of its own (``COMPOSED``), is checked in its composition (``check_composition``)."""
+    if cls.role == "modifier" or claim(cls) in COMPOSED:
+        return check_composition(cls, registry)
     _, rtol, _, _ = _settings(cls)
     rtol = rtol or RTOL
     candidates, declared = hypergradient_candidates(cls)
@@ -164,6 +169,44 @@ def check_hypergradient(cls, registry, lr: float = 0.1) -> str:
         f"{head} but its hyper-gradient matches no float64 target to rtol {rtol:g}: "
         f"{detail}. If it approximates by design, state the settings under which it is "
         "exact (exact_settings) or why it cannot be checked (unchecked = 'why')")
+
+
+# -- compositions: modifiers, closed forms, DM --------------------------------------------
+#: Built-ins whose target is a closed form of their own in the composition matrix
+#: (``jboat_core.testing.reference``), checked there rather than against the unrolled or
+#: implicit targets: IGA's rank-one formula, DM's two primal-dual iterations.
+COMPOSED = ("IGA", "DM")
+
+
+def composition_case(cls):
+    """The composition matrix's case of ``cls``'s default composition (float64, SGD, the
+    linear lower model, no checkpointing)."""
+    from .cases import Case
+    from .compose import default_composition
+
+    cfg = default_composition(cls)
+    return Case(tuple(cfg["gm_op"]), tuple(cfg["na_op"]), "float64", "sgd", 0, "linear",
+                "later")
+
+
+def check_composition(cls, registry) -> str:
+    """Run ``cls``'s default composition as a case of the composition matrix
+    (``matrix.Runner``: its float64 target by claim and plan, at the point read back from
+    the terminal's ``ChainState``); return the target's description."""
+    from .matrix import Runner
+
+    case = composition_case(cls)
+    out = Runner(registry).run(case)
+    assert out.status != "FAIL" or np.isfinite(out.error), (
+        f"{cls.name}: its composition {'+'.join(case.gm)} > {'+'.join(case.na)} could not be "
+        f"checked: {out.message}")
+    assert out.status == "ok", (
+        f"{cls.name}: its composition {'+'.join(case.gm)} > {'+'.join(case.na)} is off "
+        f"{out.target or 'its float64 target'} by {out.error:.3g} (relative > "
+        f"{out.tolerance:g}) {out.message}; a modifier must honour its DynamicsPlan "
+        "(pessimistic: evaluate at y_k*; truncate: the first T steps constant) and the point "
+        "it passes on; if no float64 target applies, state why (unchecked = 'why')")
+    return out.target
 
 
 # -- dynamics operators ------------------------------------------------------------------
@@ -228,6 +271,8 @@ def _f(prob, y) -> float:
 def check_dynamics(cls, registry) -> str:
     """Check a dynamics operator: RAD (and PTT + RAD) differentiate exactly what its
     dynamics computed, and its dynamics descend f."""
+    if cls.provides_hypergradient and claim(cls) in COMPOSED:
+        return check_composition(cls, registry)
     if cls.provides_hypergradient:
         raise AssertionError(
             f"{cls.name} provides its own hyper-gradient (provides_hypergradient): the kit "
@@ -277,9 +322,36 @@ def solver_cosine(cls, registry) -> tuple[float, np.ndarray, np.ndarray]:
     return cos, got, want
 
 
+def trajectory_errors(cls, registry) -> list | None:
+    """``[(label, relative error)]`` of ``cls``'s outer iterations (hyper-gradient and new
+    lower variables) against the float64 NumPy trajectory of the built-in it is or
+    derives from (``firstorder_reference.follow`` on ridge, ``stochastic_reference.follow``
+    on the quadratic, from its own draws), and the tolerance; None without a reference."""
+    from . import firstorder_reference as fo
+    from . import stochastic_reference as st
+
+    name = claim(cls)
+    if name in fo.CASES:
+        return fo.follow("ridge", name, "float64", registry, op=cls.name), fo.TOL["float64"]
+    if name in st.CASES:
+        return st.follow("quadratic", name, "float64", registry, op=cls.name), \
+            st.TOL["float64"]
+    return None
+
+
 def check_solver(cls, registry) -> str:
-    """Check a first-order or stochastic solver: its direction points along the exact
-    hyper-gradient once its lower level has settled."""
+    """Check a first-order or stochastic solver: its outer iterations follow its float64
+    reference trajectory when there is one (``trajectory_errors``), else its direction
+    points along the exact hyper-gradient once its lower level has settled."""
+    found = trajectory_errors(cls, registry)
+    if found is not None:
+        errors, tol = found
+        label, err = max(errors, key=lambda e: e[1])
+        assert err <= tol, (
+            f"{cls.name}: its outer iterations leave the float64 trajectory of "
+            f"{claim(cls)}'s formula at {label} (relative error {err:.3g} > {tol:g}): "
+            f"{[(lb, float(f'{e:.3g}')) for lb, e in errors]}")
+        return "trajectory"
     cos, got, want = solver_cosine(cls, registry)
     assert cos >= SOLVER_COSINE, (
         f"{cls.name}: after {_settings(cls)[2]} outer iterations at a fixed x its direction "
