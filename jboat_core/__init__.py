@@ -26,6 +26,7 @@ from .errors import (ChainError, ConfigError, DivergedError, JboatError, Metadat
                      OperatorRuntimeError, PluginError, PrecisionWarning, UnknownOperatorError)
 from .numerics.variables import InvisibleModuleWarning
 from .platform._jittor import jittor as import_jittor
+from .contract.optimality import LowerSolver, custom_fixed_point, custom_root
 from .plugins.config import SolverConfig, load_solver_config, parse_solver_config
 from .plugins.presets import Preset
 from .run.task import Task, TaskError
@@ -60,9 +61,9 @@ def constant(value, like):
 
 __all__ = [
     "ChainError", "ConfigError", "DivergedError", "Evaluation", "InvisibleModuleWarning",
-    "IterationRecord", "JboatError", "MetadataError", "OperatorRuntimeError", "PluginError",
+    "IterationRecord", "JboatError", "LowerSolver", "MetadataError", "OperatorRuntimeError", "PluginError",
     "PrecisionWarning", "Preset", "Problem", "SolverConfig", "Task", "TaskError",
-    "UnknownOperatorError", "constant", "import_jittor", "load_solver_config",
+    "UnknownOperatorError", "constant", "custom_fixed_point", "custom_root", "import_jittor", "load_solver_config",
     "parse_solver_config",
 ]
 

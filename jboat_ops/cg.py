@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from jboat_core.contract import API_VERSION, ChainState, HyperGradient, Result, hookimpl
@@ -25,6 +23,10 @@ class CGConfig(BaseModel):
                              "(one host sync each); with check_every >= k (the default) "
                              "the stop is applied on the device, no sync; the result "
                              "does not depend on it")
+    linear_solver: str = Field("cg", description="the registered linear solver (`jboat "
+                               "list-ops`: cg, gmres, bicgstab, minres, normal_cg, dense, "
+                               "neumann or a plugin's) with maxiter = k, tol = tolerance; "
+                               "cg and minres need a symmetric system (NGD's, not PGD's)")
 
 
 class CG(HyperGradient):
@@ -60,11 +62,14 @@ class CG(HyperGradient):
     reference = "Pedregosa, Hyperparameter optimization with approximate gradient, ICML 2016"
 
     def step(self, state: ChainState) -> Result:
-        from jboat_core.numerics import implicit_step, solve_cg
+        from jboat_core.numerics import implicit_step
 
-        solve = functools.partial(solve_cg, maxiter=self.config.k, tol=self.config.tolerance,
-                                  check_every=self.config.check_every)
-        return implicit_step(self, state, solve, self.config.damping)
+        from .linear_solvers import bind
+
+        cfg = self.config
+        solve = bind(self, cfg.linear_solver, maxiter=cfg.k, tol=cfg.tolerance,
+                     check_every=cfg.check_every)
+        return implicit_step(self, state, solve, cfg.damping)
 
 
 @hookimpl

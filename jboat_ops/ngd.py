@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from jboat_core.contract import (API_VERSION, Check, DivergedError, DynamicalSystem,
-                                 DynamicsState, hookimpl)
+                                 DynamicsState, Optimality, hookimpl)
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -39,6 +39,10 @@ class NGD(DynamicalSystem):
     y_K or the last inner loss is, read by the solver with the results before any update;
     on failure it names the first bad inner step (found by replaying the loop outside the
     graph, only then).
+    Its declared fixed point (``state.optimality``) is the gradient step
+    T(x, y) = y - eta grad_y f(x, y), i.e. grad_y f = 0 (``Optimality.gradient()``, whatever
+    the optimizer's momentum or Adam scaling: their fixed points are the same), which
+    implicit operators differentiate with H = d2f/dy2.
 
     References
     ----------
@@ -113,7 +117,7 @@ class NGD(DynamicalSystem):
             k_star = plan.truncate + 1 + int(values.argmax(0)[0].item())
         last = k_star if k_star > 0 else self.lower_iters
         return state.replace(
-            k_star=k_star, tangents=tangents, checks=checks,
+            k_star=k_star, tangents=tangents, checks=checks, optimality=Optimality.gradient(),
             ll_objective=state.objective_at(max(last - 1, 0), self.ll_objective),
             lower_loss=loss.detach() if plan.record_loss and loss is not None else None)
 

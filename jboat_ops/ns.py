@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from jboat_core.contract import API_VERSION, ChainState, HyperGradient, Result, hookimpl
@@ -26,7 +24,11 @@ class NSConfig(BaseModel):
                              "the stop is applied on the device, no sync; the result "
                              "does not depend on it")
     alpha: float | None = Field(None, gt=0, description="series step; default: the "
-                                "lower-level learning rate eta")
+                                "lower-level learning rate eta for NGD's gradient form, 1 "
+                                "for a declared fixed point or root (PGD)")
+    linear_solver: str = Field("neumann", description="the registered linear solver (`jboat "
+                               "list-ops`) with maxiter = k, tol = tolerance (and alpha for "
+                               "neumann)")
 
 
 class NS(HyperGradient):
@@ -35,7 +37,9 @@ class NS(HyperGradient):
     .. math:: g_x = \nabla_x F - \alpha\, \nabla^2_{xy} f \sum_{i=0}^{k}
               (I - \alpha \nabla^2_{yy} f)^i\, \nabla_y F,
 
-    at y held constant, alpha = eta by default; with ``damping`` lambda the series inverts
+    at y held constant, alpha = eta by default; for a fixed point the dynamics declared
+    (PGD: y = T(x, y)) the series is :math:`\sum_i (\partial_y T^\top)^i \nabla_y F` (alpha
+    = 1 by default) and g_x = grad_x F + (d_x T)^T v; with ``damping`` lambda the series inverts
     H + lambda I. Converges to the IFT hyper-gradient when
     :math:`\|I - \alpha H\| < 1` and k grows (error :math:`\|I-\alpha H\|^{k+1}`); cost
     k + 2 Hessian-vector products. Upstream Jittor's version differentiated through the
@@ -59,13 +63,16 @@ class NS(HyperGradient):
     reference = "Lorraine et al., Optimizing millions of hyperparameters by implicit differentiation, AISTATS 2020"
 
     def step(self, state: ChainState) -> Result:
-        from jboat_core.numerics import implicit_step, solve_neumann
+        from jboat_core.numerics import implicit_step
 
-        alpha = self.config.alpha if self.config.alpha is not None else state.ll_lr
-        solve = functools.partial(solve_neumann, maxiter=self.config.k,
-                                  tol=self.config.tolerance, alpha=alpha,
-                                  check_every=self.config.check_every)
-        return implicit_step(self, state, solve, self.config.damping)
+        from .linear_solvers import bind
+
+        cfg = self.config
+        gradient = state.optimality is None or state.optimality.form == "gradient"
+        alpha = cfg.alpha if cfg.alpha is not None else (state.ll_lr if gradient else 1.0)
+        solve = bind(self, cfg.linear_solver, maxiter=cfg.k, tol=cfg.tolerance, alpha=alpha,
+                     check_every=cfg.check_every)
+        return implicit_step(self, state, solve, cfg.damping)
 
 
 @hookimpl

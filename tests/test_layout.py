@@ -173,12 +173,14 @@ def test_surface_names_exist():
 
 def test_hook_spec_matches_kinds():
     """The hook spec is plain ``@hookspec`` functions: one registration hook per kind of
-    ``KINDS`` and one for presets, nothing else."""
-    from jboat_core.contract import KINDS
+    ``KINDS``, one for presets and one per component kind of ``COMPONENTS``, nothing
+    else."""
+    from jboat_core.contract import COMPONENTS, KINDS
     from jboat_core.contract.spec import JboatHookSpec
 
     hooks = {n for n, v in vars(JboatHookSpec).items() if callable(v) and not n.startswith("_")}
-    assert hooks == {k.hook for k in KINDS.values()} | {"jboat_register_presets"}
+    assert hooks == ({k.hook for k in KINDS.values()} | {"jboat_register_presets"}
+                     | {c.hook for c in COMPONENTS.values()})
     for name in hooks:
         assert getattr(JboatHookSpec, name).__doc__, f"{name} has no docstring"
 

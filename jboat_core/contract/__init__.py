@@ -14,7 +14,9 @@ import warnings
 
 from ..errors import (ChainError, ConfigError, DivergedError, JboatError, MetadataError,
                       OperatorRuntimeError)
+from .components import COMPONENTS, LinearSolver, ProxMap, find_component
 from .kinds import KINDS, Kind
+from .optimality import LowerSolver, Optimality, custom_fixed_point, custom_root
 from .metadata import EmptyConfig
 from .preset import Preset
 from .operators import DynamicalSystem, FirstOrderSolver, HyperGradient, Operator
@@ -26,12 +28,14 @@ from .spec import API_VERSION, hookimpl, hookspec
 from .stateschema import ArraySpec, Rows
 
 __all__ = [
-    "API_VERSION", "ArraySpec", "ChainError", "ChainState", "Check", "ConfigError",
-    "DivergedError", "DynamicalSystem", "DynamicsPlan", "DynamicsState", "EmptyConfig",
-    "FirstOrderSolver", "HyperGradient", "JboatError", "KINDS", "Kind", "MetadataError",
-    "NO_MEMORY", "OUTPUT_FIELDS", "Operator", "OperatorRuntimeError", "Preset",
-    "RESULT_FIELDS", "Result", "Rows",
-    "Runtime", "SolveState", "aggregated", "hookimpl", "hookspec", "result", "to_upper",
+    "API_VERSION", "ArraySpec", "COMPONENTS", "ChainError", "ChainState", "Check",
+    "ConfigError", "DivergedError", "DynamicalSystem", "DynamicsPlan", "DynamicsState",
+    "EmptyConfig", "FirstOrderSolver", "HyperGradient", "JboatError", "KINDS", "Kind",
+    "LinearSolver", "LowerSolver", "MetadataError", "NO_MEMORY", "OUTPUT_FIELDS",
+    "Operator", "OperatorRuntimeError", "Optimality", "Preset", "ProxMap",
+    "RESULT_FIELDS", "Result", "Rows", "Runtime", "SolveState", "aggregated",
+    "custom_fixed_point", "custom_root", "find_component", "hookimpl", "hookspec",
+    "result", "to_upper",
 ]
 
 

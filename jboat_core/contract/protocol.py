@@ -211,6 +211,10 @@ class DynamicsState:
         Name of the next dynamics operator (None: this one is the last).
     checks : tuple of Check
         Finiteness probes added by the operators that ran.
+    optimality : Optimality or None
+        Set by the inner loop: the condition y_K approximates
+        (``jboat_core.contract.Optimality``: NGD's gradient step, PGD's proximal fixed
+        point, a user solver's root); None: the gradient form, grad_y f = 0.
     """
 
     ll_feed: Any
@@ -228,6 +232,7 @@ class DynamicsState:
     tangents: Any = None
     next_operation: str | None = None
     checks: tuple = ()
+    optimality: Any = None
 
     lower_objective = _renamed("DynamicsState", "lower_objective", "ll_objective")
 
@@ -273,6 +278,9 @@ class ChainState:
         dy_K/dx per upper scalar when the dynamics ran in forward mode (FMD).
     next_operation : str or None
         The next operator's name (None: this one ends the chain).
+    optimality : Optimality or None
+        The condition the dynamics declared y_K approximates (what implicit operators
+        differentiate); None: the gradient form, grad_y f = 0 with f = ``ll_objective``.
     """
 
     ll_feed: Any
@@ -288,6 +296,7 @@ class ChainState:
     memory: Mapping = NO_MEMORY
     tangents: Any = None
     next_operation: str | None = None
+    optimality: Any = None
 
     lower_objective = _renamed("ChainState", "lower_objective", "ll_objective")
 

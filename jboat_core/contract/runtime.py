@@ -47,6 +47,12 @@ class Runtime:
         The validated solver config, when built by ``Problem``.
     parallel : Parallel
         Where to reduce across processes (``jboat_core.platform.parallel``; one process: nothing).
+    ll_solver : LowerSolver or None
+        The user's own lower solver (``custom_root`` / ``custom_fixed_point``), run by
+        the dynamics operator SOLVED.
+    registry : Registry or None
+        Where operators find components by name (linear solvers, prox maps:
+        ``jboat_core.contract.components``); None: the process-wide registry.
     """
 
     operators: Mapping[str, Any] = field(default_factory=dict)
@@ -65,6 +71,8 @@ class Runtime:
     ul_objective: Callable | None = None
     solver: Any = None
     parallel: Any = field(default_factory=lambda: _one_process())
+    registry: Any = None
+    ll_solver: Any = None
 
     @property
     def ll_lr(self) -> float | None:

@@ -13,7 +13,8 @@ operator classes to a ``register`` callback::
         register(MyOperator)
 
 There is one registration hook per operator kind (``jboat_core.contract.kinds.KINDS``;
-``tests/test_layout.py`` checks the two lists agree) and one for presets. pluggy collects
+``tests/test_layout.py`` checks the two lists agree), one for presets and one per
+component kind (``jboat_core.contract.components.COMPONENTS``: linear solvers, prox maps). pluggy collects
 the hook implementations once, when the registry loads; the solver then calls the
 registered classes directly (no ``pm.hook`` call in the per-iteration path). Nothing here
 imports Jittor.
@@ -87,4 +88,26 @@ class JboatHookSpec:
         ----------
         register : callable
             Call ``register(preset)`` once per preset.
+        """
+
+    @hookspec
+    def jboat_register_linear_solvers(self, register):
+        """Register linear solvers (``jboat_core.contract.LinearSolver`` declarations) the
+        implicit operators choose by name (``linear_solver = "gmres"``).
+
+        Parameters
+        ----------
+        register : callable
+            Call ``register(solver)`` once per declaration.
+        """
+
+    @hookspec
+    def jboat_register_prox_maps(self, register):
+        """Register proximal operators and projections (``jboat_core.contract.ProxMap``
+        declarations) that PGD chooses by name (``prox = "l1"``).
+
+        Parameters
+        ----------
+        register : callable
+            Call ``register(prox_map)`` once per declaration.
         """

@@ -22,6 +22,9 @@ _WHERE = {
     "vdot": "autodiff", "vjp": "autodiff",
     # linear solvers: solve(matvec, b) -> x, b and x lists of Vars
     "solve_cg": "linsolve", "solve_neumann": "linsolve",
+    "BoundSolver": "linsolve", "linear_solver": "linsolve",
+    "solve_gmres": "krylov", "solve_bicgstab": "krylov", "solve_minres": "krylov",
+    "solve_normal_cg": "krylov", "solve_dense": "krylov",
     # implicit-function-theorem hyper-gradient
     "implicit_hypergradient": "implicit", "implicit_step": "implicit",
     # checkpointed reverse mode through an inner loop

@@ -98,6 +98,28 @@ class Tangents:
         g_used = [v.detach() for v in (opt.reduce(gy) if opt.reduce is not None else gy)]
         self._through_update(y, g_used, dg, opt, state_before, n_step)
 
+    def advance_map(self, step, y, *, detach: bool = False) -> None:
+        """Carry the tangents through one step y' = step(y) of a map of y and x (PGD's
+        proximal or projected step, whatever the map): t' = d_y step t + d_x step e_i,
+        by the same double-backward trick as ``advance`` (``step(y_leaf)`` must return
+        the new iterate with its graph to ``y_leaf`` and the upper variables).
+        ``detach``: the step was taken outside the graph (RGT), the tangents restart."""
+        jt = jittor()
+        if detach:
+            self.t = [[t * 0.0 for t in ts] for ts in self.t]
+            return
+        y_leaf = [v.detach() for v in y]
+        out = list(step(y_leaf))
+        c = [jt.zeros(v.shape, v.dtype) for v in out]
+        w = list(jt.grad(vdot(out, c), y_leaf + self.upper))
+        ny = len(y_leaf)
+        new_t = []
+        for i, (j, e) in enumerate(self.dirs):
+            terms = vdot(w[:ny], self.t[i]) + w[ny + j].reshape((-1,))[e].sum()
+            new_t.append([v.detach() for v in jt.grad(terms, c)])
+        self.t = new_t
+        jt.sync([v for ts in new_t for v in ts])
+
     def _through_update(self, y, g, dg, opt, before, n_step) -> None:
         """Apply J_U to every direction's (t, dg, u, e_i)."""
         jt = jittor()

@@ -141,3 +141,35 @@ def solve_neumann(matvec, b, maxiter: int = 10, tol: float = 0.0, alpha: float =
                 s = stopped
                 break
     return [si * constant(alpha, si) for si in s]
+
+
+class BoundSolver:
+    """A registered linear solver with its options: ``solve(matvec, b, rmatvec=None) -> x``
+    (what ``implicit_step`` takes); ``spec`` is its ``LinearSolver`` declaration, so that an
+    implicit operator refuses a solver that needs symmetry on a non-symmetric system."""
+
+    def __init__(self, spec, function, options: dict):
+        import inspect
+
+        self.spec, self.function = spec, function
+        params = inspect.signature(function).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            self.options = dict(options)
+        else:  # the options this solver takes (CG's check_every means nothing to GMRES)
+            self.options = {k: v for k, v in options.items() if k in params}
+
+    def __call__(self, matvec, b, rmatvec=None):
+        return self.function(matvec, b, rmatvec=rmatvec, **self.options)
+
+
+def linear_solver(op, name: str, **options) -> BoundSolver:
+    """The linear solver registered as ``name`` (``jboat_core.contract.LinearSolver``,
+    found in ``op.runtime``'s registry), bound to ``options`` (``maxiter``, ``tol``, and
+    whatever else its function takes; options it does not take are dropped).
+
+    Example: ``implicit_step(self, state, linear_solver(self, "gmres", maxiter=50, tol=1e-10))``.
+    """
+    from ..contract.components import find_component
+
+    spec = find_component(op.runtime, "linear_solver", name)
+    return BoundSolver(spec, spec.load(), options)

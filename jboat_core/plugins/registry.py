@@ -36,6 +36,8 @@ from ..errors import MetadataError, PluginError, UnknownOperatorError
 from ..contract.kinds import KINDS, STAGES
 from ..contract.metadata import validate_metadata
 from .presets import validate_preset
+from ..contract import components as _components
+from ..contract.components import COMPONENTS, validate_component
 from ..contract.spec import API_VERSION, PROJECT_NAME, SUPPORTED_API_VERSIONS, JboatHookSpec
 
 _KIND_RANK = {name: i for i, name in enumerate(KINDS)}
@@ -123,6 +125,26 @@ class PresetRecord:
 
 
 @dataclass(frozen=True)
+class ComponentRecord:
+    """A registered component (linear solver, prox map) and where it came from."""
+
+    component: object
+    origin: Origin
+
+    @property
+    def name(self) -> str:
+        return self.component.name
+
+    @property
+    def kind(self) -> str:
+        return self.component.kind
+
+    def as_dict(self) -> dict:
+        return {**self.component.as_dict(), "distribution": self.origin.distribution,
+                "version": self.origin.version, "entry_point": self.origin.entry_point}
+
+
+@dataclass(frozen=True)
 class PluginFailure:
     """A plugin (or one of its operators) that could not be registered."""
 
@@ -194,6 +216,8 @@ class Registry:
     conflicts: dict[str, list[OperatorRecord]] = field(default_factory=dict)
     strict: bool = False
     presets: dict[str, PresetRecord] = field(default_factory=dict)
+    components: dict[str, dict[str, ComponentRecord]] = field(
+        default_factory=lambda: {k: {} for k in COMPONENTS})
 
     # -- loading -----------------------------------------------------------------
     @classmethod
@@ -229,7 +253,8 @@ class Registry:
         from ..contract.kinds import KINDS as _KINDS
 
         reg = Registry(dict(self.operators), list(self.failures),
-                       copy.deepcopy(self.conflicts), self.strict, dict(self.presets))
+                       copy.deepcopy(self.conflicts), self.strict, dict(self.presets),
+                       {k: dict(v) for k, v in self.components.items()})
         for cls in classes:
             origin = Origin(f"{cls.__module__}:{cls.__qualname__}", cls.__module__,
                             distribution, "local")
@@ -290,6 +315,8 @@ class Registry:
         hooks = [(kind.hook, functools.partial(self._register, kind, origin))
                  for kind in KINDS.values()]
         hooks.append(("jboat_register_presets", functools.partial(self._register_preset, origin)))
+        hooks += [(ck.hook, functools.partial(self._register_component, ck, origin))
+                  for ck in COMPONENTS.values()]
         for hook, register in hooks:
             for impl in getattr(pm.hook, hook).get_hookimpls():
                 try:
@@ -300,6 +327,44 @@ class Registry:
                     raise
                 except BaseException as exc:  # noqa: BLE001
                     self._fail(origin, f"{hook} raised {type(exc).__name__}: {exc}", exc)
+
+    def _register_component(self, kind, origin: Origin, obj) -> None:
+        validate_component(obj, kind, str(origin))
+        table = self.components[kind.name]
+        held = table.get(obj.name)
+        if held is None:
+            table[obj.name] = ComponentRecord(obj, origin)
+            return
+        winner, loser = held.origin, origin
+        if origin.builtin and not held.origin.builtin:  # the built-in stays
+            table[obj.name] = ComponentRecord(obj, origin)
+            winner, loser = origin, held.origin
+        self._fail(loser, f"{kind.label} {obj.name!r} is already registered by {winner}; "
+                          "it was not registered and that one stays. Rename it")
+
+    def with_components(self, components, distribution: str = "local") -> "Registry":
+        """A copy of this registry with ``components`` (``LinearSolver`` / ``ProxMap``
+        declarations) registered too, validated as a plugin's would be."""
+        reg = self.with_classes([], distribution)
+        for obj in components:
+            origin = Origin(obj.name, str(obj.function), distribution, "local")
+            reg._register_component(COMPONENTS[obj.kind], origin, obj)
+        return reg
+
+    def component(self, kind: str, name: str):
+        """The declaration of component ``name`` (case-insensitive) of ``kind``."""
+        rec = self.components[kind].get(str(name).lower())
+        if rec is None:
+            valid = ", ".join(sorted(self.components[kind])) or "(none loaded)"
+            raise UnknownOperatorError(
+                f"unknown {COMPONENTS[kind].label} {name!r}; valid choices: {valid}. Run "
+                "`jboat list-ops` to see what is installed")
+        return rec.component
+
+    def component_records(self, kind: str | None = None) -> list[ComponentRecord]:
+        """Component records sorted by (kind, name)."""
+        return [self.components[k][n] for k in COMPONENTS if kind in (None, k)
+                for n in sorted(self.components[k])]
 
     def _register_preset(self, origin: Origin, preset) -> None:
         validate_preset(preset, str(origin))
@@ -397,6 +462,9 @@ def get_registry() -> Registry:
     if _DEFAULT is None:
         _DEFAULT = Registry.load()
     return _DEFAULT
+
+
+_components.DEFAULT_REGISTRY = get_registry
 
 
 def set_registry(registry: Registry | None) -> Registry | None:

@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 
 from ..errors import ChainError, ConfigError, JboatError, PluginError, UnknownOperatorError
+from ..contract.components import COMPONENTS
 from ..contract.kinds import KINDS
 from ..contract.metadata import describe_config
 from ..plugins.registry import OperatorRecord, PluginFailure, Registry, get_registry
@@ -43,13 +44,37 @@ def _readable(records: list[OperatorRecord]) -> tuple[list[tuple[dict, OperatorR
     return rows, failures
 
 
+def _component_rows(reg: Registry, kind: str | None) -> list[dict]:
+    """Components (linear solvers, prox maps) as dicts; ``kind`` an operator kind: none."""
+    if kind is not None and kind not in COMPONENTS:
+        return []
+    return [r.as_dict() for r in reg.component_records(kind)]
+
+
+def _print_components(rows: list[dict]) -> None:
+    table = [["NAME", "KIND", "DISTRIBUTION", "SUMMARY"]]
+    table += [[r["name"], r["kind"], f"{r['distribution']} {r['version']}", r["summary"]]
+              for r in rows]
+    print("\ncomponents (chosen by name in an operator's section: CG.linear_solver, "
+          "PGD.prox; `jboat show-op NAME --kind KIND`):")
+    print(_table(table))
+
+
 def cmd_list_ops(args, reg: Registry) -> int:
+    components = _component_rows(reg, args.kind)
+    if args.kind in COMPONENTS:
+        if args.json:
+            print(json.dumps(components, indent=2))
+        else:
+            _print_components(components)
+        return 0
     records, unreadable = _readable(reg.records(args.kind))
     failures = [*reg.failures, *unreadable]
     if args.json:
         out = [d for d, _ in records]
         if args.verbose:
-            out = {"operators": out, "failures": [f.as_dict() for f in failures]}
+            out = {"operators": out, "components": components,
+                   "failures": [f.as_dict() for f in failures]}
         print(json.dumps(out, indent=2))
         return 0
     head = ["NAME", "KIND", "STAGE", "ROLE", "DISTRIBUTION", "SUMMARY"]
@@ -63,6 +88,8 @@ def cmd_list_ops(args, reg: Registry) -> int:
             row.insert(5, f"{rec.origin.entry_point} = {rec.origin.value}")
         rows.append(row)
     print(_table(rows) if records else "no operators found (is jboat installed?)")
+    if components:
+        _print_components(components)
     notes = [(r["name"], rec.note) for r, rec in records if rec.note]
     if args.verbose and notes:
         print()
@@ -125,7 +152,42 @@ def _order_text(kind: str, reg: Registry) -> str:
     return " -> ".join("[" + ", ".join(g) + "]" for g in default_gradient_order(kind, reg))
 
 
+def _show_component(args, reg: Registry, kind: str) -> int:
+    comp = reg.component(kind, args.name)
+    rec = reg.components[kind][comp.name]
+    d = rec.as_dict()
+    if args.json:
+        print(json.dumps(d, indent=2, default=str))
+        return 0
+    print(f"{comp.name} — {comp.summary}")
+    print(f"  kind:      {COMPONENTS[kind].label}")
+    print(f"  from:      {rec.origin.distribution} {rec.origin.version} "
+          f"(entry point {rec.origin.entry_point})")
+    if comp.formula:
+        print(f"  formula:   {comp.formula}")
+    print(f"  reference: {comp.reference}")
+    print(f"  function:  {d['function']}")
+    if kind == "linear_solver":
+        print("  system:    " + ("symmetric only (refused on a system declared "
+                                 "non-symmetric)" if comp.requires_symmetric else "any square")
+              + ("; uses A^T (rmatvec)" if comp.uses_transpose else ""))
+    else:
+        print("  type:      " + ("projection (no strength)" if comp.projection
+                                 else "proximal operator of t g"))
+        print("  options:" + ("" if comp.options else " (none)"))
+        for key, (default, desc) in comp.options.items():
+            print(f"    {key} (default {default!r}): {desc}")
+    return 0
+
+
 def cmd_show_op(args, reg: Registry) -> int:
+    kind = getattr(args, "kind", None)
+    if kind in COMPONENTS:
+        return _show_component(args, reg, kind)
+    if kind is None and str(args.name).upper() not in reg.operators:
+        found = [k for k in COMPONENTS if str(args.name).lower() in reg.components[k]]
+        if found:
+            return _show_component(args, reg, found[0])
     rec = reg.get(args.name)
     c = rec.cls
     fields = [{"name": n, "type": t, "default": d, "description": desc}
@@ -364,7 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--verbose", "-v", action="store_true",
                    help="show entry points (and, with --json, failures)")
-    p.add_argument("--kind", choices=list(KINDS), help="only this kind")
+    p.add_argument("--kind", choices=[*KINDS, *COMPONENTS], help="only this kind (an "
+                   "operator kind, or linear_solver / prox_map)")
     p.set_defaults(func=cmd_list_ops)
     p = sub.add_parser("new-plugin", help="write a new plugin distribution (API 2): package, "
                        "entry point, config model, operator, tests")
@@ -379,6 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show-op", help="formula, config fields, reference and chain rules")
     p.add_argument("name")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--kind", choices=list(COMPONENTS), help="describe the component of "
+                   "this kind named NAME (e.g. `show-op cg --kind linear_solver`; without "
+                   "it an operator of that name wins)")
     p.set_defaults(func=cmd_show_op)
     p = sub.add_parser("list-presets", help="the named presets (classical algorithms)")
     p.add_argument("--json", action="store_true")

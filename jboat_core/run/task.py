@@ -54,6 +54,9 @@ class Task:
     final : callable, optional
         ``final() -> dict`` of metrics computed once at the end, after ``evaluate`` (e.g.
         retraining a derived architecture).
+    ll_solver : LowerSolver, optional
+        The task's own lower solver (``jboat_core.custom_root`` /
+        ``custom_fixed_point``), for ``gm_op = ["SOLVED"]``.
     """
 
     ll_model: Any
@@ -68,6 +71,7 @@ class Task:
     ll_var: list | None = None
     ul_var: list | None = None
     extra: dict = field(default_factory=dict)
+    ll_solver: Any = None
 
     def problem(self, solver, optim: "OptimSection"):
         """The ``Problem`` of this task under ``solver`` (a ``SolverConfig``), with the
@@ -79,7 +83,8 @@ class Task:
                        ll_model=self.ll_model, ul_model=self.ul_model,
                        ll_opt=optim.lower.build(self.ll_var or self.ll_model.parameters()),
                        ul_opt=optim.upper.build(self.ul_var or self.ul_model.parameters()),
-                       ll_var=self.ll_var or None, ul_var=self.ul_var, gda_loss=self.gda_loss)
+                       ll_var=self.ll_var or None, ul_var=self.ul_var, gda_loss=self.gda_loss,
+                       ll_solver=self.ll_solver)
 
 
 class OptimizerSpec(BaseModel):

@@ -208,7 +208,7 @@ def evaluate_chain(dynamics, chain, plan: DynamicsPlan, ll_model, ll_opt, ll_fee
                        ll_objective=out.ll_objective or ll_objective or
                        dynamics[-1].ll_objective, ll_lr=dopt.lr, k_star=out.k_star,
                        init_gradients=init_gradients, current_iter=out.current_iter,
-                       tangents=out.tangents)
+                       tangents=out.tangents, optimality=out.optimality)
     res, last = run_chain(chain, start, memories, pending)
     return Outcome(res, type(chain[-1]).name, lower,
                       out.lower_loss if out.lower_loss is not None else res.lower_loss, last,

@@ -77,6 +77,9 @@ class Problem:
     callback : callable, optional
         ``callback(record, problem)`` after every iteration; ``record`` holds ``iter``,
         ``upper_loss``, ``lower_loss`` and ``time`` (seconds).
+    ll_solver : LowerSolver, optional
+        The user's own lower solver with its optimality condition
+        (``jboat_core.custom_root`` / ``custom_fixed_point``), for ``gm_op = ["SOLVED"]``.
     parallel : Parallel, optional
         Under ``mpirun`` (detected by default): every process passes the full feeds,
         takes its shard of them, and the results are averaged at the points listed in
@@ -86,7 +89,7 @@ class Problem:
     def __init__(self, config, loss_config=None, *, ll_objective=None, ul_objective=None,
                  ll_model=None, ul_model=None, ll_opt=None, ul_opt=None, ll_var=None,
                  ul_var=None, gda_loss=None, callback=None, registry: Registry | None = None,
-                 parallel: Parallel | None = None):
+                 parallel: Parallel | None = None, ll_solver=None):
         self.registry = registry or get_registry()
         given = dict(ll_objective=ll_objective, ul_objective=ul_objective, ll_model=ll_model,
                      ul_model=ul_model, ll_opt=ll_opt, ul_opt=ul_opt, ll_var=ll_var,
@@ -104,6 +107,7 @@ class Problem:
         self.ll_objective, self.ul_objective = given["ll_objective"], given["ul_objective"]
         self.ll_model, self.ul_model = given["ll_model"], given["ul_model"]
         self.gda_loss = given["gda_loss"]
+        self.ll_solver = ll_solver
         self.callback = callback
         self.history: list[dict] = []
         #: Operator name -> its adopted memory (``jboat_core.contract.protocol``).
@@ -142,7 +146,7 @@ class Problem:
             gm_op=tuple(cfg.gm_op), na_op=tuple(cfg.na_op), fo_op=tuple(cfg.fo_op),
             lower_iters=cfg.lower_iters, ll_model=self.ll_model, ul_model=self.ul_model,
             ll_objective=self.ll_objective, ul_objective=self.ul_objective,
-            solver=cfg, parallel=self.parallel)
+            solver=cfg, parallel=self.parallel, registry=reg, ll_solver=self.ll_solver)
         missing = [f"{key}: {c.name} needs it but none was given (pass it to Problem)"
                    for c in classes for key in c.requires_runtime
                    if self.runtime.get(key) is None]
