@@ -211,18 +211,19 @@ class Runner:
     def run_point(self, case: Case, ref: Reference, st) -> tuple:
         """``(t, y)``: the point the chain's terminal received (read back from its
         ``ChainState``) and its step t: k* when the dynamics were pessimistic, K without a
-        modifier's point, else the iterate of the reference's trajectory it equals (None:
-        the point is no iterate)."""
+        third party's modifier (the built-ins' points are their claims), else the iterate
+        of the reference's trajectory the point equals (None: it is no iterate)."""
         y = [np.asarray(v.numpy(), np.float64) for v in st.ll_point()]
         if st.k_star > 0:
             return st.k_star, y
-        if st.point is None:
+        if st.point is None or not self.foreign_modifiers(case):
             return K, y
         ys = ref.trajectory(ref.x0, self.dynamics(case))
         flat = np.concatenate([np.ravel(a) for a in y])
+        close = 1e-9 if case.dtype == "float64" else 1e-5
         for t, yt in enumerate(ys):
             other = np.concatenate([np.ravel(a) for a in yt])
-            if np.linalg.norm(flat - other) <= 1e-9 * max(1.0, np.linalg.norm(other)):
+            if np.linalg.norm(flat - other) <= close * max(1.0, np.linalg.norm(other)):
                 return t, y
         return None, y
 
