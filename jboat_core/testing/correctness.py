@@ -21,14 +21,32 @@ NumPy float64:
   operator's own dynamics produce in float64 (RAD differentiates exactly what the
   dynamics computed), to ``DYNAMICS_RTOL``; and the dynamics descend: from y_0, f(x, y_K)
   < f(x, y_0) and f(x, y_4K) < f(x, y_K), with K = 5 steps of SGD(0.1).
-* **first-order and stochastic solvers**: on the ridge problem with F + 0.05 |x|^2 and the
+* **modifiers** (role ``"modifier"``), and the built-ins with a closed form of their own
+  (``COMPOSED``: IGA, DM): the operator's default composition (NGD, it, then RAD or its
+  required partner) runs as a case of the composition matrix (``matrix.Runner``: linear
+  lower model, SGD, K = 4, float64) against the matrix's float64 target. Which target:
+  the ``claim`` of each operator (``cases.claim``: the built-in it is or derives from, so
+  a variant keeps its parent's claim: PTT evaluates at k* = 1 + argmax_k F(y_k), RGT's
+  first ``truncate_iter`` steps are constant, FOA + IAD is first-order MAML, IGA's and
+  DM's formulas); a third party's modifier is held to its ``DynamicsPlan`` (``truncate``:
+  those steps constant; ``pessimistic``: the point must be y_k*) and to the point it
+  passes on, read back from the terminal's ``ChainState``: an iterate y_t gives
+  dF(x, y_t(x))/dx (central differences through the reference's own lower loop), another
+  point the central differences of the run's own F as a function of x (undefined, hence
+  refused, with a truncating or stop-gradient plan). Tolerances: ``matrix.tolerance``
+  (1e-6 against differences, 1e-8 against closed forms).
+* **first-order and stochastic solvers** with a float64 reference trajectory (the
+  built-ins and their variants: ``firstorder_reference.follow`` on ridge,
+  ``stochastic_reference.follow`` on the quadratic from the solver's own draws): the
+  hyper-gradient and the new lower variables of each outer iteration equal the
+  reference's to 1e-10 (``TOL``). Without one (a third party's solver): on the ridge problem with F + 0.05 |x|^2 and the
   upper variable held (``return_grad``), after ``SOLVER_ITERS`` outer iterations (whole
   batches) the direction the solver returns points along the exact hyper-gradient
   grad Phi(x) of Phi(x) = F(x, y*(x)): cosine >= ``SOLVER_COSINE`` (a sign error gives
   about -1). ``exact_settings`` may set ``iterations``, ``lower_iters`` and section keys.
 
 An operator the kit cannot check declares why (``unchecked = "why"``): the check is then
-a pytest skip with that reason.
+a pytest skip with that reason. No built-in does.
 """
 
 from __future__ import annotations
