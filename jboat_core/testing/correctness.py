@@ -43,7 +43,8 @@ NumPy float64:
   problem with F + 0.05 |x|^2 and the upper variable held (``return_grad``), after
   ``SOLVER_ITERS`` outer iterations (whole batches) the direction the solver returns
   points along the exact hyper-gradient grad Phi(x) of Phi(x) = F(x, y*(x)): cosine
-  >= ``SOLVER_COSINE`` (a sign error gives about -1). ``exact_settings`` may set ``iterations``, ``lower_iters`` and section keys.
+  >= ``SOLVER_COSINE`` (a sign error gives about -1). ``exact_settings`` may set
+  ``iterations``, ``lower_iters`` and section keys.
 
 An operator the kit cannot check declares why (``unchecked = "why"``): the check is then
 a pytest skip with that reason. No built-in does.
