@@ -26,9 +26,6 @@ class ALTO(FirstOrderSolver):
     """
 
     name = "ALTO"
-    unchecked = ("no implicit term by design: its direction is grad_x F at the current y, "
-                 "converging to the minimiser of F alone, not of F(x, y*(x)); its formula is "
-                 "checked in tests/test_first_order.py (firstorder_reference.alto)")
     stage = "solve"
     role = "terminal"
     summary = "Alternating optimization: one lower step, then grad_x F at the new point"

@@ -52,9 +52,6 @@ class DM(DynamicalSystem):
     """
 
     name = "DM"
-    unchecked = ("provides its own hyper-gradient, a primal-dual estimate that is exact "
-                 "only as its dual variables converge; its formulas are checked over two "
-                 "outer iterations in the composition matrix (matrix.dm_target)")
     stage = "solve"
     order = 20
     role = "terminal"

@@ -23,8 +23,6 @@ class FOA(HyperGradient):
     """
 
     name = "FOA"
-    unchecked = ("a modifier: FOA + IAD is first-order MAML, grad_y F(y_K), a target of "
-                 "its own (checked in the composition matrix, jboat_core.testing.matrix)")
     stage = "trajectory"
     order = 20
     role = "modifier"

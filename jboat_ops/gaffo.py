@@ -53,9 +53,6 @@ class GAFFO(FirstOrderSolver):
     """
 
     name = "GAFFO"
-    unchecked = ("a meta-learning update that resets y towards x: it does not follow "
-                 "the hyper-gradient of F(x, y*(x)) by design; its formula is checked in "
-                 "tests/test_first_order.py (firstorder_reference.gaffo)")
     stage = "solve"
     role = "terminal"
     config_model = GAFFOConfig

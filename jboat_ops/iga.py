@@ -26,9 +26,6 @@ class IGA(HyperGradient):
     """
 
     name = "IGA"
-    unchecked = ("approximate by design: H^-1 replaced by a scalar fitted on the "
-                 "gradients, so it matches neither the unrolled nor the implicit target; its "
-                 "closed form is checked in the composition matrix (reference.iga)")
     stage = "gradient"
     order = 40
     role = "terminal"

@@ -28,9 +28,6 @@ class PTT(HyperGradient):
     """
 
     name = "PTT"
-    unchecked = ("a modifier: PTT + RAD is the derivative of F(y_k*) at the pessimistic "
-                 "step k*, a target of its own (checked in the composition matrix, "
-                 "jboat_core.testing.matrix, against float64 differences at k*)")
     stage = "trajectory"
     order = 10
     role = "modifier"

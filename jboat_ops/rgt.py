@@ -34,9 +34,6 @@ class RGT(HyperGradient):
     """
 
     name = "RGT"
-    unchecked = ("a modifier: RGT + RAD drops the first T steps' contribution, a target "
-                 "of its own (checked in the composition matrix, jboat_core.testing.matrix, "
-                 "against float64 differences with those steps at the unperturbed x)")
     stage = "trajectory"
     order = 30
     role = "modifier"

@@ -59,6 +59,44 @@ class Case:
         return self.gm[-1] if self.gm[-1] == "DM" else self.na[-1]
 
 
+def claim(cls) -> str:
+    """The name of the built-in operator whose float64 target ``cls`` is checked against:
+    its own name for a built-in, the built-in it derives from for a variant of one (a
+    subclass keeps its parent's claim, as it keeps its other metadata), else ``""`` (a
+    third-party operator: checked by what it declares)."""
+    for base in cls.__mro__:
+        if base.__module__.startswith("jboat_ops.") and base.__dict__.get("name"):
+            return base.__dict__["name"]
+    return ""
+
+
+def canonical(case: "Case", registry=None) -> "Case":
+    """``case`` with each operator named by its ``claim`` (its own name when it has none):
+    what the reference reproduces."""
+    from dataclasses import replace
+
+    from ..plugins.registry import get_registry
+
+    reg = registry or get_registry()
+    name = lambda n: claim(reg.get(n).cls) or n  # noqa: E731
+    return replace(case, gm=tuple(map(name, case.gm)), na=tuple(map(name, case.na)),
+                   fo=name(case.fo) if case.fo else "")
+
+
+def plan_of(na, registry=None):
+    """The ``DynamicsPlan`` the chain ``na`` asks for (each operator's
+    ``configure_dynamics`` with its default config)."""
+    from ..contract.protocol import DynamicsPlan
+    from ..plugins.registry import get_registry
+
+    reg = registry or get_registry()
+    plan = DynamicsPlan()
+    for name in na:
+        cls = reg.get(name).cls
+        plan = cls.configure_dynamics(plan, cls.config_model())
+    return plan
+
+
 def compositions(registry=None) -> list[tuple[tuple, tuple]]:
     """Every ``(gm_op, na_op)`` the registry accepts: one or two dynamics operators and one
     to three hyper-gradient operators, in execution order, without duplicates."""
@@ -86,17 +124,13 @@ def compositions(registry=None) -> list[tuple[tuple, tuple]]:
 def checkpointable(gm, na, registry=None) -> bool:
     """Whether ``checkpoint_every`` changes how the composition computes: its chain keeps
     the trajectory (not in forward mode) and the solver config accepts the option."""
-    from ..contract.protocol import DynamicsPlan
     from ..plugins.config import parse_solver_config
     from ..plugins.registry import get_registry
 
     reg = registry or get_registry()
-    if gm[-1] == "DM":
+    if claim(reg.get(gm[-1]).cls) == "DM":
         return False
-    plan = DynamicsPlan()
-    for name in na:
-        cls = reg.get(name).cls
-        plan = cls.configure_dynamics(plan, cls.config_model())
+    plan = plan_of(na, reg)
     if not plan.track or plan.forward_mode:
         return False
     try:

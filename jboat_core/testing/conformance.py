@@ -21,9 +21,13 @@ checks run in milliseconds; the run checks put the operator, of any kind, throug
   targets and tolerances are in ``jboat_core.testing.correctness``): a hyper-gradient
   operator equals the unrolled, implicit or initialisation hyper-gradient (declared by
   ``approximates`` or inferred from its stage); a dynamics operator is differentiated
-  exactly by RAD and descends f; a solver's direction settles on the exact
-  hyper-gradient. A sign-flipped or scaled result fails; an operator the kit cannot check
-  declares why (``unchecked = "why"``) and the check is skipped with that reason.
+  exactly by RAD and descends f; a modifier (PTT, RGT, FOA or a third party's) is checked
+  in its composition against the composition matrix's target, by its claim or its
+  ``DynamicsPlan`` and at the point it passes on (read back from the ``ChainState``);
+  IGA and DM against their closed forms; a solver follows its float64 reference
+  trajectory, or without one its direction settles on the exact hyper-gradient. A
+  sign-flipped or scaled result fails; an operator the kit cannot check declares why
+  (``unchecked = "why"``) and the check is skipped with that reason.
 """
 
 from __future__ import annotations

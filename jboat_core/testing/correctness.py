@@ -21,14 +21,33 @@ NumPy float64:
   operator's own dynamics produce in float64 (RAD differentiates exactly what the
   dynamics computed), to ``DYNAMICS_RTOL``; and the dynamics descend: from y_0, f(x, y_K)
   < f(x, y_0) and f(x, y_4K) < f(x, y_K), with K = 5 steps of SGD(0.1).
-* **first-order and stochastic solvers**: on the ridge problem with F + 0.05 |x|^2 and the
-  upper variable held (``return_grad``), after ``SOLVER_ITERS`` outer iterations (whole
-  batches) the direction the solver returns points along the exact hyper-gradient
-  grad Phi(x) of Phi(x) = F(x, y*(x)): cosine >= ``SOLVER_COSINE`` (a sign error gives
-  about -1). ``exact_settings`` may set ``iterations``, ``lower_iters`` and section keys.
+* **modifiers** (role ``"modifier"``), and the built-ins with a closed form of their own
+  (``COMPOSED``: IGA, DM): the operator's default composition (NGD, it, then RAD or its
+  required partner) runs as a case of the composition matrix (``matrix.Runner``: linear
+  lower model, SGD, K = 4, float64) against the matrix's float64 target. Which target:
+  the ``claim`` of each operator (``cases.claim``: the built-in it is or derives from, so
+  a variant keeps its parent's claim: PTT evaluates at k* = 1 + argmax_k F(y_k), RGT's
+  first ``truncate_iter`` steps are constant, FOA + IAD is first-order MAML, IGA's and
+  DM's formulas); a third party's modifier is held to its ``DynamicsPlan`` (``truncate``:
+  those steps constant; ``pessimistic``: the point must be y_k*) and to the point it
+  passes on, read back from the terminal's ``ChainState``: an iterate y_t gives
+  dF(x, y_t(x))/dx (central differences through the reference's own lower loop), another
+  point the central differences of the run's own F as a function of x (undefined, hence
+  refused, with a truncating or stop-gradient plan). Tolerances: ``matrix.tolerance``
+  (1e-6 against differences, 1e-8 against closed forms).
+* **first-order and stochastic solvers** with a float64 reference trajectory (the
+  built-ins and their variants: ``firstorder_reference.follow`` on ridge,
+  ``stochastic_reference.follow`` on the quadratic from the solver's own draws): the
+  hyper-gradient and the new lower variables of each outer iteration equal the
+  reference's to 1e-10 (``TOL``). Without one (a third party's solver): on the ridge
+  problem with F + 0.05 |x|^2 and the upper variable held (``return_grad``), after
+  ``SOLVER_ITERS`` outer iterations (whole batches) the direction the solver returns
+  points along the exact hyper-gradient grad Phi(x) of Phi(x) = F(x, y*(x)): cosine
+  >= ``SOLVER_COSINE`` (a sign error gives about -1). ``exact_settings`` may set
+  ``iterations``, ``lower_iters`` and section keys.
 
 An operator the kit cannot check declares why (``unchecked = "why"``): the check is then
-a pytest skip with that reason.
+a pytest skip with that reason. No built-in does.
 """
 
 from __future__ import annotations
@@ -37,6 +56,8 @@ import contextlib
 
 import numpy as np
 import pytest
+
+from .cases import claim
 
 #: Relative tolerance of a hyper-gradient operator against its target (float64 against
 #: float64: rounding, and an iterative solver's own stopping rule).
@@ -138,7 +159,10 @@ def hypergradient_error(cls, target: str, registry, lr: float = 0.1) -> tuple[fl
 
 def check_hypergradient(cls, registry, lr: float = 0.1) -> str:
     """Check a hyper-gradient operator against its (declared or inferred) target; return
-    the target that matched."""
+    the target that matched. A modifier, or a variant of a built-in with a closed form
+    of its own (``COMPOSED``), is checked in its composition (``check_composition``)."""
+    if cls.role == "modifier" or claim(cls) in COMPOSED:
+        return check_composition(cls, registry)
     _, rtol, _, _ = _settings(cls)
     rtol = rtol or RTOL
     candidates, declared = hypergradient_candidates(cls)
@@ -164,6 +188,44 @@ def check_hypergradient(cls, registry, lr: float = 0.1) -> str:
         f"{head} but its hyper-gradient matches no float64 target to rtol {rtol:g}: "
         f"{detail}. If it approximates by design, state the settings under which it is "
         "exact (exact_settings) or why it cannot be checked (unchecked = 'why')")
+
+
+# -- compositions: modifiers, closed forms, DM --------------------------------------------
+#: Built-ins whose target is a closed form of their own in the composition matrix
+#: (``jboat_core.testing.reference``), checked there rather than against the unrolled or
+#: implicit targets: IGA's rank-one formula, DM's two primal-dual iterations.
+COMPOSED = ("IGA", "DM")
+
+
+def composition_case(cls):
+    """The composition matrix's case of ``cls``'s default composition (float64, SGD, the
+    linear lower model, no checkpointing)."""
+    from .cases import Case
+    from .compose import default_composition
+
+    cfg = default_composition(cls)
+    return Case(tuple(cfg["gm_op"]), tuple(cfg["na_op"]), "float64", "sgd", 0, "linear",
+                "later")
+
+
+def check_composition(cls, registry) -> str:
+    """Run ``cls``'s default composition as a case of the composition matrix
+    (``matrix.Runner``: its float64 target by claim and plan, at the point read back from
+    the terminal's ``ChainState``); return the target's description."""
+    from .matrix import Runner
+
+    case = composition_case(cls)
+    out = Runner(registry).run(case)
+    assert out.status != "FAIL" or np.isfinite(out.error), (
+        f"{cls.name}: its composition {'+'.join(case.gm)} > {'+'.join(case.na)} could not be "
+        f"checked: {out.message}")
+    assert out.status == "ok", (
+        f"{cls.name}: its composition {'+'.join(case.gm)} > {'+'.join(case.na)} is off "
+        f"{out.target or 'its float64 target'} by {out.error:.3g} (relative > "
+        f"{out.tolerance:g}) {out.message}; a modifier must honour its DynamicsPlan "
+        "(pessimistic: evaluate at y_k*; truncate: the first T steps constant) and the point "
+        "it passes on; if no float64 target applies, state why (unchecked = 'why')")
+    return out.target
 
 
 # -- dynamics operators ------------------------------------------------------------------
@@ -228,6 +290,8 @@ def _f(prob, y) -> float:
 def check_dynamics(cls, registry) -> str:
     """Check a dynamics operator: RAD (and PTT + RAD) differentiate exactly what its
     dynamics computed, and its dynamics descend f."""
+    if cls.provides_hypergradient and claim(cls) in COMPOSED:
+        return check_composition(cls, registry)
     if cls.provides_hypergradient:
         raise AssertionError(
             f"{cls.name} provides its own hyper-gradient (provides_hypergradient): the kit "
@@ -277,9 +341,36 @@ def solver_cosine(cls, registry) -> tuple[float, np.ndarray, np.ndarray]:
     return cos, got, want
 
 
+def trajectory_errors(cls, registry) -> list | None:
+    """``[(label, relative error)]`` of ``cls``'s outer iterations (hyper-gradient and new
+    lower variables) against the float64 NumPy trajectory of the built-in it is or
+    derives from (``firstorder_reference.follow`` on ridge, ``stochastic_reference.follow``
+    on the quadratic, from its own draws), and the tolerance; None without a reference."""
+    from . import firstorder_reference as fo
+    from . import stochastic_reference as st
+
+    name = claim(cls)
+    if name in fo.CASES:
+        return fo.follow("ridge", name, "float64", registry, op=cls.name), fo.TOL["float64"]
+    if name in st.CASES:
+        return st.follow("quadratic", name, "float64", registry, op=cls.name), \
+            st.TOL["float64"]
+    return None
+
+
 def check_solver(cls, registry) -> str:
-    """Check a first-order or stochastic solver: its direction points along the exact
-    hyper-gradient once its lower level has settled."""
+    """Check a first-order or stochastic solver: its outer iterations follow its float64
+    reference trajectory when there is one (``trajectory_errors``), else its direction
+    points along the exact hyper-gradient once its lower level has settled."""
+    found = trajectory_errors(cls, registry)
+    if found is not None:
+        errors, tol = found
+        label, err = max(errors, key=lambda e: e[1])
+        assert err <= tol, (
+            f"{cls.name}: its outer iterations leave the float64 trajectory of "
+            f"{claim(cls)}'s formula at {label} (relative error {err:.3g} > {tol:g}): "
+            f"{[(lb, float(f'{e:.3g}')) for lb, e in errors]}")
+        return "trajectory"
     cos, got, want = solver_cosine(cls, registry)
     assert cos >= SOLVER_COSINE, (
         f"{cls.name}: after {_settings(cls)[2]} outer iterations at a fixed x its direction "

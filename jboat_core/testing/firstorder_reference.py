@@ -225,9 +225,10 @@ CASES = {
 TOL = {"float32": 1e-4, "float64": 1e-10}
 
 
-def problem(kind: str, name: str, dtype: str = "float32", registry=None):
+def problem(kind: str, name: str, dtype: str = "float32", registry=None, op=None):
     """``(Problem, problem, NumPy reference, eta)`` of solver ``name`` (a key of
-    ``CASES``) on ``kind`` ("ridge", with F + rho/2 |x|^2; or "logistic"), in ``dtype``."""
+    ``CASES``) on ``kind`` ("ridge", with F + rho/2 |x|^2; or "logistic"), in ``dtype``;
+    ``op``: the operator run (default ``name``'s; a variant of the built-in)."""
     from ..numerics.autodiff import constant
     from ..solver.problem import Problem
     from .problems import jt, logistic_problem, ridge_problem
@@ -246,7 +247,7 @@ def problem(kind: str, name: str, dtype: str = "float32", registry=None):
         p.ll_model.w.update(p.ll_model.w + jt.array(0.3 * np.random.RandomState(5).randn(4),
                                                     dtype))
         P, F = LogisticNP(p), p.ul_objective
-    op = name.split("-")[0]
+    op = op or name.split("-")[0]
     prob = Problem({"fo_op": op, "lower_iters": K, "return_grad": True, op: section},
                    ll_objective=p.ll_objective, ul_objective=F, ll_model=p.ll_model,
                    ul_model=p.ul_model, ll_opt=jt.optim.SGD(p.ll_var, eta),
@@ -258,10 +259,12 @@ def _rel(a, b) -> float:
     return float(np.linalg.norm(np.asarray(a) - b) / max(np.linalg.norm(b), 1e-12))
 
 
-def follow(kind: str, name: str, dtype: str = "float32", registry=None, iterations: int = 2):
+def follow(kind: str, name: str, dtype: str = "float32", registry=None, iterations: int = 2,
+           op: str | None = None):
     """Relative errors ``[(label, error)]`` of the hyper-gradient and the new lower
-    variable at each of ``iterations`` outer iterations against the formula."""
-    prob, p, P, eta = problem(kind, name, dtype, registry)
+    variable at each of ``iterations`` outer iterations against the formula of ``name``
+    (``op``: the operator run, default the built-in ``name`` names)."""
+    prob, p, P, eta = problem(kind, name, dtype, registry, op)
     _, formula = CASES[name]
     x, y, state, out = p.x(), p.y0(), {}, []
     for t in range(iterations):

@@ -37,7 +37,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .cases import LR, K, Case, all_cases, checkpointable, sample
+from .cases import (LR, K, Case, all_cases, canonical, checkpointable, claim, plan_of,
+                    sample)
 from .models import PROXIMAL, matrix_problem
 from .reference import Dynamics, Reference
 
@@ -85,6 +86,7 @@ class Runner:
 
     def problem(self, case: Case):
         """The ``MatrixProblem`` of the case (made once per model and kind)."""
+        case = canonical(case, self.registry)
         implicit_meta = case.meta and any(n in ("CG", "NS") for n in case.na)
         key = (case.model, case.meta, implicit_meta)
         if key not in self._problems:
@@ -97,7 +99,8 @@ class Runner:
         """y_0: the lower level's solution for implicit terminals on the weighting problem
         (the IFT at a converged y), else the problem's initial values."""
         prob = self.problem(case)
-        if case.meta or case.terminal not in ("CG", "NS"):
+        canon = canonical(case, self.registry)
+        if canon.meta or canon.terminal not in ("CG", "NS"):
             return None
         key = (case.model, case.dtype)
         if key not in self._starts:
@@ -107,23 +110,32 @@ class Runner:
 
     def dynamics(self, case: Case) -> Dynamics:
         """What the reference reproduces of the case's lower loop (K, optimizer, RGT,
-        PTT, GDA's schedule)."""
+        PTT, GDA's schedule): the built-ins' documented claims (RGT: T = its
+        ``truncate_iter``; PTT: pessimistic), else what the chain's ``DynamicsPlan``
+        declares (a third-party modifier's truncation or pessimistic point)."""
+        canon, plan = canonical(case, self.registry), plan_of(case.na, self.registry)
+        real = dict(zip(canon.gm + canon.na, case.gm + case.na))
         gda = None
-        if "GDA" in case.gm:
-            cfg = self.registry.get("GDA").cls.config_model()
+        if "GDA" in canon.gm:
+            cfg = self.registry.get(real["GDA"]).cls.config_model()
             gda = (cfg.alpha_init, cfg.alpha_decay)
-        truncate = self.registry.get("RGT").cls.config_model().truncate_iter \
-            if "RGT" in case.na else 0
-        return Dynamics(K, case.optimizer, LR[case.optimizer], truncate, "PTT" in case.na, gda)
+        truncate = self.registry.get(real["RGT"]).cls.config_model().truncate_iter \
+            if "RGT" in canon.na else plan.truncate
+        pessimistic = "PTT" in canon.na or plan.pessimistic
+        return Dynamics(K, case.optimizer, LR[case.optimizer], truncate, pessimistic, gda)
 
     def sections(self, case: Case, ref: Reference) -> dict:
-        """Operator settings of the case: CG to convergence, NS with a convergent step."""
+        """Operator settings of the case: CG to convergence, NS with a convergent step
+        (keyed by the operators' own names)."""
+        canon = canonical(case, self.registry)
+        real = dict(zip(canon.na, case.na))
         out: dict = {}
-        if "CG" in case.na:
+        if "CG" in canon.na:
             n = sum(int(np.prod(np.shape(a))) for a in ref.rounded.init)
-            out["CG"] = {"k": 3 * n + 10, "tolerance": 1e-12 if case.dtype == "float64" else 1e-6}
-        if "NS" in case.na:
-            out["NS"] = {"k": 20, "alpha": self.ns_alpha(case, ref)}
+            out[real["CG"]] = {"k": 3 * n + 10,
+                               "tolerance": 1e-12 if case.dtype == "float64" else 1e-6}
+        if "NS" in canon.na:
+            out[real["NS"]] = {"k": 20, "alpha": self.ns_alpha(case, ref)}
         return out
 
     def ns_alpha(self, case: Case, ref: Reference) -> float:
@@ -142,9 +154,9 @@ class Runner:
         sign of rounding noise, which differs between float32 and float64). With PTT the
         run's k* is used too (F at nearly tied iterates may order them differently in
         float32 and float64)."""
-        term = case.terminal
+        term = canonical(case, self.registry).terminal
         return term in ("NS", "IGA", "FD") or (
-            term != "DM" and self.registry.get(term).cls.approximates == "implicit")
+            term != "DM" and self.registry.get(case.terminal).cls.approximates == "implicit")
 
     def target(self, case: Case, ref: Reference, at=None):
         """(flat float64 target, its description, DI's target of dF/dy_0 or None); ``at``
@@ -159,23 +171,27 @@ class Runner:
 
     def _compute_target(self, case: Case, ref: Reference, at=None):
         dyn = self.dynamics(case)
-        term = case.terminal
-        cls = self.registry.get(term).cls
+        canon = canonical(case, self.registry)
+        term = canon.terminal
+        cls = self.registry.get(case.gm[-1] if term == "DM" else case.terminal).cls
         init = None
         if term == "DM":
-            return dm_target(ref, dyn, case, self.registry), "DM's formulas, 2 iterations", None
+            return dm_target(ref, dyn, canon, self.registry, cls), \
+                "DM's formulas, 2 iterations", None
+        if at is not None and at[0] is None:  # a point that is no iterate: the run's own F
+            return self._own_differences(case), "central differences of the run's own F", None
         if term == "NS":
-            sec = self.sections(case, ref)["NS"]
+            sec = self.sections(case, ref)[case.terminal]
             g, what = ref.implicit(dyn, "neumann", sec["alpha"], sec["k"], at=at), "NS's series"
         elif term == "IGA":
             g, what = ref.iga(dyn, at), "IGA's closed form"
         elif term == "FD":
-            r = self.registry.get("FD").cls.config_model().r
+            r = cls.config_model().r
             g, what = ref.darts(dyn, r, dyn.lr, at), "FD's closed form (DARTS)"
         elif cls.approximates == "implicit":
             _require_positive_definite(ref, dyn, at, term)
             g, what = ref.implicit(dyn, at=at), "implicit (IFT, dense solve)"
-        elif cls.approximates == "initialisation" and "FOA" in case.na:
+        elif cls.approximates == "initialisation" and "FOA" in canon.na:
             g, what = ref.first_order_maml(dyn, at), "first-order MAML: grad_y F(y_t)"
         elif cls.approximates in ("unrolled", "initialisation"):
             t = at[0] if at else None
@@ -183,14 +199,70 @@ class Runner:
             what = "central differences of F(y_t(x))"
         else:
             raise ValueError(f"{term} declares no target (approximates is empty)")
-        if "DI" in case.gm:
+        if "DI" in canon.gm:
             init = self._init_target(case, ref, dyn, at)
         return g, what, init
+
+    def foreign_modifiers(self, case: Case) -> list[str]:
+        """The chain's modifiers without a built-in claim (a third party's)."""
+        return [n for n in case.na if not claim(self.registry.get(n).cls)
+                and self.registry.get(n).cls.role == "modifier"]
+
+    def run_point(self, case: Case, ref: Reference, st) -> tuple:
+        """``(t, y)``: the point the chain's terminal received (read back from its
+        ``ChainState``) and its step t: k* when the dynamics were pessimistic, K without a
+        third party's modifier (the built-ins' points are their claims), else the iterate
+        of the reference's trajectory the point equals (None: it is no iterate)."""
+        y = [np.asarray(v.numpy(), np.float64) for v in st.ll_point()]
+        if st.k_star > 0:
+            return st.k_star, y
+        if st.point is None or not self.foreign_modifiers(case):
+            return K, y
+        ys = ref.trajectory(ref.x0, self.dynamics(case))
+        flat = np.concatenate([np.ravel(a) for a in y])
+        close = 1e-9 if case.dtype == "float64" else 1e-5
+        for t, yt in enumerate(ys):
+            other = np.concatenate([np.ravel(a) for a in yt])
+            if np.linalg.norm(flat - other) <= close * max(1.0, np.linalg.norm(other)):
+                return t, y
+        return None, y
+
+    def _own_differences(self, case: Case) -> np.ndarray:
+        """Central differences of the run's own upper loss as a function of x (what the
+        composition evaluates, at the point its modifiers choose), for a modifier whose
+        point is no iterate of the lower loop; refused when its plan truncates or stops
+        inner gradients (the run's own map then differs from what is differentiated)."""
+        from .reference import central_differences
+
+        plan = plan_of(case.na, self.registry)
+        if plan.truncate or plan.stop_inner_grads:
+            raise ValueError(f"{'+'.join(case.na)}: a modifier chose a point that is no iterate "
+                             "of the lower loop while the plan truncates or stops inner "
+                             "gradients: no float64 target is defined; state why the kit "
+                             "cannot check it (unchecked = 'why')")
+        problem, built = self._own
+        xs = built.ul_var
+        shapes = [tuple(v.shape) for v in xs]
+        x0 = np.concatenate([np.ravel(v.numpy()).astype(np.float64) for v in xs])
+
+        def value(flat):
+            """The run's upper loss with x = ``flat``."""
+            i = 0
+            for v, shape in zip(xs, shapes):
+                n = int(np.prod(shape))
+                v.update(jt_var(flat[i:i + n].reshape(shape), v.dtype))
+                i += n
+            return float(problem.evaluate(built.ll_feed, built.ul_feed, 0).upper_loss)
+
+        try:
+            return central_differences(value, x0)
+        finally:
+            value(x0)
 
     def _init_target(self, case: Case, ref: Reference, dyn: Dynamics, at=None):
         """dF(y_t)/dy_0 (DI) through a tracked trajectory (t: the run's k* or K); zeros
         when untracked."""
-        if not checkpointable(case.gm, case.na, self.registry) and "PTT" not in case.na:
+        if not checkpointable(case.gm, case.na, self.registry) and not dyn.pessimistic:
             return np.zeros(sum(int(np.prod(np.shape(a))) for a in ref.rounded.init))
         x0 = ref.x0
         t = at[0] if at else (ref.k_star(x0, dyn) if dyn.pessimistic else dyn.K)
@@ -231,12 +303,14 @@ class Runner:
         from . import firstorder_reference as fo
         from . import stochastic_reference as st
 
-        if case.fo in fo.CASES:
-            errors, what = fo.follow("ridge", case.fo, case.dtype, self.registry), \
+        name = canonical(case, self.registry).fo
+        if name in fo.CASES:
+            errors, what = fo.follow("ridge", name, case.dtype, self.registry, op=case.fo), \
                 "its formula, 2 iterations on ridge"
             tol = fo.TOL[case.dtype]
-        elif case.fo in st.CASES:
-            errors, what = st.follow("quadratic", case.fo, case.dtype, self.registry), \
+        elif name in st.CASES:
+            errors, what = st.follow("quadratic", name, case.dtype, self.registry,
+                                     op=case.fo), \
                 "its paper's step from its draws, 3 iterations on the quadratic"
             tol = st.TOL[case.dtype]
         else:
@@ -253,6 +327,7 @@ class Runner:
         from ..solver.problem import Problem
 
         jt = jittor()
+        canon = canonical(case, self.registry)
         prob = self.problem(case)
         y0 = self.start(case)
         ref = Reference(prob, case.dtype, y0)
@@ -265,7 +340,7 @@ class Runner:
                **self.sections(case, ref)}
         if case.checkpoint:
             cfg["checkpoint_every"] = case.checkpoint
-        if case.terminal == "DM":
+        if canon.terminal == "DM":
             cfg["return_grad"] = True
         problem = Problem(cfg, ll_objective=built.ll_objective,
                           ul_objective=built.ul_objective, ll_model=built.ll_model,
@@ -273,20 +348,20 @@ class Runner:
                           ul_opt=jt.optim.SGD(built.ul_var, 0.01), ll_var=built.ll_var,
                           ul_var=built.ul_var, gda_loss=built.gda_loss,
                           registry=self.registry)
-        if case.terminal == "DM":
+        if canon.terminal == "DM":
             for it in range(2):
                 out = problem.run_iter(built.ll_feed, built.ul_feed, it)
         else:
             out = problem.evaluate(built.ll_feed, built.ul_feed, 0)
         at = None
-        if (self.at_point(case) or "DI" in case.gm or "PTT" in case.na) \
-                and case.terminal != "DM":
+        if canon.terminal != "DM" and (self.at_point(case) or "DI" in canon.gm
+                                       or self.dynamics(case).pessimistic
+                                       or self.foreign_modifiers(case)):
             # the run's point (the same computation again)
             ev = problem.composition.evaluate(built.ll_feed, built.ul_feed, 0,
-                                              init_gradients="DI" in case.gm)
-            st = ev.chain_state
-            at = (st.k_star if st.k_star > 0 else K,
-                  [np.asarray(v.numpy(), np.float64) for v in st.lower_point()])
+                                              init_gradients="DI" in canon.gm)
+            at = self.run_point(case, ref, ev.chain_state)
+            self._own = (problem, built)
         want, what, want_init = self.target(case, ref, at)
         grads = [g.numpy() for g in out["hyper_gradients"]]
         got = np.concatenate([np.ravel(g).astype(np.float64) for g in grads])
@@ -395,12 +470,19 @@ def tolerance(case: Case, what: str) -> float:
     return 1e-6 if "central differences" in what else 1e-8
 
 
-def dm_target(ref: Reference, dyn: Dynamics, case: Case, registry) -> np.ndarray:
+def jt_var(a, dtype):
+    """A Jittor Var of ``a`` in ``dtype``."""
+    from ..platform._jittor import jittor
+
+    return jittor().array(np.asarray(a), str(dtype))
+
+
+def dm_target(ref: Reference, dyn: Dynamics, case: Case, registry, cls=None) -> np.ndarray:
     """DM's hyper-gradient at the second of two outer iterations (x held, ``return_grad``):
     v_1 = v_0 - s_0 (H v_0 - b), v_0 = 0; y_1 = y - eta grad_y phi; g = c - M^T v_1 at y_1 (y
     after NGD's K steps when NGD runs first), phi = f, or GDA's phi at alpha_t = mu0
     (t+1)^(-1/p)."""
-    cfg = registry.get("DM").cls.config_model()
+    cfg = (cls or registry.get("DM").cls).config_model()
     rule = "CG" if case.na == ("CG",) else "RAD"
     eta, x0 = dyn.lr, ref.x0
     y = ref.y_start(x0)

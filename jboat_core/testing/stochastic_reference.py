@@ -290,9 +290,11 @@ TOL = {"float32": 1e-4, "float64": 1e-10}
 
 
 def problem(P, name, section, registry=None, batch_size=B, seed=3, ul_lr=0.1,
-            return_grad=True, lower_iters=K, dtype: str = "float32"):
+            return_grad=True, lower_iters=K, dtype: str = "float32", op=None):
     """``(Problem, lower model, upper model, lower feed, upper feed)`` of solver ``name``
-    on the problem ``P`` (``Quadratic`` or ``Logistic``), every Var of ``dtype``."""
+    on the problem ``P`` (``Quadratic`` or ``Logistic``), every Var of ``dtype``; ``op``:
+    the operator run (default ``name``; a variant of the built-in)."""
+    name = op or name
     from ..solver.problem import Problem
     from .problems import Vector, jt
     f, F = P.objectives(jt)
@@ -311,13 +313,14 @@ def _rel(a, b) -> float:
     return float(np.linalg.norm(np.asarray(a) - b) / max(np.linalg.norm(b), 1e-12))
 
 
-def follow(kind: str, name: str, dtype: str = "float32", registry=None, iterations: int = 3):
+def follow(kind: str, name: str, dtype: str = "float32", registry=None, iterations: int = 3,
+           op: str | None = None):
     """Relative errors ``[(label, error)]`` of the hyper-gradient and the new lower
     variable at each of ``iterations`` outer iterations against the paper's step computed
     from the solver's draws (``kind``: "quadratic" or "logistic")."""
     P = Quadratic() if kind == "quadratic" else Logistic()
     section, formula = CASES[name]
-    prob, ll, ul, lf, uf = problem(P, name, section, registry, dtype=dtype)
+    prob, ll, ul, lf, uf = problem(P, name, section, registry, dtype=dtype, op=op)
     x, y, st, out = P.x0.copy(), P.y0.copy(), {}, []
     for t in range(iterations):
         record = prob.run_iter(lf, uf, t)
