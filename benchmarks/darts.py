@@ -223,6 +223,9 @@ def main(argv=None) -> int:
                     help="only rewrite results/darts.md from results/darts.json")
     ap.add_argument("--lock", default="/tmp/jboat-jittor.lock",
                     help="flock file held around each worker ('' : none)")
+    ap.add_argument("--frameworks", default=",".join(FRAMEWORKS),
+                    help="comma-separated subset of " + ",".join(FRAMEWORKS))
+    ap.add_argument("--tag", default="", help="write results/darts_TAG.{json,md} instead")
     ap.add_argument("--python", action="append", default=[], metavar="FW=PATH",
                     help="interpreter of a framework (default boatjit=/opt/bench-boatjit/bin/python)")
     args = ap.parse_args(argv)
@@ -236,8 +239,13 @@ def main(argv=None) -> int:
                "boatjit-onednn": "/opt/bench-boatjit/bin/python"}
     pythons.update(dict(p.split("=", 1) for p in args.python))
     records = []
+    chosen = [f.strip() for f in args.frameworks.split(",") if f.strip()]
+    unknown = sorted(set(chosen) - set(FRAMEWORKS))
+    if unknown or not chosen:
+        ap.error(f"--frameworks: unknown {unknown or 'none given'}; choose from "
+                 + ",".join(FRAMEWORKS))
     configs = [(fw, ch) for ch in args.chains.split(",") for fw in FRAMEWORKS
-               if not (fw == "bare" and ch != "RAD")]
+               if fw in chosen and not (fw == "bare" and ch != "RAD")]
     for k, (fw, ch) in rotated(configs, args.rounds):
         rec = _run_one(pythons[fw], fw, ch, args.warmup, args.reps, args.timeout,
                        args.lock or None)
@@ -245,7 +253,7 @@ def main(argv=None) -> int:
         records.append(rec)
         state = f"{1e3 * rec['median_s']:.1f} ms" if rec.get("ok") else rec.get("error")
         progress(f"round {k}: {fw:8s} {ch:4s} {state}")
-    publish("darts", records, report(records))
+    publish(f"darts_{args.tag}" if args.tag else "darts", records, report(records))
     return 0
 
 

@@ -36,6 +36,7 @@ class SOLVED(DynamicalSystem):
     followed_by = ("solve",)
     config_model = EmptyConfig
     requires_runtime = ("ll_solver",)
+    differentiable = False   # solved outside the graph: implicit chains only
     summary = "The user's own lower solver (NumPy, scikit-learn...) with its optimality condition"
     formula = "y_K = solve(x, y_0); implicit chains differentiate G(x, y) = 0 or y = T(x, y)"
     reference = ("Blondel et al., Efficient and modular implicit differentiation, "

@@ -85,6 +85,11 @@ class OperatorMeta:
     requires_runtime : tuple of str
         Runtime objects of the solver config the operator cannot run without (e.g. GDA:
         ``("gda_loss",)``); the solver refuses to build without them.
+    differentiable : bool
+        Dynamics only: whether unrolled chains (RAD, FMD, PTT) can differentiate through
+        its iterates (default True). False for a lower level solved outside the graph
+        (SOLVED: the user's solver): only implicit operators follow it, and the
+        conformance kit checks it with an implicit chain against central differences.
     config_model : type of pydantic.BaseModel
         Model of the operator's config section; must forbid extra keys.
     summary, formula, reference : str
@@ -102,6 +107,7 @@ class OperatorMeta:
     conflicts: ClassVar[tuple[str, ...]] = ()
     keeps_initialisation: ClassVar[bool] = False
     requires_runtime: ClassVar[tuple[str, ...]] = ()
+    differentiable: ClassVar[bool] = True
     config_model: ClassVar[type[BaseModel]] = EmptyConfig
     approximates: ClassVar[str] = ""
     exact_settings: ClassVar[dict] = {}

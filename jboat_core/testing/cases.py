@@ -97,14 +97,24 @@ def plan_of(na, registry=None):
     return plan
 
 
+#: The dynamics the matrix's NumPy reference reproduces step by step (and their
+#: variants, by ``claim``). Other dynamics (PGD's prox steps, SOLVED's user solver, a
+#: third party's update) are checked by the conformance kit (RAD and PTT + RAD against
+#: central differences of their own F(y_K(x))) and by their own exact suites
+#: (tests/test_prox.py, tests/test_user_solver.py).
+REFERENCE_DYNAMICS = frozenset({"NGD", "GDA", "DI", "DM"})
+
+
 def compositions(registry=None) -> list[tuple[tuple, tuple]]:
-    """Every ``(gm_op, na_op)`` the registry accepts: one or two dynamics operators and one
-    to three hyper-gradient operators, in execution order, without duplicates."""
+    """Every ``(gm_op, na_op)`` the registry accepts: one or two dynamics operators (of
+    those the reference reproduces, ``REFERENCE_DYNAMICS``) and one to three
+    hyper-gradient operators, in execution order, without duplicates."""
     from ..plugins.config import parse_solver_config
     from ..plugins.registry import get_registry
 
     reg = registry or get_registry()
-    dyn = [r.name for r in reg.records("dynamics")]
+    dyn = [r.name for r in reg.records("dynamics")
+           if claim(r.cls) in REFERENCE_DYNAMICS]
     hg = [r.name for r in reg.records("hypergradient")]
     found = []
     for nd, nh in itertools.product((1, 2), (1, 2, 3)):

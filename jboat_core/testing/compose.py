@@ -7,8 +7,8 @@ from __future__ import annotations
 def default_composition(cls, chain: list[str] | None = None) -> dict:
     """A solver config in which ``cls`` runs, whatever its kind: a hyper-gradient
     operator after NGD (plus a required partner, or RAD to finish a modifier), a dynamics
-    operator before or as NGD with RAD (or its required partner), a first-order solver
-    alone. ``chain`` overrides the operator list of ``cls``'s kind."""
+    operator before or as NGD with RAD (or its required partner; CG converged for one
+    that is not ``differentiable``), a first-order solver alone. ``chain`` overrides the operator list of ``cls``'s kind."""
     name = cls.name
     if cls.kind == "first_order":
         return {"fo_op": [name]}
@@ -20,6 +20,9 @@ def default_composition(cls, chain: list[str] | None = None) -> dict:
         return {"gm_op": ["NGD"], "na_op": own + [p for p in partner if p not in own]}
     if not chain and cls.role == "modifier":
         own.append("NGD")
+    if not getattr(cls, "differentiable", True):  # solved outside the graph (SOLVED)
+        return {"gm_op": own, "na_op": partner or ["CG"],
+                "CG": {"k": 50, "tolerance": 1e-14}}
     return {"gm_op": own, "na_op": partner or ["RAD"]}
 
 
@@ -69,3 +72,28 @@ def _registry(cls, registry):
     except Exception:  # noqa: BLE001 - not registered (or a conflict): add it
         pass
     return reg.with_classes([cls])
+
+
+def lower_solver(prob, classes):
+    """The ridge problem's closed-form lower solver (``custom_root()``: grad_y f = 0) when
+    an operator of ``classes`` needs the problem's ``ll_solver`` (SOLVED, a third party's
+    bring-your-own-solver dynamics); else None."""
+    if not any("ll_solver" in getattr(c, "requires_runtime", ()) for c in classes):
+        return None
+    from ..contract.optimality import custom_root
+
+    @custom_root()
+    def ridge(x, y0, feed):
+        """y*(x) = H(x)^-1 A1'b1/n in NumPy float64."""
+        return [prob.solution(x[0])]
+
+    return ridge
+
+
+def _classes(cfg, reg) -> list:
+    """The classes of the operators ``cfg`` composes."""
+    names = []
+    for key in ("gm_op", "na_op", "fo_op"):
+        value = cfg.get(key) or ()
+        names += [value] if isinstance(value, str) else list(value)
+    return [reg.get(n).cls for n in names]

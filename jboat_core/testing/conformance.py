@@ -41,7 +41,8 @@ from pydantic import ValidationError
 
 from ..contract.kinds import KINDS
 from ..contract.metadata import metadata_problems
-from .compose import _registry, _Switch, default_chain, default_composition  # noqa: F401
+from .compose import (_classes, _registry, _Switch, default_chain,  # noqa: F401
+                      default_composition, lower_solver)
 
 
 def check_metadata(cls) -> None:
@@ -85,10 +86,11 @@ def conformance_problem(cls, chain=None, registry=None, lr: float = 0.1, lower_i
     sw = _Switch(prob, explicit_x)
     cfg = {**default_composition(cls, chain), "lower_iters": lower_iters,
            "copy_last_param": True, **solver}
+    reg = _registry(cls, registry)
     problem = Problem(cfg, ll_objective=sw.f, ul_objective=sw.F, ll_model=prob.ll_model,
                       ul_model=prob.ul_model, ll_opt=jt.optim.SGD(prob.ll_var, lr),
                       ul_opt=jt.optim.Adam(prob.ul_var, 0.01), gda_loss=sw.gda,
-                      registry=_registry(cls, registry))
+                      registry=reg, ll_solver=lower_solver(prob, _classes(cfg, reg)))
     return problem, prob, sw
 
 

@@ -100,11 +100,13 @@ def _problem(cfg, registry, y0=None, rho: float = 0.0, ul_lr: float = 0.01, lr: 
     prob = ridge_problem(y0=y0, dtype="float64")
     sw = _Switch(prob, explicit_x=bool(rho))
     sw.rho = rho
+    from .compose import _classes, lower_solver
+
     problem = Problem({"copy_last_param": True, **cfg}, ll_objective=sw.f,
                       ul_objective=sw.F, ll_model=prob.ll_model, ul_model=prob.ul_model,
                       ll_opt=jt.optim.SGD(prob.ll_var, lr),
                       ul_opt=jt.optim.SGD(prob.ul_var, ul_lr), gda_loss=sw.gda,
-                      registry=registry)
+                      registry=registry, ll_solver=lower_solver(prob, _classes(cfg, registry)))
     return problem, prob
 
 
@@ -233,7 +235,14 @@ def _dynamics_config(cls, na: list[str], K: int, section: dict) -> dict:
     gm = [cls.name] + (["NGD"] if cls.role == "modifier" and cls.name != "NGD" else [])
     partner = [p for p in cls.requires_any if p not in gm]
     chain = list(na) if not partner else [*[n for n in na if n != "RAD"], partner[0]]
-    return {"gm_op": gm, "na_op": chain, "lower_iters": K, **section}
+    extra = _IMPLICIT_SECTION if tuple(chain) == IMPLICIT_CHAIN else {}
+    return {"gm_op": gm, "na_op": chain, "lower_iters": K, **extra, **section}
+
+
+#: The chain after a dynamics operator that is not ``differentiable`` (SOLVED): CG solved
+#: to convergence on the kit's 5-dimensional system.
+IMPLICIT_CHAIN = ("CG",)
+_IMPLICIT_SECTION = {"CG": {"k": 50, "tolerance": 1e-14}}
 
 
 def rad_error(cls, registry, na=("RAD",)) -> tuple[float, str]:
@@ -263,7 +272,7 @@ def _var(a):
     return jt.array(a, "float64")
 
 
-def lower_values(cls, registry, Ks=(0, 5, 20)) -> list[float]:
+def lower_values(cls, registry, Ks=(0, 5, 20), chain=("RAD",)) -> list[float]:
     """f(x, y_K) after ``cls``'s dynamics from y_0, for each K of ``Ks`` (0: y_0)."""
     _, _, _, section = _settings(cls)
     out = []
@@ -273,7 +282,7 @@ def lower_values(cls, registry, Ks=(0, 5, 20)) -> list[float]:
             p = ridge_problem(dtype="float64")
             out.append(_f(p, p.y0()))
             continue
-        cfg = {**_dynamics_config(cls, ["RAD"], K, section), "return_grad": True}
+        cfg = {**_dynamics_config(cls, list(chain), K, section), "return_grad": True}
         problem, prob = _problem(cfg, registry)
         problem.run_iter(prob.ll_feed, prob.ul_feed, 0)
         out.append(_f(prob, prob.y0()))
@@ -301,6 +310,17 @@ def check_dynamics(cls, registry) -> str:
     rtol = rtol or DYNAMICS_RTOL
     from ..errors import OperatorRuntimeError
 
+    if not cls.differentiable:  # solved outside the graph: an implicit chain follows it
+        err, detail = rad_error(cls, registry, IMPLICIT_CHAIN)
+        assert err <= rtol, (
+            f"{cls.name}: CG (implicit) after its dynamics is off the central differences of "
+            f"F(y_K(x)) by {err:.3g} (relative > {rtol:g}): the state it returns does not "
+            f"declare the optimality its y_K satisfies (state.optimality); {detail}")
+        f0, fK, f4K = lower_values(cls, registry, chain=IMPLICIT_CHAIN)
+        assert fK < f0 and f4K <= fK * (1 + 1e-12), (
+            f"{cls.name}: its lower solve does not decrease f on the ridge problem "
+            f"(f(y_0) = {f0:.6g}, f(y_5) = {fK:.6g}, f(y_20) = {f4K:.6g})")
+        return "implicit"
     for na in (("RAD",), ("PTT", "RAD")):
         try:
             err, detail = rad_error(cls, registry, na)
