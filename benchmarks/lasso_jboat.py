@@ -37,7 +37,7 @@ import numpy as np
 
 from benchmarks import lasso_data
 
-GMRES = {"k": 1000, "tolerance": 1e-12, "linear_solver": "gmres"}
+GMRES = {"k": 1000, "tolerance": lasso_data.TOL, "linear_solver": "gmres"}
 MAXITER = 100_000
 
 
