@@ -83,8 +83,8 @@ def jboat_factory(X_tr, y_tr, X_val, y_val):
     except ImportError as exc:
         raise NotImplementedError(
             "lasso_selection --provider jboat: benchmarks.lasso_jboat.make_provider(X_tr, "
-            "y_tr, X_val, y_val) -> new() is not written yet (it needs jboat's proximal "
-            f"operators, issue 33 item 2; {exc}); use --provider reference or jaxopt") from None
+            f"y_tr, X_val, y_val) cannot be imported ({exc}); run from the repository root "
+            "with jboat installed, or use --provider reference or jaxopt") from None
     return make_provider(X_tr, y_tr, X_val, y_val)
 
 
