@@ -87,7 +87,7 @@ def test_cross_chain_rules(builtin_registry):
 
 
 def test_default_dynamics_order(builtin_registry):
-    assert default_gradient_order("dynamics") == [["GDA", "DI"], ["NGD", "DM"]]
+    assert default_gradient_order("dynamics") == [["GDA", "DI"], ["NGD", "DM", "PGD", "SOLVED"]]
 
 
 def test_third_party_operator_slots_in_by_stage(builtin_registry):

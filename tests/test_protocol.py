@@ -61,6 +61,8 @@ def test_one_list_of_result_fields():
 def test_one_keyword_only_constructor_for_every_kind():
     for base in (HyperGradient, DynamicalSystem, FirstOrderSolver):
         params = list(inspect.signature(base.__init__).parameters.values())[1:]
+        legacy, params = params[0], params[1:]  # *legacy: the 0.1 positions, deprecated
+        assert legacy.kind is legacy.VAR_POSITIONAL
         assert all(p.kind is p.KEYWORD_ONLY for p in params), base
         assert [p.name for p in params] == ["ll_objective", "ul_objective", "ll_model",
                                             "ul_model", "ll_var", "ul_var", "lower_iters",
@@ -69,6 +71,20 @@ def test_one_keyword_only_constructor_for_every_kind():
         assert issubclass(base, Operator)
         with pytest.raises(TypeError, match="abstract"):
             base()
+
+
+def test_the_0_1_positional_constructors_warn_and_map_by_position():
+    from jboat_ops.cg import CG
+    from jboat_ops.ngd import NGD
+
+    with pytest.warns(DeprecationWarning, match="by position is the 0.1 constructor.*0.3"):
+        op = NGD("f", "F", "ll", "ul", 3, {"NGD": {}})
+    assert (op.ll_objective, op.ul_model, op.ll_model, op.lower_iters) == ("f", "ul", "ll", 3)
+    with pytest.warns(DeprecationWarning):   # HyperGradient's 0.1 order: ul_model first
+        op = CG("f", "F", "ul", "ll", [], [], {"CG": {"k": 3}})
+    assert (op.ul_model, op.ll_model, op.config.k) == ("ul", "ll", 3)
+    with pytest.raises(TypeError, match="keyword arguments only"):
+        CG(*range(8))
 
 
 def test_chain_state_round_trips_through_jboat_keywords():
