@@ -47,3 +47,18 @@ def test_the_sample_covers_every_composition_and_axis_value():
                          ("position", POSITIONS)):
         assert {getattr(c, axis) for c in chosen} == set(values), axis
     assert chosen == sample(all_cases(), SAMPLE_SIZE), "the sample is fixed"
+
+
+def test_shards_split_the_cases_once_keeping_positions_together():
+    from jboat_core.testing.matrix import shard
+
+    cases = all_cases()
+    parts = [shard(cases, f"{i}/3") for i in range(3)]
+    ids = [c.id for part in parts for c in part]
+    assert sorted(ids) == sorted(c.id for c in cases) and len(ids) == len(set(ids))
+    for part in parts:
+        stems = {c.id.rsplit("-", 1)[0] for c in part}
+        assert all(s not in {c.id.rsplit("-", 1)[0] for c in other}
+                   for other in parts if other is not part for s in stems)
+    with pytest.raises(ValueError, match="I/N with 0 <= I < N"):
+        shard(cases, "3/3")

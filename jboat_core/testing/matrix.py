@@ -519,18 +519,40 @@ def main(argv=None) -> int:
     p.add_argument("--sample", type=int, default=0, help="run the CI sample of this size")
     p.add_argument("--json", help="write every outcome to this file")
     p.add_argument("--only", help="run the cases whose id contains this text")
+    p.add_argument("--shard", help="I/N: run the I-th of N shards (0-based; a case's "
+                   "'first' and 'later' positions stay in one shard), e.g. one per core")
     args = p.parse_args(argv)
     cases = all_cases()
     if args.sample:
         cases = sample(cases, args.sample)
     if args.only:
         cases = [c for c in cases if args.only in c.id]
+    if args.shard:
+        cases = shard(cases, args.shard, p)
     if args.list:
         for c in cases:
             print(c.id)
         print(f"{len(cases)} cases")
         return 0
     return run_cases(cases, args.json)
+
+
+def shard(cases: list[Case], spec: str, parser=None) -> list[Case]:
+    """The cases of shard ``"I/N"``: every N-th composition (all its positions) from the
+    I-th, so that N processes together run each case once."""
+    try:
+        i, n = (int(v) for v in spec.split("/"))
+        if not 0 <= i < n:
+            raise ValueError
+    except ValueError:
+        msg = f"--shard {spec!r}: I/N with 0 <= I < N, e.g. 0/2"
+        if parser is not None:
+            parser.error(msg)
+        raise ValueError(msg) from None
+    stems: dict = {}
+    for c in cases:
+        stems.setdefault(c.id.rsplit("-", 1)[0], len(stems))
+    return [c for c in cases if stems[c.id.rsplit("-", 1)[0]] % n == i]
 
 
 def run_cases(cases: list[Case], out: str | None = None) -> int:
