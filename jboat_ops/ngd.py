@@ -63,9 +63,7 @@ class NGD(DynamicalSystem):
     reference = "Franceschi et al., Bilevel programming for hyperparameter optimization and meta-learning, ICML 2018"
 
     def step(self, state: DynamicsState) -> DynamicsState:
-        import jittor as jt
-
-        from jboat_core.numerics import Tangents, Tape, check_scalar, flush
+        from jboat_core.numerics import Tangents, Tape, WorstIterate, check_scalar, flush
 
         plan, fmodel, opt = state.plan, state.fmodel, state.dopt
         last_loss, carried = [], self._carried(fmodel, opt)
@@ -84,7 +82,7 @@ class NGD(DynamicalSystem):
         tangents = (Tangents(self.ul_var or list(self.ul_model.parameters()),
                              fmodel.parameters(), "FMD", plan.forward_limit)
                     if plan.forward_mode else None)
-        upper = []
+        worst = WorstIterate(self, state)
         plain = (tape is None and tangents is None and not plan.pessimistic
                  and state.aggregate is None and opt.reduce is None
                  and opt.plain_lrs() is not None)
@@ -101,20 +99,14 @@ class NGD(DynamicalSystem):
             if tangents is not None:
                 tangents.advance(last_loss[0], y, opt, before, opt.n_step,
                                  stop_grads=plan.stop_inner_grads, detach=k < plan.truncate)
-            if plan.pessimistic and k >= plan.truncate:  # k* among differentiable steps
-                with fmodel.frozen_buffers():  # F evaluations are not lower steps
-                    upper.append(self.ul_objective(state.ul_feed, self.ul_model, fmodel,
-                                                   params=new).detach().reshape(1))
+            worst.record(k, fmodel, new)  # PTT: F(y_k) on differentiable steps
         if tape is not None:
             tape.finish(self.lower_iters)
         loss = last_loss[0] if last_loss else None
         checks = state.checks
         if self.config.check_finite:
             checks = (*checks, self._check(state, fmodel, loss))
-        k_star = -1
-        if plan.pessimistic and upper:
-            values = self.runtime.parallel.data_mean1(jt.concat(upper))  # global F(y_k)
-            k_star = plan.truncate + 1 + int(values.argmax(0)[0].item())
+        k_star = worst.k_star()
         last = k_star if k_star > 0 else self.lower_iters
         return state.replace(
             k_star=k_star, tangents=tangents, checks=checks, optimality=Optimality.gradient(),

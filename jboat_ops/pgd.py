@@ -140,13 +140,11 @@ class PGD(DynamicalSystem):
         return T, spec
 
     def step(self, state: DynamicsState) -> DynamicsState:
-        from jboat_core.numerics import Tangents, Tape, flush
-
-        import jittor as jt
+        from jboat_core.numerics import Tangents, Tape, WorstIterate, flush
 
         plan, fmodel = state.plan, state.fmodel
         eta = float(state.dopt.lr)
-        last, upper = [], []
+        last, worst = [], WorstIterate(self, state)
 
         def inner_step(k, model, twin, detach):
             T, _ = self._map(state, eta, k)
@@ -173,17 +171,11 @@ class PGD(DynamicalSystem):
             new = inner_step(k, fmodel, state.dopt, k < plan.truncate)
             if tape is None:
                 flush(k, self.lower_iters, carried)
-            if plan.pessimistic and k >= plan.truncate:  # k* among differentiable steps
-                with fmodel.frozen_buffers():  # F evaluations are not lower steps
-                    upper.append(self.ul_objective(state.ul_feed, self.ul_model, fmodel,
-                                                   params=new).detach().reshape(1))
+            worst.record(k, fmodel, new)  # PTT: F(y_k) on differentiable steps
         if tape is not None:
             tape.finish(self.lower_iters)
         loss = last[0] if last else None
-        k_star = -1
-        if plan.pessimistic and upper:  # PTT: the worst iterate, F averaged over processes
-            values = self.runtime.parallel.data_mean1(jt.concat(upper))
-            k_star = plan.truncate + 1 + int(values.argmax(0)[0].item())
+        k_star = worst.k_star()
         at = (k_star if k_star > 0 else self.lower_iters) - 1
         T_final, spec = self._map(state, eta, max(at, 0))
         optimality = Optimality.fixed_point(

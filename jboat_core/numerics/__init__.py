@@ -29,8 +29,8 @@ _WHERE = {
     "implicit_hypergradient": "implicit", "implicit_step": "implicit",
     # checkpointed reverse mode through an inner loop
     "Tape": "tape", "trajectory_grads": "autodiff",
-    # forward-mode tangents through an inner loop
-    "Tangents": "forward",
+    # forward-mode tangents through an inner loop; PTT's worst iterate
+    "Tangents": "forward", "WorstIterate": "pessimistic",
     # first-order and stochastic solvers: the objectives at any point, on any minibatch;
     # the one inner gradient loop; minibatches and SAGA tables
     "Point": "firstorder", "descend": "firstorder", "minibatch": "sampling",
