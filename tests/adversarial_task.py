@@ -26,6 +26,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fault_task  # noqa: E402 - next to this file
 
 
+def _swallowed_term():
+    """A SIGTERM whose exception the task's code turns into another one, as an extension
+    module's import does ("ImportError: initialization failed")."""
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)
+    except BaseException:  # noqa: BLE001 - on purpose: what a C extension's init does
+        raise ImportError("initialization failed") from None
+
+
 def build(params, seed):
     if params.get("chdir"):
         os.chdir(params["chdir"])
@@ -38,6 +48,8 @@ def build(params, seed):
         atexit.register(os._exit, int(params["atexit_exit"]))
     if params.get("thread"):
         threading.Thread(target=lambda: time.sleep(10**6), name="left-by-task").start()
+    if params.get("swallow_term") == "build":
+        _swallowed_term()
     task = fault_task.build({"sleep": params.get("sleep", 0)}, seed)
     feeds, ul_objective = task.feeds, task.ul_objective
     term_at = int(os.environ.get("FAULT_TERM_AT", "-1"))
@@ -47,6 +59,8 @@ def build(params, seed):
         state["it"] = it
         if it == term_at:
             os.kill(os.getpid(), signal.SIGTERM)
+        if params.get("swallow_term") == "feeds" and it == 1:
+            _swallowed_term()
         if params.get("exit_in") == "feeds":
             sys.exit(0)
         ll, ul = feeds(it)

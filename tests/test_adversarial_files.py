@@ -683,6 +683,19 @@ def test_a_swallowed_terminated_is_raised_again():
 
 
 @pytest.mark.jittor
+@pytest.mark.parametrize("where", ["build", "feeds"])
+def test_a_sigterm_the_task_turns_into_another_error_ends_as_terminated(tmp_path, where):
+    """A SIGTERM taken while the task's code runs, whose exception that code turns into
+    another one (an extension module's import: "ImportError: initialization failed";
+    seen with SIGTERM 1.0 s into a cold run): the run ends as terminated (143), not as the
+    task's failure (1)."""
+    res = jboat("run", task_file(tmp_path, iterations=3, swallow_term=where),
+                "--out", tmp_path / "o")
+    assert res.returncode == 128 + signal.SIGTERM, res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith("jboat: terminated by SIGTERM")
+    assert "ImportError" not in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
 def test_sigterm_at_any_moment_of_the_start_ends_as_terminated(tmp_path):
     """SIGTERM from 0.3 s to 1.5 s into ``jboat run`` (jboat's import, Jittor's import,
     the task's build, the first iterations): the process ends by the signal before jboat

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..plugins.config import parse_solver_config, read_config_file
 from ..errors import ConfigError, JboatError
 from ..contract.sections import validate_strict
+from ..platform.signals import raise_pending
 
 #: Most outer iterations a run may ask for (a bound on ``--iterations`` and ``[task]``).
 MAX_ITERATIONS = 10**9
@@ -237,6 +238,7 @@ def load_task_module(spec: str, base: Path):
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001 - a user module's failure, reported
+        raise_pending()  # a SIGTERM turned into this failure (an import unwound): terminated
         raise ConfigError([f"task.module: importing {target} raised {_one_line(exc)}"]) from exc
 
 
@@ -252,6 +254,7 @@ def build_task(module, params: dict, seed: int) -> Task:
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001
+        raise_pending()  # a SIGTERM turned into this failure: the run ends as terminated
         raise ConfigError([f"task.module: build() in {where} raised {_one_line(exc)}"]) from exc
     if not isinstance(task, Task):
         raise ConfigError([f"task.module: build() in {where} returned {type(task).__name__}; "
@@ -272,7 +275,11 @@ def load_task(run: RunConfig, base: Path) -> Task:
 def task_error(exc: BaseException, module: str, task: Task, at: dict) -> TaskError:
     """A one-line ``TaskError`` for an exception (or ``sys.exit``) from the task's code:
     the function of the task module it came from, the outer iteration, the exception's
-    first line; the task's traceback goes to ``details``."""
+    first line; the task's traceback goes to ``details``. A SIGTERM/SIGHUP/SIGINT taken
+    while the task's code ran (whose ``Terminated`` the task's code turned into another
+    exception, e.g. an extension module's ``ImportError: initialization failed``) raises
+    ``Terminated`` instead: the run ends as terminated, not as the task's failure."""
+    raise_pending()
     files = {getattr(getattr(f, "__code__", None), "co_filename", None) for f in (
         task.feeds, task.evaluate, task.baseline, task.final, task.ll_objective,
         task.ul_objective, task.gda_loss)} - {None}
