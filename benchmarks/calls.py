@@ -45,24 +45,11 @@ def top(stats: pstats.Stats, calls: int, n: int) -> list:
 
 def worker(problem: str, method: str, calls: int, top_n: int, K: int = 10) -> dict:
     """One configuration: jboat and bare set up as in ``benchmarks.paired``."""
-    from .envsetup import prepare
-    prepare("jboat")
-    import importlib
+    from .paired import setup
 
-    from .adapters import ADAPTERS
-    from .methods import BY_NAME, OP_CONFIG, lower_lr, start_point
-    from .problems import make_problem
-
-    prob = make_problem(problem, "small")
-    spec = BY_NAME[method]
-    lr = lower_lr(prob)
-    y0 = start_point(spec, prob)
     out = {"problem": problem, "method": method, "K": K, "calls": calls}
-    for fw in ("jboat", "bare"):
-        bench = importlib.import_module(ADAPTERS[fw]).setup(prob, spec, y0, lr, OP_CONFIG)
-        for _ in range(5):
-            bench.step(K)
-        per_call, stats = count(lambda: bench.step(K), calls)
+    for fw, bench in setup(problem, method, K).items():
+        per_call, stats = count(lambda b=bench: b.step(K), calls)
         out[f"{fw}_calls"] = round(per_call, 1)
         if fw == "jboat" and top_n:
             out["jboat_top"] = top(stats, calls, top_n)

@@ -55,9 +55,11 @@ def summarize(times: dict) -> dict:
             "ratio_q90": float(np.quantile(ratios, 0.9, method="nearest"))}
 
 
-def worker(problem: str, method: str, pairs: int, rounds: int, K: int = 10) -> dict:
-    """One configuration: jboat and bare set up in this process, ``rounds`` x ``pairs``."""
-    from .envsetup import describe, prepare
+def setup(problem: str, method: str, K: int = 10) -> dict:
+    """jboat and bare on ``method``'s chain for the small ``problem``, set up in this
+    process as the other benchmarks set them up and called 5 times (compilation):
+    framework -> the adapter's bench."""
+    from .envsetup import prepare
     prepare("jboat")
     import importlib
 
@@ -67,13 +69,20 @@ def worker(problem: str, method: str, pairs: int, rounds: int, K: int = 10) -> d
 
     prob = make_problem(problem, "small")
     spec = BY_NAME[method]
-    lr = lower_lr(prob)
-    y0 = start_point(spec, prob)
+    lr, y0 = lower_lr(prob), start_point(spec, prob)
     benches = {fw: importlib.import_module(ADAPTERS[fw]).setup(prob, spec, y0, lr, OP_CONFIG)
                for fw in FRAMEWORKS}
     for b in benches.values():
         for _ in range(5):
             b.step(K)
+    return benches
+
+
+def worker(problem: str, method: str, pairs: int, rounds: int, K: int = 10) -> dict:
+    """One configuration: jboat and bare set up in this process, ``rounds`` x ``pairs``."""
+    from .envsetup import describe
+
+    benches = setup(problem, method, K)
     calls = {fw: (lambda b=b: b.step(K)) for fw, b in benches.items()}
     per_round = []
     for _ in range(rounds):
