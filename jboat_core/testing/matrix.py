@@ -520,7 +520,8 @@ def main(argv=None) -> int:
     p.add_argument("--json", help="write every outcome to this file")
     p.add_argument("--only", help="run the cases whose id contains this text")
     p.add_argument("--shard", help="I/N: run the I-th of N shards (0-based; a case's "
-                   "'first' and 'later' positions stay in one shard), e.g. one per core")
+                   "'first' and 'later' positions stay in one shard); shards run at once "
+                   "on one machine need a warm Jittor kernel cache")
     args = p.parse_args(argv)
     cases = all_cases()
     if args.sample:
