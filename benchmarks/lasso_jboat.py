@@ -56,21 +56,6 @@ def fista(X, y, lam, L, w0, tol=lasso_data.TOL, maxiter=MAXITER):
     return w, maxiter
 
 
-def registry():
-    """The installed operators, with PGD and the components added when the installed
-    entry points predate them (an editable install's stale metadata)."""
-    from jboat_core.plugins.registry import Registry
-    from jboat_ops.linear_solvers import SOLVERS
-    from jboat_ops.pgd import PGD
-    from jboat_ops.prox import PROX_MAPS
-
-    reg = Registry.load()
-    if "PGD" not in reg.operators:
-        reg = reg.with_classes([PGD], "jboat")
-    missing = [c for c in SOLVERS + PROX_MAPS if c.name not in reg.components[c.kind]]
-    return reg.with_components(missing, "jboat") if missing else reg
-
-
 class LassoHypergradient:
     """dF/dx of the (weighted) Lasso by jboat: ``self(x, w0) -> (F, dF/dx, w*, info)``."""
 
@@ -91,8 +76,7 @@ class LassoHypergradient:
         self.problem = Problem(cfg, ll_objective=_mse, ul_objective=_mse,
                                ll_model=self.ll_model, ul_model=self.ul_model,
                                ll_opt=jt.optim.SGD([self.ll_model.w], 1.0 / self.L),
-                               ul_opt=jt.optim.Adam([self.ul_model.w], 0.01),
-                               registry=registry())
+                               ul_opt=jt.optim.Adam([self.ul_model.w], 0.01))
 
     def __call__(self, x, w0):
         X_tr, y_tr, X_val, y_val = self.data

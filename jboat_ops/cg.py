@@ -61,13 +61,11 @@ class CG(HyperGradient):
     reference = "Pedregosa, Hyperparameter optimization with approximate gradient, ICML 2016"
 
     def step(self, state: ChainState) -> Result:
-        from jboat_core.numerics import implicit_step
-
-        from .linear_solvers import bind
+        from jboat_core.numerics import implicit_step, linear_solver
 
         cfg = self.config
-        solve = bind(self, cfg.linear_solver, maxiter=cfg.k, tol=cfg.tolerance,
-                     check_every=cfg.check_every)
+        solve = linear_solver(self, cfg.linear_solver, maxiter=cfg.k, tol=cfg.tolerance,
+                              check_every=cfg.check_every)
         return implicit_step(self, state, solve, cfg.damping)
 
 

@@ -67,22 +67,3 @@ SOLVERS = (
 def jboat_register_linear_solvers(register):
     for solver in SOLVERS:
         register(solver)
-
-
-_BY_NAME = {s.name: s for s in SOLVERS}
-
-
-def bind(op, name: str, **options):
-    """``jboat_core.numerics.linear_solver(op, name, **options)``; jboat's own solvers
-    are also found where the installed entry points predate them (an editable install
-    whose metadata was written before this module existed)."""
-    from jboat_core import UnknownOperatorError
-    from jboat_core.numerics import BoundSolver, linear_solver
-
-    try:
-        return linear_solver(op, name, **options)
-    except UnknownOperatorError:
-        spec = _BY_NAME.get(str(name).lower())
-        if spec is None:
-            raise
-        return BoundSolver(spec, spec.load(), options)

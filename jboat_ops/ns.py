@@ -63,15 +63,13 @@ class NS(HyperGradient):
     reference = "Lorraine et al., Optimizing millions of hyperparameters by implicit differentiation, AISTATS 2020"
 
     def step(self, state: ChainState) -> Result:
-        from jboat_core.numerics import implicit_step
-
-        from .linear_solvers import bind
+        from jboat_core.numerics import implicit_step, linear_solver
 
         cfg = self.config
         gradient = state.optimality is None or state.optimality.form == "gradient"
         alpha = cfg.alpha if cfg.alpha is not None else (state.ll_lr if gradient else 1.0)
-        solve = bind(self, cfg.linear_solver, maxiter=cfg.k, tol=cfg.tolerance, alpha=alpha,
-                     check_every=cfg.check_every)
+        solve = linear_solver(self, cfg.linear_solver, maxiter=cfg.k, tol=cfg.tolerance,
+                              alpha=alpha, check_every=cfg.check_every)
         return implicit_step(self, state, solve, cfg.damping)
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from jboat_core.contract import (API_VERSION, DynamicalSystem, DynamicsState, Optimality,
-                                 OperatorRuntimeError, hookimpl)
+                                 OperatorRuntimeError, find_component, hookimpl)
 
 JBOAT_API_VERSION = API_VERSION
 
@@ -102,9 +102,7 @@ class PGD(DynamicalSystem):
         from jboat_core import constant
         from jboat_core.numerics import check_scalar
 
-        from .prox import find
-
-        spec = find(self, self.config.prox)
+        spec = find_component(self.runtime, "prox_map", self.config.prox)
         prox = spec.load()
         options = dict(self.config.options)
         unknown = sorted(set(options) - set(spec.options))

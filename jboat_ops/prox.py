@@ -188,23 +188,6 @@ PROX_MAPS = (
             options={"radius": (1.0, "the radius")}),
 )
 
-_BY_NAME = {p.name: p for p in PROX_MAPS}
-
-
-def find(op, name: str):
-    """The ``ProxMap`` registered as ``name`` in ``op.runtime``'s registry; jboat's own
-    are also found where the installed entry points predate this module."""
-    from jboat_core import UnknownOperatorError
-    from jboat_core.contract import find_component
-
-    try:
-        return find_component(op.runtime, "prox_map", name)
-    except UnknownOperatorError:
-        spec = _BY_NAME.get(str(name).lower())
-        if spec is None:
-            raise
-        return spec
-
 
 @hookimpl
 def jboat_register_prox_maps(register):
