@@ -20,10 +20,16 @@ from .moved import install as _serve_old_paths
 
 
 def install() -> None:
-    """Serve the old import paths and adapt API-1 plugins in the registry (once)."""
+    """Serve the old import paths, adapt API-1 plugins in the registry and turn the 0.1
+    constructors' ``solver_config`` into a Runtime (once)."""
+    from ..contract import operators
     from ..plugins import registry
 
     _serve_old_paths()
+    if operators.LEGACY_RUNTIME is None:
+        from .seed import coerce_runtime
+
+        operators.LEGACY_RUNTIME = coerce_runtime
     if registry.API1_ADAPTER is None:
         from .api1 import adapt
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import abc
 import warnings
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
@@ -42,6 +43,13 @@ def zero_probe(values):
         term = (v * 0.0).sum()
         total = term if total is None else total + term
     return total
+
+
+#: ``solver_config -> Runtime`` for the 0.1 positional constructors (a Runtime, a
+#: SolverConfig or a ``boat_config``-shaped mapping): the compatibility wing's
+#: ``coerce_runtime``, set when ``jboat_core`` is imported (the contract imports nothing
+#: from that wing).
+LEGACY_RUNTIME: Callable[[Any], Runtime] | None = None
 
 
 class Operator(OperatorMeta, abc.ABC):
@@ -71,7 +79,7 @@ class Operator(OperatorMeta, abc.ABC):
     schedules_ul_lr: ClassVar[bool] = False
 
     #: The 0.1 positional constructor of the kind (deprecated, goes in 0.3): the names
-    #: its positions map to. ``solver_config`` (a mapping of sections) becomes the runtime.
+    #: its positions map to; ``solver_config`` becomes the runtime (``LEGACY_RUNTIME``).
     _positional_0_1: ClassVar[tuple] = ()
 
     def __init__(self, *legacy, ll_objective=None, ul_objective=None, ll_model=None,
@@ -83,11 +91,8 @@ class Operator(OperatorMeta, abc.ABC):
             ll_model, ul_model = kw.get("ll_model"), kw.get("ul_model")
             ll_var, ul_var = kw.get("ll_var", ll_var), kw.get("ul_var", ul_var)
             lower_iters = kw.get("lower_loop", lower_iters)
-            given = kw.get("solver_config")
-            if runtime is None and isinstance(given, Runtime):
-                runtime = given
-            elif runtime is None and given is not None:
-                runtime = Runtime(operators=dict(getattr(given, "operators", given) or {}))
+            if runtime is None and kw.get("solver_config") is not None:
+                runtime = LEGACY_RUNTIME(kw["solver_config"])
         self.ll_objective = ll_objective
         self.ul_objective = ul_objective
         self.ll_model = ll_model
