@@ -46,9 +46,7 @@ DIM, SEED = 7, 33
 def _jt():
     from ..platform._jittor import jittor
 
-    jt = jittor()
-    jt.flags.auto_convert_64_to_32 = 0
-    return jt
+    return jittor()
 
 
 def _systems(symmetric_only: bool) -> list[tuple[str, np.ndarray]]:
@@ -185,13 +183,14 @@ def _check_jacobian(decl, prox, z: np.ndarray, rng) -> None:
 
 
 def check_component(decl) -> None:
-    """The checks of ``decl``'s kind."""
-    if decl.kind == "linear_solver":
-        check_linear_solver(decl)
-    elif decl.kind == "prox_map":
-        check_prox_map(decl)
-    else:  # pragma: no cover - a new kind must add its checks here
+    """The checks of ``decl``'s kind, in float64 (Jittor's conversion flag restored)."""
+    from .correctness import float64
+
+    checks = {"linear_solver": check_linear_solver, "prox_map": check_prox_map}
+    if decl.kind not in checks:  # pragma: no cover - a new kind must add its checks here
         raise AssertionError(f"no conformance checks for component kind {decl.kind!r}")
+    with float64():
+        checks[decl.kind](decl)
 
 
 def component_tests(decl):

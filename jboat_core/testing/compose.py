@@ -4,6 +4,12 @@ problem (shared by ``conformance`` and ``correctness``)."""
 from __future__ import annotations
 
 
+#: The chain after a dynamics operator that is not ``differentiable`` (SOLVED) and its
+#: settings: CG solved to convergence on the kit's 5-dimensional system.
+IMPLICIT_CHAIN = ("CG",)
+IMPLICIT_SECTION = {"CG": {"k": 50, "tolerance": 1e-14}}
+
+
 def default_composition(cls, chain: list[str] | None = None) -> dict:
     """A solver config in which ``cls`` runs, whatever its kind: a hyper-gradient
     operator after NGD (plus a required partner, or RAD to finish a modifier), a dynamics
@@ -21,8 +27,7 @@ def default_composition(cls, chain: list[str] | None = None) -> dict:
     if not chain and cls.role == "modifier":
         own.append("NGD")
     if not getattr(cls, "differentiable", True):  # solved outside the graph (SOLVED)
-        return {"gm_op": own, "na_op": partner or ["CG"],
-                "CG": {"k": 50, "tolerance": 1e-14}}
+        return {"gm_op": own, "na_op": partner or list(IMPLICIT_CHAIN), **IMPLICIT_SECTION}
     return {"gm_op": own, "na_op": partner or ["RAD"]}
 
 

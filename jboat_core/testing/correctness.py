@@ -58,6 +58,7 @@ import numpy as np
 import pytest
 
 from .cases import claim
+from .compose import IMPLICIT_CHAIN, IMPLICIT_SECTION
 
 #: Relative tolerance of a hyper-gradient operator against its target (float64 against
 #: float64: rounding, and an iterative solver's own stopping rule).
@@ -235,14 +236,9 @@ def _dynamics_config(cls, na: list[str], K: int, section: dict) -> dict:
     gm = [cls.name] + (["NGD"] if cls.role == "modifier" and cls.name != "NGD" else [])
     partner = [p for p in cls.requires_any if p not in gm]
     chain = list(na) if not partner else [*[n for n in na if n != "RAD"], partner[0]]
-    extra = _IMPLICIT_SECTION if tuple(chain) == IMPLICIT_CHAIN else {}
+    extra = IMPLICIT_SECTION if tuple(chain) == IMPLICIT_CHAIN else {}
     return {"gm_op": gm, "na_op": chain, "lower_iters": K, **extra, **section}
 
-
-#: The chain after a dynamics operator that is not ``differentiable`` (SOLVED): CG solved
-#: to convergence on the kit's 5-dimensional system.
-IMPLICIT_CHAIN = ("CG",)
-_IMPLICIT_SECTION = {"CG": {"k": 50, "tolerance": 1e-14}}
 
 
 def rad_error(cls, registry, na=("RAD",)) -> tuple[float, str]:
