@@ -318,14 +318,13 @@ def conformance_tests(cls, module: str | None = None, chain: list[str] | None = 
 def _with_preset(preset, registry=None):
     """``registry`` (default: the installed one) with ``preset`` registered too, as its
     plugin would register it (validated the same way)."""
-    from ..plugins.registry import Origin, Registry, get_registry
+    from ..plugins.registry import Origin, get_registry
 
     base = registry or get_registry()
     held = base.get_preset(preset.name)
     if held is not None and held.preset is preset:
         return base
-    reg = Registry(dict(base.operators), list(base.failures), dict(base.conflicts),
-                   base.strict, dict(base.presets))
+    reg = base.with_classes([])  # a copy: operators, presets and components
     reg._register_preset(Origin(f"{preset.name}", "local", "local", "local"), preset)
     return reg
 
