@@ -5,6 +5,7 @@ which also writes the outcomes as JSON)."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -62,3 +63,40 @@ def test_shards_split_the_cases_once_keeping_positions_together():
                    for other in parts if other is not part for s in stems)
     with pytest.raises(ValueError, match="I/N with 0 <= I < N"):
         shard(cases, "3/3")
+
+
+def test_an_interrupted_run_loses_nothing_and_resumes(tmp_path, monkeypatch, capsys):
+    from jboat_core.testing import matrix
+
+    cases = sample(all_cases(), 6)
+    ran: list[str] = []
+    stop_after = [2]  # the first run is ended (Ctrl-C) after two outcomes
+
+    class Fake:
+        def run(self, case):
+            if len(ran) == stop_after[0]:
+                raise KeyboardInterrupt
+            ran.append(case.id)
+            stem = case.id.rsplit("-", 1)[0]
+            return matrix.Outcome(case.id, "ok", 0.0, 1e-6, "t", stem, 0.0)
+
+    monkeypatch.setattr(matrix, "Runner", Fake)
+    monkeypatch.setattr(matrix, "run_first", lambda case: Fake().run(case))
+    out = tmp_path / "full.json"
+    with pytest.raises(KeyboardInterrupt):
+        matrix.run_cases(cases, str(out))
+    partial = tmp_path / "full.json.partial"
+    assert len(partial.read_text().splitlines()) == 2 and not out.exists()
+    with open(partial, "a") as fh:
+        fh.write('{"case": "half a li')  # the line being written when it ended
+    with pytest.raises(matrix.ProgressError, match="holds 2 outcomes .* add --resume"):
+        matrix.run_cases(cases, str(out))
+    with pytest.raises(SystemExit):
+        matrix.main(["--resume", "--sample", "6"])
+    assert "--resume continues the run" in capsys.readouterr().err
+    stop_after[0], ran[:] = None, []
+    assert matrix.run_cases(cases, str(out), resume=True) == 0
+    assert ran == [c.id for c in cases[2:]], "only the cases without an outcome ran"
+    assert [o["case"] for o in json.loads(out.read_text())] == [c.id for c in cases]
+    assert not partial.exists()
+    assert "2 outcomes taken from" in capsys.readouterr().out

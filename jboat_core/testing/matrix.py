@@ -31,6 +31,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -517,12 +518,17 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m jboat_core.testing.matrix")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     p.add_argument("--sample", type=int, default=0, help="run the CI sample of this size")
-    p.add_argument("--json", help="write every outcome to this file")
+    p.add_argument("--json", help="write every outcome to this file (each one is also "
+                   "appended to FILE.partial as it ends, so an interrupted run loses nothing)")
+    p.add_argument("--resume", action="store_true", help="with --json: take the outcomes "
+                   "in FILE.partial of an interrupted run and run only the other cases")
     p.add_argument("--only", help="run the cases whose id contains this text")
     p.add_argument("--shard", help="I/N: run the I-th of N shards (0-based; a case's "
                    "'first' and 'later' positions stay in one shard); shards run at once "
                    "on one machine need a warm Jittor kernel cache")
     args = p.parse_args(argv)
+    if args.resume and not args.json:
+        p.error("--resume continues the run whose outcomes --json FILE names: add --json")
     cases = all_cases()
     if args.sample:
         cases = sample(cases, args.sample)
@@ -535,7 +541,10 @@ def main(argv=None) -> int:
             print(c.id)
         print(f"{len(cases)} cases")
         return 0
-    return run_cases(cases, args.json)
+    try:
+        return run_cases(cases, args.json, resume=args.resume)
+    except ProgressError as exc:
+        p.error(str(exc))
 
 
 def shard(cases: list[Case], spec: str, parser=None) -> list[Case]:
@@ -556,25 +565,80 @@ def shard(cases: list[Case], spec: str, parser=None) -> list[Case]:
     return [c for c in cases if stems[c.id.rsplit("-", 1)[0]] % n == i]
 
 
-def run_cases(cases: list[Case], out: str | None = None) -> int:
-    """Run ``cases`` (``first`` ones each in a new process), print and summarise."""
+class ProgressError(ValueError):
+    """The progress file of an interrupted run is in the way, or unreadable."""
+
+
+def load_progress(path: str, resume: bool) -> dict[str, Outcome]:
+    """The outcomes an interrupted run appended to ``path`` (one JSON object a line), by
+    case id; ``{}`` when there is none. Without ``resume`` an existing file is an error
+    (it would be lost): the message says how to continue or start over."""
+    if not os.path.exists(path):
+        return {}
+    done: dict[str, Outcome] = {}
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+        for n, line in enumerate(lines, 1):
+            try:
+                o = Outcome(**json.loads(line))
+            except (ValueError, TypeError):
+                if n == len(lines):  # the line being written when the run ended
+                    break
+                raise ProgressError(f"{path}: line {n} is not an outcome; delete the file "
+                                    "to start over") from None
+            done[o.case] = o
+    except OSError as exc:
+        raise ProgressError(f"{path}: {exc.strerror or exc}") from None
+    if not resume:
+        raise ProgressError(f"{path} holds {len(done)} outcomes of an interrupted run: add "
+                            "--resume to run only the other cases, or delete it to start over")
+    return done
+
+
+def run_cases(cases: list[Case], out: str | None = None, resume: bool = False) -> int:
+    """Run ``cases`` (``first`` ones each in a new process), print and summarise. With
+    ``out``, each outcome is appended to ``out + ".partial"`` as it ends and the whole
+    list written to ``out`` at the end (the partial file is then removed); ``resume``
+    takes the outcomes already in the partial file instead of running those cases."""
+    progress = f"{out}.partial" if out else None
+    done = load_progress(progress, resume) if progress else {}
+    if done:
+        print(f"{len(done)} outcomes taken from {progress}; running the other cases",
+              flush=True)
     runner, outcomes, t0 = Runner(), [], time.perf_counter()
-    for i, case in enumerate(cases):
-        res = run_first(case) if case.position == "first" else runner.run(case)
-        outcomes.append(res)
-        print(f"[{i + 1}/{len(cases)}] {res.status} {res.case} err={res.error:.2e} "
-              f"tol={res.tolerance:.0e} {res.seconds:.1f}s {res.message}", flush=True)
+    carried = 0
+    log = open(progress, "a", encoding="utf-8") if progress else None
+    try:
+        for i, case in enumerate(cases):
+            if case.id in done:
+                outcomes.append(done[case.id])
+                carried += 1
+                continue
+            res = run_first(case) if case.position == "first" else runner.run(case)
+            outcomes.append(res)
+            if log is not None:
+                log.write(json.dumps(asdict(res)) + "\n")
+                log.flush()
+            print(f"[{i + 1}/{len(cases)}] {res.status} {res.case} err={res.error:.2e} "
+                  f"tol={res.tolerance:.0e} {res.seconds:.1f}s {res.message}", flush=True)
+    finally:
+        if log is not None:
+            log.close()
     failed = [o for o in outcomes if not o.ok]
     na = [o for o in outcomes if o.status == "n/a"]
     pairs, differ = position_pairs(outcomes)
     print(f"{len(outcomes)} cases, {len(failed)} failed, {len(na)} not applicable, "
-          f"{time.perf_counter() - t0:.0f} s; {pairs} cases run both first in a new process "
+          f"{time.perf_counter() - t0:.0f} s"
+          + (f" ({carried} outcomes taken from {progress})" if carried else "")
+          + f"; {pairs} cases run both first in a new process "
           f"and later in this one, {len(differ)} of them with different results"
           + (f": {differ[:5]}" if differ else ""))
     failed += [o for o in outcomes if o.case.rsplit("-", 1)[0] in differ]
     if out:
         with open(out, "w") as fh:
             json.dump([asdict(o) for o in outcomes], fh, indent=1)
+        os.remove(progress)
     return 1 if failed else 0
 
 
