@@ -696,6 +696,7 @@ def test_a_sigterm_the_task_turns_into_another_error_ends_as_terminated(tmp_path
     assert "ImportError" not in res.stderr and "Traceback" not in res.stderr, res.stderr
 
 
+@pytest.mark.jittor
 def test_sigterm_at_any_moment_of_the_start_ends_as_terminated(tmp_path):
     """SIGTERM from 0.3 s to 1.5 s into ``jboat run`` (jboat's import, Jittor's import,
     the task's build, the first iterations): the process ends by the signal before jboat

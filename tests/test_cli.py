@@ -185,14 +185,17 @@ def test_exit_code_2_for_bad_usage(capsys):
     assert done.value.code == 2
 
 
-def test_doctor_reads_a_compiler_that_prints_bytes_that_are_not_utf8(tmp_path, monkeypatch):
+def test_doctor_reads_a_compiler_that_prints_bytes_that_are_not_utf8(tmp_path):
+    """``jboat doctor`` with a compiler whose ``--version`` is not UTF-8 (a localised
+    g++): the report names it with replacement characters, no traceback."""
     cc = tmp_path / "g++"
     cc.write_bytes(b"#!/bin/sh\nprintf 'g++ (\\377\\376 Compilateur) 12.2\\n'\n")
     cc.chmod(0o755)
-    monkeypatch.setenv("cc_path", str(cc))
-    from jboat_core.run.doctor import _compiler
-    text, found = _compiler()
-    assert found and text.startswith(f"{cc}: g++ (") and "\ufffd" in text
+    proc = jboat("doctor", "--no-import", "--json",
+                 env={**fresh_machine_env(tmp_path), "cc_path": str(cc)})
+    assert "Traceback" not in proc.stderr, proc.stderr
+    compiler = json.loads(proc.stdout)["compiler"]
+    assert compiler.startswith(f"{cc}: g++ (") and "\ufffd" in compiler, compiler
 
 
 def test_doctor_on_this_machine_kind_without_any_variable(tmp_path):

@@ -191,17 +191,30 @@ def test_an_out_that_cannot_take_the_plugin_is_one_line(tmp_path, capsys, case):
 
 
 def test_an_unwritable_out_is_one_line(tmp_path, capsys):
+    """A folder the user cannot write: one line, nothing written. As root, whom
+    permissions do not stop, the folder is a read-only mount (a new mount namespace)."""
     import os
+    import shutil
     out = tmp_path / "ro"
     out.mkdir()
-    out.chmod(0o555)
-    try:
-        code = main(["new-plugin", "Fine", "--kind", "dynamics", "--out", str(out)])
+    if os.geteuid() != 0:
+        out.chmod(0o555)
+        try:
+            code = main(["new-plugin", "Fine", "--kind", "dynamics", "--out", str(out)])
+        finally:
+            out.chmod(0o755)
         err = capsys.readouterr().err
-        if os.geteuid() == 0:  # root writes anyway: then it simply works
-            assert code == 0 and (out / "jboat-fine").is_dir()
-        else:
-            assert code == 1 and err.startswith(f"jboat: error: --out {out}")
-            assert "not writable" in err and err.count("\n") == 1
-    finally:
-        out.chmod(0o755)
+    else:
+        if not shutil.which("unshare"):
+            pytest.skip("root without unshare(1): no folder root cannot write")
+        script = (f"mount -t tmpfs -o ro,size=64k tmpfs {out} || exit 99; "
+                  f"{sys.executable} -m jboat_core.run.cli new-plugin Fine --kind dynamics "
+                  f"--out {out}")
+        proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                               script], capture_output=True, text=True, timeout=120)
+        if proc.returncode == 99:
+            pytest.skip(f"root cannot mount a read-only folder here: {proc.stderr.strip()}")
+        code, err = proc.returncode, proc.stderr
+    assert code == 1 and err.startswith(f"jboat: error: --out {out}"), err
+    assert "not writable" in err and err.count("\n") == 1, err
+    assert list(out.iterdir()) == []
