@@ -182,6 +182,25 @@ def test_a_large_operator_state_resumes(tmp_path):
 
 
 @pytest.mark.jittor
+def test_a_22_mb_state_resumes_through_the_command(tmp_path):
+    """The round-4 report's size: a valid task whose state is about 22 MB (1.4 million
+    ridge features: y, x and Adam's two moments of x) writes checkpoints that its own
+    ``jboat run --resume`` takes, to the same results as an uninterrupted run."""
+    task = task_file(tmp_path, iterations=2, d=1_400_000, n=2)
+    first = jboat("run", task, "--out", tmp_path / "o", "--iterations", 1,
+                  "--checkpoint-every", 1)
+    assert first.returncode == 0, first.stderr[-3000:]
+    sizes = [p.stat().st_size for p in (tmp_path / "o").iterdir() if "checkpoint" in p.name]
+    assert max(sizes) > 20e6, sizes
+    resumed = jboat("run", task, "--out", tmp_path / "o", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    whole = jboat("run", task, "--out", tmp_path / "w")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    ma, mw = (json.loads((tmp_path / f / "metrics.json").read_text()) for f in ("o", "w"))
+    assert ma["resumed_from"] == 1 and ma["final"] == mw["final"]
+
+
+@pytest.mark.jittor
 def test_a_hard_linked_copy_of_a_run_folder_never_changes_the_original(tmp_path):
     """``cp -al a b`` shares every file of a with b; resuming b (and then a) writes into
     no shared file: each folder continues on its own, to the same results."""

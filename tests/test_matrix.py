@@ -81,7 +81,7 @@ def test_an_interrupted_run_loses_nothing_and_resumes(tmp_path, monkeypatch, cap
             return matrix.Outcome(case.id, "ok", 0.0, 1e-6, "t", stem, 0.0)
 
     monkeypatch.setattr(matrix, "Runner", Fake)
-    monkeypatch.setattr(matrix, "run_first", lambda case: Fake().run(case))
+    monkeypatch.setattr(matrix, "run_first", lambda case, _=None: Fake().run(case))
     out = tmp_path / "full.json"
     with pytest.raises(KeyboardInterrupt):
         matrix.run_cases(cases, str(out))
@@ -100,3 +100,20 @@ def test_an_interrupted_run_loses_nothing_and_resumes(tmp_path, monkeypatch, cap
     assert [o["case"] for o in json.loads(out.read_text())] == [c.id for c in cases]
     assert not partial.exists()
     assert "2 outcomes taken from" in capsys.readouterr().out
+
+
+def test_a_crashed_first_case_keeps_its_whole_standard_error(tmp_path, monkeypatch):
+    """A ``first`` case whose process dies (a Jittor segfault prints its backtrace on
+    standard error): FAIL, the exit code and last line in the message, and the whole
+    standard error in a file the message names."""
+    import subprocess
+    from jboat_core.testing import matrix
+
+    crash = subprocess.CompletedProcess([], -11, "", "[bt] #1 frame\n[bt] #2 frame\n"
+                                        "Caught segfault at address 0x1, thread_name: 'C3'\n")
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: crash)
+    case = sample(all_cases(), 1)[0]
+    out = matrix.run_first(case, str(tmp_path / "err"))
+    assert out.status == "FAIL" and "process failed (exit -11): Caught segfault" in out.message
+    kept = out.message.rsplit("standard error: ", 1)[1]
+    assert open(kept).read() == crash.stderr and kept.startswith(str(tmp_path / "err"))

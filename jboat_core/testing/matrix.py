@@ -615,7 +615,8 @@ def run_cases(cases: list[Case], out: str | None = None, resume: bool = False) -
                 outcomes.append(done[case.id])
                 carried += 1
                 continue
-            res = run_first(case) if case.position == "first" else runner.run(case)
+            res = (run_first(case, f"{out}.stderr" if out else None)
+                   if case.position == "first" else runner.run(case))
             outcomes.append(res)
             if log is not None:
                 log.write(json.dumps(asdict(res)) + "\n")
@@ -654,9 +655,13 @@ def position_pairs(outcomes: list[Outcome]) -> tuple[int, list[str]]:
     return len(both), [k for k, v in both.items() if v["first"] != v["later"]]
 
 
-def run_first(case: Case) -> Outcome:
-    """``case`` alone in a new Python process (position ``first``)."""
+def run_first(case: Case, stderr_dir: str | None = None) -> Outcome:
+    """``case`` alone in a new Python process (position ``first``). When that process
+    fails, its whole standard error (Jittor's backtrace of a crash, say) is kept in
+    ``stderr_dir`` (default a new temporary folder), and the outcome's message names the
+    file."""
     import subprocess
+    import tempfile
 
     code = ("import json, sys; from dataclasses import asdict; "
             "from jboat_core.testing.matrix import Case, Runner; "
@@ -667,8 +672,16 @@ def run_first(case: Case) -> Outcome:
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(asdict(case))],
                           capture_output=True, text=True, timeout=3600)
     if proc.returncode != 0 or not proc.stdout.strip():
+        folder = stderr_dir or tempfile.mkdtemp(prefix="jboat-matrix-")
+        os.makedirs(folder, exist_ok=True)
+        kept = os.path.join(folder, "".join(ch if ch.isalnum() or ch in "-+_." else "_"
+                                            for ch in case.id) + ".stderr")
+        with open(kept, "w", encoding="utf-8") as fh:
+            fh.write(proc.stderr)
+        last = proc.stderr.strip().splitlines()[-1:] or ["(no standard error)"]
         return Outcome(case.id, "FAIL", math.inf, 0.0, "", "", time.perf_counter() - start,
-                       f"process failed: {proc.stderr.strip().splitlines()[-1:]}")
+                       f"process failed (exit {proc.returncode}): {last[0][:200]}; its "
+                       f"standard error: {kept}")
     return Outcome(**json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
