@@ -94,12 +94,19 @@ def test_an_interrupted_run_loses_nothing_and_resumes(tmp_path, monkeypatch, cap
     with pytest.raises(SystemExit):
         matrix.main(["--resume", "--sample", "6"])
     assert "--resume continues the run" in capsys.readouterr().err
+    stop_after[0], ran[:] = 2, []
+    with pytest.raises(KeyboardInterrupt):  # resumed, and ended again after two more
+        matrix.run_cases(cases, str(out), resume=True)
+    lines = partial.read_text().splitlines()
+    assert len(lines) == 4 and all(json.loads(line) for line in lines), "cut line dropped"
     stop_after[0], ran[:] = None, []
     assert matrix.run_cases(cases, str(out), resume=True) == 0
-    assert ran == [c.id for c in cases[2:]], "only the cases without an outcome ran"
+    assert ran == [c.id for c in cases[4:]], "only the cases without an outcome ran"
     assert [o["case"] for o in json.loads(out.read_text())] == [c.id for c in cases]
     assert not partial.exists()
-    assert "2 outcomes taken from" in capsys.readouterr().out
+    assert "4 outcomes taken from" in capsys.readouterr().out
+    partial.write_text("")  # a run ended before its first outcome: nothing to lose
+    assert matrix.run_cases(cases[:1], str(out)) == 0
 
 
 def test_a_crashed_first_case_keeps_its_whole_standard_error(tmp_path, monkeypatch):

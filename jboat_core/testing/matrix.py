@@ -590,7 +590,7 @@ def load_progress(path: str, resume: bool) -> dict[str, Outcome]:
             done[o.case] = o
     except OSError as exc:
         raise ProgressError(f"{path}: {exc.strerror or exc}") from None
-    if not resume:
+    if not resume and done:
         raise ProgressError(f"{path} holds {len(done)} outcomes of an interrupted run: add "
                             "--resume to run only the other cases, or delete it to start over")
     return done
@@ -603,6 +603,10 @@ def run_cases(cases: list[Case], out: str | None = None, resume: bool = False) -
     takes the outcomes already in the partial file instead of running those cases."""
     progress = f"{out}.partial" if out else None
     done = load_progress(progress, resume) if progress else {}
+    if done:  # written again without a line cut short by the end of the last run
+        with open(progress + ".tmp", "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(asdict(o)) + "\n" for o in done.values())
+        os.replace(progress + ".tmp", progress)
     if done:
         print(f"{len(done)} outcomes taken from {progress}; running the other cases",
               flush=True)
