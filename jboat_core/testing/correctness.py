@@ -240,7 +240,6 @@ def _dynamics_config(cls, na: list[str], K: int, section: dict) -> dict:
     return {"gm_op": gm, "na_op": chain, "lower_iters": K, **extra, **section}
 
 
-
 def rad_error(cls, registry, na=("RAD",)) -> tuple[float, str]:
     """Relative error of the chain's hyper-gradient after ``cls``'s dynamics against the
     central differences of the upper loss those dynamics produce, in float64."""

@@ -607,17 +607,14 @@ def run_cases(cases: list[Case], out: str | None = None, resume: bool = False) -
         with open(progress + ".tmp", "w", encoding="utf-8") as fh:
             fh.writelines(json.dumps(asdict(o)) + "\n" for o in done.values())
         os.replace(progress + ".tmp", progress)
-    if done:
         print(f"{len(done)} outcomes taken from {progress}; running the other cases",
               flush=True)
     runner, outcomes, t0 = Runner(), [], time.perf_counter()
-    carried = 0
     log = open(progress, "a", encoding="utf-8") if progress else None
     try:
         for i, case in enumerate(cases):
             if case.id in done:
                 outcomes.append(done[case.id])
-                carried += 1
                 continue
             res = (run_first(case, f"{out}.stderr" if out else None)
                    if case.position == "first" else runner.run(case))
@@ -630,6 +627,7 @@ def run_cases(cases: list[Case], out: str | None = None, resume: bool = False) -
     finally:
         if log is not None:
             log.close()
+    carried = sum(c.id in done for c in cases)
     failed = [o for o in outcomes if not o.ok]
     na = [o for o in outcomes if o.status == "n/a"]
     pairs, differ = position_pairs(outcomes)
