@@ -124,3 +124,40 @@ def test_a_crashed_first_case_keeps_its_whole_standard_error(tmp_path, monkeypat
     assert out.status == "FAIL" and "process failed (exit -11): Caught segfault" in out.message
     kept = out.message.rsplit("standard error: ", 1)[1]
     assert open(kept).read() == crash.stderr and kept.startswith(str(tmp_path / "err"))
+
+
+def test_the_one_thread_compile_workaround_takes_effect():
+    """docs/guide/matrix.md: ``use_parallel_op_compiler=0`` in the environment makes Jittor
+    compile in one thread (the workaround for its compile-thread crash), through jboat's
+    own import of Jittor, and a kernel still compiles and runs."""
+    import subprocess
+    import sys
+
+    code = ("from jboat_core import import_jittor\njt = import_jittor()\n"
+            "x = jt.array([1.0, 2.0, 3.0])\n"
+            "print(jt.flags.use_parallel_op_compiler, float(((x * x).sum() * 0.25).item()))")
+    env = dict(os.environ, use_parallel_op_compiler="0")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["0", "3.5"]
+
+
+def test_a_later_case_does_not_take_settings_made_for_another_chain():
+    """The position check of the 2026-12-06 full run: 226 NS cases differed in their last
+    bits between ``first`` and ``later``, because NS's step, kept per lower loop, was keyed
+    without PTT's point (k*, not K) and RGT's truncation: a later PTT+NS case took the step
+    of the NS case before it. Run after another chain, a case equals itself in a new
+    runner, bit for bit."""
+    from jboat_core.testing.cases import Case
+    from jboat_core.testing.matrix import Runner
+
+    def case(na: tuple) -> Case:  # NGD, float64, momentum, no checkpoint, the tanh MLP
+        return next(c for c in all_cases() if c.na == na and c.gm == ("NGD",)
+                    and c.id.endswith("-float64-momentum-full-mlp-later"))
+
+    before, runner = case(("NS",)), Runner()
+    assert runner.run(before).ok
+    after = runner.run(case(("PTT", "NS")))
+    alone = Runner().run(case(("PTT", "NS")))
+    assert after.ok and alone.ok and after.digest == alone.digest

@@ -140,11 +140,15 @@ class Runner:
         return out
 
     def ns_alpha(self, case: Case, ref: Reference) -> float:
-        """NS's step: half the inverse of the largest Hessian eigenvalue (convergent)."""
-        key = ("ns", case.model, case.meta, case.dtype, case.optimizer, case.gm)
+        """NS's step: half the inverse of the largest Hessian eigenvalue (convergent) at
+        the point the case's lower loop reaches, kept per lower loop: its dynamics (PTT's
+        k*, RGT, GDA, the optimizer) are in the key, so that no case takes a step made for
+        another chain."""
+        dyn = self.dynamics(case)
+        key = ("ns", case.model, case.meta, case.dtype, case.gm, dyn)
         if key not in self._targets:
-            t, y = ref.point(ref.x0, self.dynamics(case))
-            H, *_ = ref.second_order(ref.x0, y, ref.alpha_at(t, self.dynamics(case)))
+            t, y = ref.point(ref.x0, dyn)
+            H, *_ = ref.second_order(ref.x0, y, ref.alpha_at(t, dyn))
             self._targets[key] = float(0.5 / np.linalg.eigvalsh(H).max())
         return self._targets[key]
 
