@@ -21,12 +21,12 @@ HERE = Path(__file__).resolve().parent
 ENV = {**os.environ, "JBOAT_LOAD_PLUGINS": "jboat"}
 
 
-def task_file(tmp_path, solver='na_op = ["RAD"]', iterations=8, **params):
+def task_file(tmp_path, solver='na_op = ["RAD"]', iterations=8, lower_lr=0.1, **params):
     lines = [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"'
              for k, v in params.items()]
     text = (f'[task]\nmodule = "{HERE / "fault_task.py"}"\niterations = {iterations}\n'
             f'[task.params]\n' + "\n".join(lines) + "\n"
-            f'[optim.lower]\nlr = 0.1\n[optim.upper]\ntype = "Adam"\nlr = 0.05\n'
+            f'[optim.lower]\nlr = {lower_lr}\n[optim.upper]\ntype = "Adam"\nlr = 0.05\n'
             f'[solver]\n{solver}\nlower_iters = 3\n')
     path = tmp_path / f"task_{abs(hash(text)) % 10**8}.toml"
     path.write_text(text)
@@ -186,11 +186,8 @@ def test_a_22_mb_state_resumes_through_the_command(tmp_path):
     """The round-4 report's size: a valid task whose state is about 22 MB (1.4 million
     ridge features: y, x and Adam's two moments of x) writes checkpoints that its own
     ``jboat run --resume`` takes, to the same results as an uninterrupted run."""
-    task = task_file(tmp_path, iterations=2, d=1_400_000, n=2)
     # the lower Hessian's largest eigenvalue is about d / n: a step that stays stable
-    text = task.read_text()
-    assert "[optim.lower]\nlr = 0.1\n" in text
-    task.write_text(text.replace("[optim.lower]\nlr = 0.1\n", "[optim.lower]\nlr = 1e-7\n"))
+    task = task_file(tmp_path, iterations=2, lower_lr=1e-7, d=1_400_000, n=2)
     first = jboat("run", task, "--out", tmp_path / "o", "--iterations", 1,
                   "--checkpoint-every", 1)
     assert first.returncode == 0, first.stderr[-3000:]
